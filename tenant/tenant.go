@@ -1,0 +1,476 @@
+package tenant
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors of this package. The HTTP layer maps them to status codes.
+var (
+	// ErrUnauthorized means the key is missing, unknown, revoked or belongs
+	// to a deleted tenant. It carries no detail on purpose.
+	ErrUnauthorized = errors.New("missing or invalid API key")
+	// ErrNotFound means no tenant or key has that id.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid means a name, plan or scope is not acceptable.
+	ErrInvalid = errors.New("invalid request")
+	// ErrExists means a tenant of that name exists already.
+	ErrExists = errors.New("already exists")
+)
+
+// Scope says what a key may do.
+type Scope string
+
+// Key scopes.
+const (
+	// ScopeIngest keys may only insert: safe to ship inside an app.
+	ScopeIngest Scope = "ingest"
+	// ScopeQuery keys may query, list tables and make share links.
+	ScopeQuery Scope = "query"
+	// ScopeFull keys may do both.
+	ScopeFull Scope = "full"
+)
+
+// Allows reports whether a key of scope s may act within need.
+func (s Scope) Allows(need Scope) bool {
+	return s == ScopeFull || s == need
+}
+
+// ParseScope checks a scope name.
+func ParseScope(s string) (Scope, error) {
+	switch Scope(s) {
+	case ScopeIngest, ScopeQuery, ScopeFull:
+		return Scope(s), nil
+	}
+	return "", fmt.Errorf("%w: scope %q: use ingest, query or full", ErrInvalid, s)
+}
+
+// Status values of a tenant.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+)
+
+// Tenant is one customer with its own database.
+type Tenant struct {
+	ID      string    `json:"tenant_id"`
+	Name    string    `json:"name"`
+	Plan    string    `json:"plan"`
+	Status  string    `json:"status"`
+	Created time.Time `json:"created"`
+}
+
+// Key is an API key's record; the key itself is never stored.
+type Key struct {
+	ID       string    `json:"key_id"`
+	TenantID string    `json:"tenant_id"`
+	Scope    Scope     `json:"scope"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	Hash     string    `json:"hash"` // hex SHA-256 of the key
+}
+
+// Config configures a Store.
+type Config struct {
+	// Path is the registry file, usually <data>/meta.json.
+	Path string
+	// Plans are the plans tenants may have; nil means DefaultPlans.
+	Plans map[string]Plan
+}
+
+// Store is the registry. It is safe for concurrent use.
+type Store struct {
+	cfg Config
+
+	mu        sync.RWMutex
+	tenants   map[string]*Tenant // by id; guarded by mu
+	keys      map[string]*Key    // by id; guarded by mu
+	byHash    map[[32]byte]*Key  // guarded by mu
+	adminHash string             // guarded by mu
+	dirty     bool               // last-used times not yet saved; guarded by mu
+}
+
+// file is the registry's on-disk form.
+type file struct {
+	AdminHash string    `json:"admin_hash"`
+	Tenants   []*Tenant `json:"tenants"`
+	Keys      []*Key    `json:"keys"`
+}
+
+// Open loads the registry, or starts an empty one if the file is missing.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Plans == nil {
+		cfg.Plans = DefaultPlans()
+	}
+	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}}
+	b, err := os.ReadFile(cfg.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tenant registry: %w", err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse tenant registry %s: %w", cfg.Path, err)
+	}
+	s.adminHash = f.AdminHash
+	for _, t := range f.Tenants {
+		s.tenants[t.ID] = t
+	}
+	for _, k := range f.Keys {
+		h, err := parseHash(k.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("tenant registry %s: key %s: %w", cfg.Path, k.ID, err)
+		}
+		s.keys[k.ID] = k
+		s.byHash[h] = k
+	}
+	return s, nil
+}
+
+// Empty reports whether the registry has no tenant (a first start).
+func (s *Store) Empty() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.tenants) == 0
+}
+
+// HasAdminKey reports whether an admin key hash is stored.
+func (s *Store) HasAdminKey() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.adminHash != ""
+}
+
+// SetAdminKey stores the admin key's hash, replacing any earlier one.
+func (s *Store) SetAdminKey(key string) error {
+	h := sha256.Sum256([]byte(key))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adminHash = hex.EncodeToString(h[:])
+	return s.saveLocked()
+}
+
+// IsAdmin reports whether key is the admin key, in constant time.
+func (s *Store) IsAdmin(key []byte) bool {
+	if len(key) == 0 {
+		return false
+	}
+	h := sha256.Sum256(key)
+	s.mu.RLock()
+	want := s.adminHash
+	s.mu.RUnlock()
+	got := hex.EncodeToString(h[:])
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// Authenticate returns the tenant and key record a key belongs to.
+// Suspended tenants are returned too: the caller decides (403).
+func (s *Store) Authenticate(key []byte) (Tenant, Key, error) {
+	if len(key) == 0 || len(key) > 256 {
+		return Tenant{}, Key{}, ErrUnauthorized
+	}
+	h := sha256.Sum256(key)
+	s.mu.RLock()
+	k, ok := s.byHash[h]
+	var t *Tenant
+	if ok {
+		t = s.tenants[k.TenantID]
+	}
+	s.mu.RUnlock()
+	if !ok || t == nil {
+		return Tenant{}, Key{}, ErrUnauthorized
+	}
+	// The map lookup already matched the hash; compare again in constant
+	// time so no timing of the comparison depends on the key.
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(h[:])), []byte(k.Hash)) != 1 {
+		return Tenant{}, Key{}, ErrUnauthorized
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	s.mu.Lock()
+	if !k.LastUsed.Equal(now) {
+		k.LastUsed = now
+		s.dirty = true
+	}
+	tc, kc := *t, *k
+	s.mu.Unlock()
+	return tc, kc, nil
+}
+
+// CreateTenant registers a tenant with a full-scope key, and returns the
+// tenant, the key's record and the key itself (shown once).
+func (s *Store) CreateTenant(name, plan string) (Tenant, Key, string, error) {
+	if err := validName(name); err != nil {
+		return Tenant{}, Key{}, "", err
+	}
+	if plan == "" {
+		plan = "free"
+	}
+	if _, ok := s.cfg.Plans[plan]; !ok {
+		return Tenant{}, Key{}, "", fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tenants {
+		if t.Name == name {
+			return Tenant{}, Key{}, "", fmt.Errorf("%w: a tenant named %q exists (id %s)", ErrExists, name, t.ID)
+		}
+	}
+	t := &Tenant{ID: "t_" + randomHex(8), Name: name, Plan: plan, Status: StatusActive, Created: time.Now().UTC().Truncate(time.Second)}
+	s.tenants[t.ID] = t
+	k, key := s.newKeyLocked(t.ID, ScopeFull)
+	if err := s.saveLocked(); err != nil {
+		delete(s.tenants, t.ID)
+		s.deleteKeyLocked(k)
+		return Tenant{}, Key{}, "", err
+	}
+	return *t, *k, key, nil
+}
+
+// CreateKey adds a key of the given scope to a tenant.
+func (s *Store) CreateKey(tenantID string, scope Scope) (Key, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tenants[tenantID]; !ok {
+		return Key{}, "", fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
+	}
+	k, key := s.newKeyLocked(tenantID, scope)
+	if err := s.saveLocked(); err != nil {
+		s.deleteKeyLocked(k)
+		return Key{}, "", err
+	}
+	return *k, key, nil
+}
+
+// Keys lists a tenant's keys, oldest first.
+func (s *Store) Keys(tenantID string) ([]Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.tenants[tenantID]; !ok {
+		return nil, fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
+	}
+	var out []Key
+	for _, k := range s.keys {
+		if k.TenantID == tenantID {
+			out = append(out, *k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Created.Before(out[j].Created) || out[i].Created.Equal(out[j].Created) && out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// RevokeKey deletes a key; it stops working at once.
+func (s *Store) RevokeKey(tenantID, keyID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[keyID]
+	if !ok || k.TenantID != tenantID {
+		return fmt.Errorf("key %s: %w", keyID, ErrNotFound)
+	}
+	s.deleteKeyLocked(k)
+	return s.saveLocked()
+}
+
+// Get returns a tenant by id.
+func (s *Store) Get(id string) (Tenant, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.tenants[id]
+	if !ok {
+		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	return *t, nil
+}
+
+// List returns every tenant, oldest first.
+func (s *Store) List() []Tenant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Tenant, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Created.Before(out[j].Created) || out[i].Created.Equal(out[j].Created) && out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// SetStatus suspends or resumes a tenant.
+func (s *Store) SetStatus(id, status string) (Tenant, error) {
+	if status != StatusActive && status != StatusSuspended {
+		return Tenant{}, fmt.Errorf("%w: status %q", ErrInvalid, status)
+	}
+	return s.update(id, func(t *Tenant) { t.Status = status })
+}
+
+// SetPlan changes a tenant's plan.
+func (s *Store) SetPlan(id, plan string) (Tenant, error) {
+	if _, ok := s.cfg.Plans[plan]; !ok {
+		return Tenant{}, fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))
+	}
+	return s.update(id, func(t *Tenant) { t.Plan = plan })
+}
+
+func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tenants[id]
+	if !ok {
+		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	old := *t
+	f(t)
+	if err := s.saveLocked(); err != nil {
+		*t = old
+		return Tenant{}, err
+	}
+	return *t, nil
+}
+
+// Delete removes a tenant and its keys from the registry. Its files are the
+// caller's to remove.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tenants[id]; !ok {
+		return fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	delete(s.tenants, id)
+	for _, k := range s.keys {
+		if k.TenantID == id {
+			s.deleteKeyLocked(k)
+		}
+	}
+	return s.saveLocked()
+}
+
+// Save writes pending last-used times.
+func (s *Store) Save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	return s.saveLocked()
+}
+
+func (s *Store) newKeyLocked(tenantID string, scope Scope) (*Key, string) {
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	key := "dg_" + base64.RawURLEncoding.EncodeToString(secret)
+	h := sha256.Sum256([]byte(key))
+	k := &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:])}
+	s.keys[k.ID] = k
+	s.byHash[h] = k
+	return k, key
+}
+
+func (s *Store) deleteKeyLocked(k *Key) {
+	delete(s.keys, k.ID)
+	if h, err := parseHash(k.Hash); err == nil {
+		delete(s.byHash, h)
+	}
+}
+
+// saveLocked writes the registry atomically: a temporary file, fsync, rename.
+func (s *Store) saveLocked() error {
+	f := file{AdminHash: s.adminHash}
+	for _, t := range s.tenants {
+		f.Tenants = append(f.Tenants, t)
+	}
+	for _, k := range s.keys {
+		f.Keys = append(f.Keys, k)
+	}
+	sort.Slice(f.Tenants, func(i, j int) bool { return f.Tenants[i].ID < f.Tenants[j].ID })
+	sort.Slice(f.Keys, func(i, j int) bool { return f.Keys[i].ID < f.Keys[j].ID })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode tenant registry: %w", err)
+	}
+	if err := writeFileAtomic(s.cfg.Path, b); err != nil {
+		return fmt.Errorf("save tenant registry: %w", err)
+	}
+	s.dirty = false
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("%w: name must be 1 to 128 characters", ErrInvalid)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: name must not contain control characters", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func parseHash(s string) ([32]byte, error) {
+	var h [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return h, errors.New("bad key hash")
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// RandomKey returns a new random secret, for an admin key nobody chose.
+func RandomKey() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "dga_" + base64.RawURLEncoding.EncodeToString(b)
+}
