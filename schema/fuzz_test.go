@@ -1,0 +1,176 @@
+package schema
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func FuzzEvolve(f *testing.F) {
+	f.Add(uint8(TypeBigInt), uint16(KindFloat), uint16(KindBigInt))
+	f.Add(uint8(TypeNone), uint16(KindInt), uint16(KindJSON))
+	f.Add(uint8(TypeJSON), uint16(KindString), uint16(0))
+	f.Add(uint8(TypeHugeInt), uint16(KindBigInt), uint16(KindFloat))
+	f.Add(uint8(TypeTimestamptz), uint16(KindTimestamp), uint16(KindString))
+	f.Add(uint8(200), uint16(0xffff), uint16(1<<12))
+	f.Fuzz(func(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
+		_ = Type(rawHave).String() + Kind(rawK1).String() // must not panic
+		checkEvolve(t, rawHave, rawK1, rawK2)
+	})
+}
+
+// TestEvolveExhaustive runs FuzzEvolve's checks on every defined type and every pair of kind sets.
+func TestEvolveExhaustive(t *testing.T) {
+	for have := range uint8(numTypes) {
+		for k1 := range uint16(kindAll + 1) {
+			for k2 := range uint16(kindAll + 1) {
+				checkEvolve(t, have, k1, k2)
+			}
+		}
+	}
+}
+
+// checkEvolve checks the lattice laws for one column type and two batches' kinds.
+func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
+	k1, k2 := Kind(rawK1), Kind(rawK2)
+	// Undefined types and kinds must not panic.
+	Evolve(Type(rawHave), k1)
+	Holds(Type(rawHave), k1)
+	Wider(Type(rawHave), TypeOf(k1))
+
+	have := Type(rawHave % uint8(numTypes))
+	got := Evolve(have, k1)
+	if got != have && !Wider(got, have) {
+		t.Fatalf("Evolve(%s, %s) = %s narrows", have, k1, got)
+	}
+	if !Holds(got, k1) {
+		t.Fatalf("Evolve(%s, %s) = %s does not hold %s", have, k1, got, k1)
+	}
+	if !Holds(got, KindsOf(have)) {
+		t.Fatalf("Evolve(%s, %s) = %s loses what %s held", have, k1, got, have)
+	}
+	if Holds(have, k1) != (got == have) {
+		t.Fatalf("Holds(%s, %s) = %v but Evolve = %s", have, k1, Holds(have, k1), got)
+	}
+	if !Holds(TypeOf(k1), k1) {
+		t.Fatalf("TypeOf(%s) = %s does not hold it", k1, TypeOf(k1))
+	}
+	if TypeOf(k1|k2) != TypeOf(k2|k1) {
+		t.Fatalf("TypeOf(%s|%s) depends on order", k1, k2)
+	}
+	// A column made by one batch and evolved by the next holds both, as long as the caller
+	// passes what it knows is stored (KindsOf(TypeBigInt) is only KindInt).
+	all := k1 | k2
+	if e := Evolve(TypeOf(k1), all); !Holds(e, all) {
+		t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold it", k1, all, e)
+	}
+	if k1&KindBigInt == 0 {
+		if e := Evolve(TypeOf(k1), k2); !Holds(e, all) {
+			t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold %s", k1, k2, e, all)
+		}
+	}
+}
+
+func FuzzIsTimestamp(f *testing.F) {
+	for _, s := range []string{
+		"2024-01-02T03:04:05Z", "2024-02-29T10:00:00Z", "2023-02-29T10:00:00Z",
+		"2024-01-02T03:04:05.123456789+05:30", "2024-01-02 03:04:05-23:59", "2024-01-02t03:04:05z",
+		"2024-01-02", "hello", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999-00:00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		if !IsTimestamp(s) {
+			if _, err := ParseTimestamp(string(s)); !errors.Is(err, ErrNotTimestamp) {
+				t.Fatalf("IsTimestamp(%q) = false but ParseTimestamp error = %v", s, err)
+			}
+			return
+		}
+		got, err := ParseTimestamp(string(s))
+		if err != nil {
+			t.Fatalf("IsTimestamp(%q) = true but ParseTimestamp: %v", s, err)
+		}
+		if got.Location() != time.UTC {
+			t.Fatalf("ParseTimestamp(%q) is in %v", s, got.Location())
+		}
+		// Cross-check with the standard library, which takes only 'T' and an upper-case 'Z'.
+		std := []byte(string(s))
+		std[10] = 'T'
+		if std[len(std)-1] == 'z' {
+			std[len(std)-1] = 'Z'
+		}
+		want, err := time.Parse(time.RFC3339Nano, string(std))
+		if err != nil {
+			t.Fatalf("IsTimestamp(%q) = true but time.Parse: %v", s, err)
+		}
+		if !got.Equal(want) {
+			t.Fatalf("ParseTimestamp(%q) = %v; time.Parse = %v", s, got, want)
+		}
+	})
+}
+
+func FuzzClassifyNumber(f *testing.F) {
+	for _, s := range []string{
+		"0", "-0", "9007199254740992", "9007199254740993", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "170141183460469231731687303715884105727", "170141183460469231731687303715884105728",
+		"-170141183460469231731687303715884105728", "1.5", "1e3", "1E-3", "1e400", "1.7976931348623159e308",
+		"00", "-", "1.", "1e+", "0.00001e313",
+	} {
+		f.Add([]byte(s))
+	}
+	hugeLo := new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), 127))
+	hugeHi := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 127), big.NewInt(1))
+	f.Fuzz(func(t *testing.T, lit []byte) {
+		got := ClassifyNumber(lit)
+		s := string(lit)
+		if !isJSONNumber(lit) {
+			if got != KindNumText {
+				t.Fatalf("ClassifyNumber(%q) = %s for a non-number; want numtext", s, got)
+			}
+			return
+		}
+		isInt := !strings.ContainsAny(s, ".eE")
+		switch got {
+		case KindInt, KindBigInt:
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || !isInt {
+				t.Fatalf("ClassifyNumber(%q) = %s but ParseInt: %v", s, got, err)
+			}
+			if exact := v >= -(1<<53) && v <= 1<<53; exact != (got == KindInt) {
+				t.Fatalf("ClassifyNumber(%q) = %s; exact as float64 = %v", s, got, exact)
+			}
+		case KindHugeInt:
+			v, ok := new(big.Int).SetString(s, 10)
+			if !ok || !isInt || v.IsInt64() || v.Cmp(hugeLo) < 0 || v.Cmp(hugeHi) > 0 {
+				t.Fatalf("ClassifyNumber(%q) = hugeint but it is not an integer outside int64 within HUGEINT", s)
+			}
+		case KindFloat:
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || isInt {
+				t.Fatalf("ClassifyNumber(%q) = float but ParseFloat = %v, %v", s, v, err)
+			}
+		case KindNumText:
+			if isInt {
+				v, ok := new(big.Int).SetString(s, 10)
+				if !ok || (v.Cmp(hugeLo) >= 0 && v.Cmp(hugeHi) <= 0) {
+					t.Fatalf("ClassifyNumber(%q) = numtext for an integer within HUGEINT", s)
+				}
+			} else if v, _ := strconv.ParseFloat(s, 64); !math.IsInf(v, 0) {
+				t.Fatalf("ClassifyNumber(%q) = numtext for a float that fits: %v", s, v)
+			}
+		default:
+			t.Fatalf("ClassifyNumber(%q) = %s", s, got)
+		}
+	})
+}
+
+// isJSONNumber is the oracle for ClassifyNumber: a JSON number with nothing around it.
+func isJSONNumber(b []byte) bool {
+	// A valid JSON text that starts with a sign or digit and ends with a digit is one number.
+	return len(b) > 0 && (b[0] == '-' || isDigit(b[0])) && isDigit(b[len(b)-1]) && json.Valid(b)
+}
