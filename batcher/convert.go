@@ -1,0 +1,100 @@
+package batcher
+
+import (
+	"database/sql/driver"
+	"math"
+	"math/big"
+	"strconv"
+	"time"
+
+	"duckgate/schema"
+)
+
+func floatBits(f float64) uint64 { return math.Float64bits(f) }
+
+// value converts a cell to what the Appender takes for a column of type t.
+// The schema planner guarantees that t holds c.Kind (schema.Holds); a kind
+// it cannot hold falls back to text, which VARCHAR and JSON always take.
+func value(c *Cell, t schema.Type) driver.Value {
+	switch t {
+	case schema.TypeBoolean:
+		return c.Num == 1
+	case schema.TypeBigInt:
+		return int64(c.Num)
+	case schema.TypeHugeInt:
+		if c.Kind == schema.KindHugeInt {
+			if n, ok := new(big.Int).SetString(c.Str, 10); ok {
+				return n
+			}
+		}
+		return new(big.Int).SetInt64(int64(c.Num))
+	case schema.TypeDouble:
+		if c.Kind == schema.KindFloat {
+			return math.Float64frombits(c.Num)
+		}
+		return float64(int64(c.Num))
+	case schema.TypeTimestamptz:
+		return time.UnixMicro(int64(c.Num)).UTC()
+	case schema.TypeJSON:
+		return jsonText(c)
+	}
+	return text(c)
+}
+
+// text is the cell as VARCHAR: what was sent, except the canonical spelling
+// of numbers.
+func text(c *Cell) string {
+	switch c.Kind {
+	case schema.KindBool:
+		if c.Num == 1 {
+			return "true"
+		}
+		return "false"
+	case schema.KindInt, schema.KindBigInt:
+		return strconv.FormatInt(int64(c.Num), 10)
+	case schema.KindFloat:
+		return strconv.FormatFloat(math.Float64frombits(c.Num), 'g', -1, 64)
+	}
+	return c.Str
+}
+
+// jsonText is the cell as a JSON value.
+func jsonText(c *Cell) string {
+	switch c.Kind {
+	case schema.KindJSON, schema.KindHugeInt, schema.KindNumText:
+		return c.Str
+	case schema.KindString, schema.KindTimestamp:
+		return string(appendJSONString(nil, c.Str))
+	}
+	return text(c)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,177 @@
+package batcher
+
+import (
+	"strconv"
+	"unsafe"
+
+	"duckgate/schema"
+)
+
+// Cell is one top-level value of a row.
+type Cell struct {
+	// Key indexes Rows.Keys.
+	Key uint32
+	// Kind is exactly one schema kind bit.
+	Kind schema.Kind
+	// Num holds the value of KindBool (0 or 1), KindInt and KindBigInt
+	// (int64 bits), KindFloat (float64 bits) and KindTimestamp (Unix
+	// microseconds, UTC).
+	Num uint64
+	// Str holds the value of KindString, the original text of
+	// KindTimestamp, KindHugeInt and KindNumText, and the compact JSON text
+	// of KindJSON.
+	Str string
+}
+
+// Rows is one request's decoded rows for one table. It is immutable once
+// built and owned by the batcher after Insert.
+type Rows struct {
+	// Keys are the distinct top-level keys, in order of first appearance.
+	Keys []string
+	// Kinds is the OR of the kinds seen per key, parallel to Keys.
+	Kinds []schema.Kind
+	// Cells are all cells, row after row.
+	Cells []Cell
+	// Ends[i] is the end (exclusive) in Cells of row i.
+	Ends []uint32
+	// Size estimates the memory the rows hold, in bytes.
+	Size int64
+}
+
+// Len is the number of rows.
+func (r *Rows) Len() int { return len(r.Ends) }
+
+// cellSize is the in-memory size of a Cell.
+const cellSize = int64(unsafe.Sizeof(Cell{}))
+
+// Builder builds Rows. Use one per request; it is not safe for concurrent use.
+type Builder struct {
+	rows  Rows
+	index map[string]uint32 // key -> index in rows.Keys
+	arena []byte            // string bytes of this request
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{index: make(map[string]uint32, 16)}
+}
+
+// key returns the index of key, adding it on first sight.
+func (b *Builder) key(k []byte) uint32 {
+	if i, ok := b.index[string(k)]; ok { // no allocation: the compiler avoids it for lookups
+		return i
+	}
+	s := string(k)
+	i := uint32(len(b.rows.Keys))
+	b.rows.Keys = append(b.rows.Keys, s)
+	b.rows.Kinds = append(b.rows.Kinds, 0)
+	b.index[s] = i
+	b.rows.Size += int64(len(s)) + 24
+	return i
+}
+
+// str copies v into the builder's arena and returns it as a string. The
+// arena only ever grows by appending, so bytes already handed out as
+// strings are never written again: the strings stay immutable even when
+// append moves the arena.
+func (b *Builder) str(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if cap(b.arena)-len(b.arena) < len(v) {
+		n := 2*cap(b.arena) + len(v)
+		if n < 4096 {
+			n = 4096
+		}
+		b.arena = make([]byte, 0, n)
+	}
+	off := len(b.arena)
+	b.arena = append(b.arena, v...)
+	b.rows.Size += int64(len(v))
+	return unsafe.String(&b.arena[off], len(v))
+}
+
+func (b *Builder) add(key []byte, c Cell) {
+	c.Key = b.key(key)
+	b.rows.Kinds[c.Key] |= c.Kind
+	b.rows.Cells = append(b.rows.Cells, c)
+}
+
+// AddBool adds a boolean value to the current row.
+func (b *Builder) AddBool(key []byte, v bool) {
+	var n uint64
+	if v {
+		n = 1
+	}
+	b.add(key, Cell{Kind: schema.KindBool, Num: n})
+}
+
+// AddNumber adds a JSON number literal to the current row.
+func (b *Builder) AddNumber(key, lit []byte) {
+	k := schema.ClassifyNumber(lit)
+	switch k {
+	case schema.KindInt, schema.KindBigInt:
+		if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
+			b.add(key, Cell{Kind: k, Num: uint64(n)})
+			return
+		}
+	case schema.KindFloat:
+		if f, err := strconv.ParseFloat(string(lit), 64); err == nil {
+			b.add(key, Cell{Kind: k, Num: floatBits(f)})
+			return
+		}
+	}
+	b.add(key, Cell{Kind: k, Str: b.str(lit)})
+}
+
+// AddString adds a string value (unescaped) to the current row. RFC 3339
+// timestamps are recognised here.
+func (b *Builder) AddString(key, v []byte) {
+	if schema.IsTimestamp(v) {
+		s := b.str(v)
+		if t, err := schema.ParseTimestamp(s); err == nil {
+			b.add(key, Cell{Kind: schema.KindTimestamp, Num: uint64(t.UnixMicro()), Str: s})
+			return
+		}
+		b.add(key, Cell{Kind: schema.KindString, Str: s})
+		return
+	}
+	b.add(key, Cell{Kind: schema.KindString, Str: b.str(v)})
+}
+
+// AddJSON adds an object or array, given as compact JSON text.
+func (b *Builder) AddJSON(key, text []byte) {
+	b.add(key, Cell{Kind: schema.KindJSON, Str: b.str(text)})
+}
+
+// EndRow ends the current row.
+func (b *Builder) EndRow() {
+	b.rows.Ends = append(b.rows.Ends, uint32(len(b.rows.Cells)))
+}
+
+// DropRow discards the cells added since the last EndRow (a row that turned
+// out to be invalid halfway). Keys it introduced stay, with no cells.
+func (b *Builder) DropRow() {
+	start := uint32(0)
+	if n := len(b.rows.Ends); n > 0 {
+		start = b.rows.Ends[n-1]
+	}
+	b.rows.Cells = b.rows.Cells[:start]
+}
+
+// Len is the number of rows ended so far.
+func (b *Builder) Len() int { return len(b.rows.Ends) }
+
+// Rows returns the built rows. The Builder must not be used afterwards.
+func (b *Builder) Rows() *Rows {
+	r := b.rows
+	r.Size += int64(len(r.Cells))*cellSize + int64(len(r.Ends))*4
+	// Kinds of dropped rows may linger; recompute them from the cells.
+	for i := range r.Kinds {
+		r.Kinds[i] = 0
+	}
+	for _, c := range r.Cells {
+		r.Kinds[c.Key] |= c.Kind
+	}
+	return &r
+}

@@ -1,0 +1,491 @@
+package batcher
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"go.uber.org/zap"
+
+	"duckgate/schema"
+)
+
+// pending is one Insert waiting in a table's buffer.
+type pending struct {
+	rows   *Rows
+	ticket *Ticket // nil unless the client waits for the commit
+}
+
+// tableBuf is the buffer of one table.
+type tableBuf struct {
+	items   []*pending
+	rows    int
+	bytes   int64
+	since   time.Time // arrival of the oldest item
+	urgent  bool      // a client waits: flush now
+	fails   int       // consecutive failed flushes
+	retryAt time.Time // no flush before this after a failure
+}
+
+// writer owns all writes to one tenant's database.
+type writer struct {
+	b      *Batcher
+	tenant string
+	log    *zap.Logger
+	wake   chan struct{} // 1-slot: "look at the buffers"
+	quit   chan struct{}
+	done   chan struct{}
+
+	mu     sync.Mutex
+	tables map[string]*tableBuf // guarded by mu
+	reqs   []chan error         // flushAll callers waiting; guarded by mu
+
+	// Owned by the writer goroutine.
+	schemas map[string]*schema.Table // known table schemas; nil entry = unknown
+}
+
+func newWriter(b *Batcher, tenant string) *writer {
+	return &writer{
+		b:       b,
+		tenant:  tenant,
+		log:     b.log.With(zap.String("tenant", tenant)),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		tables:  make(map[string]*tableBuf),
+		schemas: make(map[string]*schema.Table),
+	}
+}
+
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // the writer is already awake
+	}
+}
+
+// add queues p on table's buffer and wakes the writer when the buffer is
+// new (to arm its age timer), full, or urgent.
+func (w *writer) add(table string, p *pending, urgent bool) {
+	cfg := &w.b.cfg
+	w.mu.Lock()
+	buf := w.tables[table]
+	if buf == nil {
+		buf = &tableBuf{}
+		w.tables[table] = buf
+	}
+	if len(buf.items) == 0 {
+		buf.since = time.Now()
+	}
+	buf.items = append(buf.items, p)
+	buf.rows += p.rows.Len()
+	buf.bytes += p.rows.Size
+	buf.urgent = buf.urgent || urgent
+	wake := len(buf.items) == 1 || urgent || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes
+	w.mu.Unlock()
+	if wake {
+		w.signal()
+	}
+}
+
+// flushAll asks the writer to flush every buffer and waits for it.
+func (w *writer) flushAll(ctx context.Context) error {
+	ch := make(chan error, 1)
+	w.mu.Lock()
+	w.reqs = append(w.reqs, ch)
+	w.mu.Unlock()
+	w.signal()
+	select {
+	case err := <-ch:
+		return err
+	case <-w.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("flush tenant %s: %w", w.tenant, ctx.Err())
+	}
+}
+
+func (w *writer) stop() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.done
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-w.wake:
+		case <-timer.C:
+		case <-w.quit:
+			w.flushDue(true)
+			return
+		}
+		if next := w.flushDue(false); next > 0 {
+			timer.Reset(next)
+		}
+	}
+}
+
+// batch is one table's items taken out of its buffer for a flush.
+type batch struct {
+	table string
+	items []*pending
+	buf   *tableBuf
+}
+
+// flushDue flushes the buffers that are due (all of them if force or a
+// flushAll is waiting) and returns how long until the next one is due, 0 if
+// no buffer is waiting.
+func (w *writer) flushDue(force bool) time.Duration {
+	cfg := &w.b.cfg
+	now := time.Now()
+	w.mu.Lock()
+	reqs := w.reqs
+	w.reqs = nil
+	all := force || len(reqs) > 0
+	var due []batch
+	for name, buf := range w.tables {
+		if len(buf.items) == 0 {
+			continue
+		}
+		if !all && now.Before(buf.retryAt) {
+			continue
+		}
+		if all || buf.urgent || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= cfg.FlushInterval {
+			due = append(due, batch{table: name, items: buf.items, buf: buf})
+			buf.items, buf.rows, buf.bytes, buf.urgent = nil, 0, 0, false
+		}
+	}
+	w.mu.Unlock()
+
+	var errs []error
+	for _, bt := range due {
+		if err := w.flushTable(bt); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err := errors.Join(errs...)
+	for _, ch := range reqs {
+		ch <- err
+	}
+	return w.nextDue()
+}
+
+// flushTable flushes one batch, settles its tickets on success and puts it
+// back at the head of its buffer on failure, to be retried with backoff.
+func (w *writer) flushTable(bt batch) error {
+	cfg := &w.b.cfg
+	start := time.Now()
+	n, size, err := w.commit(bt.table, bt.items)
+	if err != nil {
+		w.b.stats.FlushErrors.Add(1)
+		w.mu.Lock()
+		buf := bt.buf
+		buf.items = append(bt.items, buf.items...)
+		buf.rows, buf.bytes = 0, 0
+		for _, p := range buf.items {
+			buf.rows += p.rows.Len()
+			buf.bytes += p.rows.Size
+		}
+		buf.fails++
+		backoff := cfg.RetryBackoff << min(buf.fails-1, 10)
+		backoff = min(backoff, 30*time.Second)
+		buf.retryAt = time.Now().Add(backoff)
+		w.mu.Unlock()
+		w.log.Error("flush failed; batch kept for retry", zap.String("table", bt.table),
+			zap.Int("rows", n), zap.Int("attempt", bt.buf.fails), zap.Duration("retry_in", backoff), zap.Error(err))
+		return err
+	}
+	w.mu.Lock()
+	bt.buf.fails = 0
+	bt.buf.retryAt = time.Time{}
+	w.mu.Unlock()
+	w.b.buffered.Add(-size)
+	w.b.stats.RowsCommitted.Add(int64(n))
+	w.b.stats.Flushes.Add(1)
+	for _, p := range bt.items {
+		if p.ticket != nil {
+			close(p.ticket.done)
+		}
+	}
+	w.log.Debug("flushed", zap.String("table", bt.table), zap.Int("rows", n), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// nextDue is the time until the earliest buffer is due.
+func (w *writer) nextDue() time.Duration {
+	cfg := &w.b.cfg
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	next := time.Duration(0)
+	for _, buf := range w.tables {
+		if len(buf.items) == 0 {
+			continue
+		}
+		d := max(buf.since.Add(cfg.FlushInterval).Sub(now), buf.retryAt.Sub(now), time.Millisecond)
+		if next == 0 || d < next {
+			next = d
+		}
+	}
+	return next
+}
+
+// commit writes items into table in one transaction: schema changes, then
+// every row through the Appender. It returns the rows and bytes written.
+func (w *writer) commit(table string, items []*pending) (rows int, size int64, err error) {
+	for _, p := range items {
+		rows += p.rows.Len()
+		size += p.rows.Size
+	}
+	ctx := context.Background()
+	h, err := w.b.pool.Acquire(w.tenant)
+	if err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+	}
+	defer h.Release()
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+	}
+	defer conn.Close()
+
+	tbl, exists, err := w.tableSchema(ctx, conn, table)
+	if err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: read schema: %w", w.tenant, table, err)
+	}
+	// From here on the cached schema may run ahead of the database: forget
+	// it unless the transaction commits.
+	delete(w.schemas, table)
+
+	seen, keyIdx := mergeKeys(items)
+	if err := w.markBigInts(ctx, conn, table, tbl, seen); err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+	}
+	changes, overflow := tbl.Plan(seen, w.b.cfg.MaxColumns)
+	if tbl.Len() == 0 {
+		// Only nulls and empty objects so far, but a table needs a column:
+		// the overflow column, which the server may add anyway.
+		tbl.Plan([]schema.Seen{{Key: schema.OverflowColumn, Kinds: schema.KindJSON}}, w.b.cfg.MaxColumns)
+	}
+
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: begin: %w", w.tenant, table, err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rbErr := conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+			}
+			return
+		}
+		if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
+			err = fmt.Errorf("flush %s.%s: commit: %w", w.tenant, table, cErr)
+			return
+		}
+		w.schemas[table] = tbl
+	}()
+
+	var ddl []string
+	if !exists {
+		ddl = append(ddl, schema.CreateSQL(table, tbl.Columns()))
+	} else {
+		for _, c := range changes {
+			ddl = append(ddl, c.SQL(table))
+		}
+	}
+	for _, q := range ddl {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return rows, size, fmt.Errorf("flush %s.%s: %s: %w", w.tenant, table, q, err)
+		}
+	}
+	if len(ddl) > 0 {
+		w.b.stats.SchemaChanges.Add(int64(len(ddl)))
+		w.log.Info("schema changed", zap.String("table", table), zap.Strings("ddl", ddl))
+	}
+
+	err = conn.Raw(func(dc any) error {
+		return appendRows(dc.(driver.Conn), tbl, table, items, seen, keyIdx, overflow)
+	})
+	if err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: append: %w", w.tenant, table, err)
+	}
+	return rows, size, nil
+}
+
+// mergeKeys folds the keys of all items into one list of schema.Seen (in
+// order of first appearance, keys differing in ASCII case merged) and maps
+// each item's local key index to its index in that list.
+func mergeKeys(items []*pending) ([]schema.Seen, [][]int) {
+	var seen []schema.Seen
+	index := make(map[string]int)
+	keyIdx := make([][]int, len(items))
+	for i, p := range items {
+		m := make([]int, len(p.rows.Keys))
+		for j, k := range p.rows.Keys {
+			f := schema.FoldName(k)
+			si, ok := index[f]
+			if !ok {
+				si = len(seen)
+				index[f] = si
+				seen = append(seen, schema.Seen{Key: k})
+			}
+			seen[si].Kinds |= p.rows.Kinds[j]
+			m[j] = si
+		}
+		keyIdx[i] = m
+	}
+	return seen, keyIdx
+}
+
+// maxExactInt is 2^53: integers beyond it are not exact as DOUBLE.
+const maxExactInt = 1 << 53
+
+// markBigInts adds KindBigInt to a BIGINT column's kinds when a float
+// arrives and the column already stores an integer beyond 2^53, so that
+// schema.Evolve widens it to VARCHAR rather than to a DOUBLE that would
+// round the stored value.
+func (w *writer) markBigInts(ctx context.Context, conn *sql.Conn, table string, tbl *schema.Table, seen []schema.Seen) error {
+	cols := tbl.Columns()
+	for i := range seen {
+		if seen[i].Kinds&schema.KindFloat == 0 {
+			continue
+		}
+		ci, ok := tbl.Lookup(seen[i].Key)
+		if !ok || cols[ci].Type != schema.TypeBigInt {
+			continue
+		}
+		c := schema.QuoteIdent(cols[ci].Name)
+		var big bool
+		q := fmt.Sprintf("SELECT coalesce(max(%s) > %d OR min(%s) < -%d, false) FROM %s", c, maxExactInt, c, maxExactInt, schema.QuoteIdent(table))
+		if err := conn.QueryRowContext(ctx, q).Scan(&big); err != nil {
+			return fmt.Errorf("check exactness of %s: %w", cols[ci].Name, err)
+		}
+		if big {
+			seen[i].Kinds |= schema.KindBigInt
+		}
+	}
+	return nil
+}
+
+// tableSchema returns the cached schema of table, reading it from the
+// database when unknown. exists is false for a table not created yet.
+func (w *writer) tableSchema(ctx context.Context, conn *sql.Conn, table string) (*schema.Table, bool, error) {
+	if t := w.schemas[table]; t != nil {
+		return t, true, nil
+	}
+	rows, err := conn.QueryContext(ctx,
+		`SELECT column_name, data_type FROM information_schema.columns
+		 WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ?
+		 ORDER BY ordinal_position`, table)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var cols []schema.Column
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return nil, false, err
+		}
+		t, ok := schema.ParseType(typ)
+		if !ok {
+			// A column someone added by hand: treat it as text.
+			t = schema.TypeVarchar
+		}
+		cols = append(cols, schema.Column{Name: name, Type: t})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	return schema.NewTable(cols), len(cols) > 0, nil
+}
+
+// appendRows appends every row of items through one Appender. Cells whose
+// key has no column (beyond the column cap, not a usable name, or a second
+// key of the same row in another ASCII case) go into the overflow column as
+// one JSON object per row.
+func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pending, seen []schema.Seen, keyIdx [][]int, overflow []int) error {
+	cols := tbl.Columns()
+	// colOf maps an index in seen to a column, -1 for the overflow column.
+	colOf := make([]int, len(seen))
+	for i, s := range seen {
+		ci, ok := tbl.Lookup(s.Key)
+		if !ok {
+			ci = -1
+		}
+		colOf[i] = ci
+	}
+	for _, i := range overflow {
+		colOf[i] = -1
+	}
+	ovCol, hasOv := tbl.Lookup(schema.OverflowColumn)
+	if !hasOv {
+		ovCol = -1
+	}
+
+	a, err := duckdb.NewAppender(dc, "", "", table)
+	if err != nil {
+		return err
+	}
+	args := make([]driver.Value, len(cols))
+	set := make([]bool, len(cols))
+	var ov []byte
+	for ii, p := range items {
+		r := p.rows
+		local := keyIdx[ii]
+		start := uint32(0)
+		for _, end := range r.Ends {
+			clear(args)
+			clear(set)
+			ov = ov[:0]
+			for ci := start; ci < end; ci++ {
+				c := &r.Cells[ci]
+				col := colOf[local[c.Key]]
+				if col >= 0 && !set[col] {
+					args[col] = value(c, cols[col].Type)
+					set[col] = true
+					continue
+				}
+				ov = appendOverflow(ov, r.Keys[c.Key], c)
+			}
+			if len(ov) > 0 {
+				if ovCol < 0 {
+					_ = a.Close()
+					return errors.New("overflow values but no overflow column")
+				}
+				args[ovCol] = string(append(ov, '}'))
+			}
+			if err := a.AppendRow(args...); err != nil {
+				_ = a.Close()
+				return err
+			}
+			start = end
+		}
+	}
+	// Close flushes: DuckDB reports constraint and conversion errors here.
+	return a.Close()
+}
+
+// appendOverflow adds "key": value to the overflow object being built.
+func appendOverflow(dst []byte, key string, c *Cell) []byte {
+	if len(dst) == 0 {
+		dst = append(dst, '{')
+	} else {
+		dst = append(dst, ',')
+	}
+	dst = appendJSONString(dst, key)
+	dst = append(dst, ':')
+	return append(dst, jsonText(c)...)
+}

@@ -1,0 +1,188 @@
+// Command duckgate is the realtime JSON ingestion gateway for DuckDB.
+//
+//	duckgate serve [flags]
+//
+// main only wires: it parses flags, builds each package's Config, starts the
+// server, waits for SIGINT/SIGTERM and stops everything in reverse order.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"duckgate/batcher"
+	"duckgate/ingest"
+	"duckgate/tenant"
+	"duckgate/tenantdb"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "serve" {
+		fmt.Fprintln(os.Stderr, "usage: duckgate serve [flags]   (duckgate serve -h lists the flags)")
+		os.Exit(2)
+	}
+	if err := serve(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "duckgate:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
+	dataDir := fs.String("data", "./data", "data directory: tenant registry, tenant databases, write-ahead log")
+	adminKey := fs.String("admin-key", os.Getenv("DUCKGATE_ADMIN_KEY"), "admin API key (default $DUCKGATE_ADMIN_KEY; if neither is set, a random one is made on first start and printed once)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	plansFile := fs.String("plans", "", "JSON file of plans {\"free\":{\"memory_limit\":\"256MB\",\"threads\":2,...}}; default: built-in free, pro, enterprise")
+	maxBody := fs.Int64("ingest.max-body", 64<<20, "largest insert body in bytes, after gzip decompression; larger gets 413")
+	waitTimeout := fs.Duration("ingest.wait-timeout", 30*time.Second, "how long an insert with ?wait=true waits for its commit before 504")
+	flushRows := fs.Int("batcher.flush-rows", 100_000, "flush a table's buffer at this many rows")
+	flushBytes := fs.Int64("batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
+	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
+	maxBuffered := fs.Int64("batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
+	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
+	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
+	_ = fs.Parse(args)
+
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	var plans map[string]tenant.Plan
+	if *plansFile != "" {
+		if plans, err = tenant.LoadPlans(*plansFile); err != nil {
+			return err
+		}
+	}
+	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(*dataDir, "meta.json"), Plans: plans})
+	if err != nil {
+		return err
+	}
+	if err := firstStart(tenants, *adminKey); err != nil {
+		return err
+	}
+
+	pool, err := tenantdb.New(tenantdb.Config{
+		Dir:     filepath.Join(*dataDir, "tenants"),
+		MaxOpen: *maxOpen,
+		LimitsOf: func(id string) tenantdb.Limits {
+			p := tenants.PlanOf(id)
+			return tenantdb.Limits{MemoryLimit: p.MemoryLimit, Threads: p.Threads}
+		},
+	}, log)
+	if err != nil {
+		return err
+	}
+	b := batcher.New(batcher.Config{
+		FlushRows:        *flushRows,
+		FlushBytes:       *flushBytes,
+		FlushInterval:    *flushInterval,
+		MaxBufferedBytes: *maxBuffered,
+		MaxColumns:       *maxColumns,
+	}, pool, log)
+	srv := ingest.New(ingest.Config{
+		MaxBodySize: *maxBody,
+		WaitTimeout: *waitTimeout,
+		Tenants:     tenants,
+		Batcher:     b,
+	}, log)
+	httpSrv := srv.HTTPServer()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv.SetReady()
+	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("stopping", zap.String("signal", s.String()))
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	// Stop in reverse order: no new requests, then flush, then close.
+	var errs []error
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelHTTP()
+	if err := httpSrv.ShutdownWithContext(httpCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
+	}
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelFlush()
+	if err := b.Close(flushCtx); err != nil {
+		errs = append(errs, fmt.Errorf("flush buffers: %w", err))
+	}
+	if err := pool.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close databases: %w", err))
+	}
+	if err := tenants.Save(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// firstStart makes the demo tenant on an empty registry and sets the admin
+// key, printing the keys a person needs on stdout.
+func firstStart(tenants *tenant.Store, adminKey string) error {
+	switch {
+	case adminKey != "":
+		if !tenants.IsAdmin([]byte(adminKey)) {
+			if err := tenants.SetAdminKey(adminKey); err != nil {
+				return err
+			}
+		}
+	case !tenants.HasAdminKey():
+		key := tenant.RandomKey()
+		if err := tenants.SetAdminKey(key); err != nil {
+			return err
+		}
+		fmt.Printf("admin_key=%s (shown once; set -admin-key or DUCKGATE_ADMIN_KEY to choose your own)\n", key)
+	}
+	if !tenants.Empty() {
+		return nil
+	}
+	t, _, key, err := tenants.CreateTenant("demo", "free")
+	if err != nil {
+		return fmt.Errorf("create demo tenant: %w", err)
+	}
+	fmt.Printf("demo tenant %s api_key=%s\n", t.ID, key)
+	return nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.OutputPaths = []string{"stderr"}
+	cfg.Sampling = nil
+	return cfg.Build()
+}

@@ -1,0 +1,99 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	json "github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"duckgate/batcher"
+	"duckgate/tenant"
+)
+
+// Errors of this package. statusOf maps them, and those of the packages
+// ingest calls, to HTTP status in one place.
+var (
+	// ErrBadBody means nothing in the body could be stored: not JSON,
+	// empty, a top-level scalar, or every element invalid.
+	ErrBadBody = errors.New("bad request body")
+	// ErrBadTable means the table name is not acceptable.
+	ErrBadTable = errors.New("bad table name")
+	// ErrTooLarge means the body exceeds the size limit after decompression.
+	ErrTooLarge = errors.New("request body too large")
+	// ErrForbidden means the key's scope or the tenant's status forbids the call.
+	ErrForbidden = errors.New("forbidden")
+	// ErrBadRequest is any other malformed request.
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotFound means no such route or resource.
+	ErrNotFound = errors.New("not found")
+)
+
+// statusOf maps an error to its HTTP status: client faults are 4xx (do not
+// retry as is), overload is 503 (retry later), the rest 500.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadBody), errors.Is(err, ErrBadTable), errors.Is(err, ErrBadRequest), errors.Is(err, tenant.ErrInvalid):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, tenant.ErrUnauthorized):
+		return fasthttp.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return fasthttp.StatusForbidden
+	case errors.Is(err, ErrNotFound), errors.Is(err, tenant.ErrNotFound):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, tenant.ErrExists):
+		return fasthttp.StatusConflict
+	case errors.Is(err, ErrTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
+	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed):
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusInternalServerError
+}
+
+// writeError answers err as JSON {"error": "..."} with its status. A 401
+// carries no detail; a 503 says when to retry.
+func writeError(ctx *fasthttp.RequestCtx, err error) {
+	status := statusOf(err)
+	msg := err.Error()
+	switch status {
+	case fasthttp.StatusUnauthorized:
+		msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
+	case fasthttp.StatusServiceUnavailable:
+		ctx.Response.Header.Set("Retry-After", "1")
+		if errors.Is(err, batcher.ErrBufferFull) {
+			msg += ": the server is ingesting as fast as DuckDB takes rows; retry after a second, or raise -batcher.max-buffered"
+		}
+	case fasthttp.StatusInternalServerError:
+		msg = "internal error: " + msg
+	}
+	writeJSON(ctx, status, errorBody{Error: msg})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = fasthttp.StatusInternalServerError
+		b = []byte(`{"error":"internal error: cannot encode the response"}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// decodeJSON decodes a small JSON request body into v.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fmt.Errorf("%w: the body is empty; send a JSON object", ErrBadRequest)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err)
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"duckgate/batcher"
+	"duckgate/schema"
+	"duckgate/tenant"
+)
+
+// QueryAPI serves reads for an authenticated tenant (package query).
+type QueryAPI interface {
+	HandleQuery(ctx *fasthttp.RequestCtx, tenantID string)
+	HandleTables(ctx *fasthttp.RequestCtx, tenantID string)
+	HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string)
+}
+
+// Config configures a Server.
+type Config struct {
+	// MaxBodySize is the largest insert body accepted, after
+	// decompression, in bytes. Default 64 MiB.
+	MaxBodySize int64
+	// WaitTimeout bounds how long an insert with ?wait=true waits for its
+	// commit. Default 30 s.
+	WaitTimeout time.Duration
+	// Tenants is the registry of tenants and keys. Required.
+	Tenants *tenant.Store
+	// Batcher takes the decoded rows. Required.
+	Batcher *batcher.Batcher
+	// Query serves queries and table listings; nil answers 404.
+	Query QueryAPI
+	// OnTenantCreated is called after the admin API creates a tenant
+	// (optional).
+	OnTenantCreated func(tenant.Tenant)
+}
+
+// Server routes and serves duckgate's HTTP API.
+type Server struct {
+	cfg   Config
+	log   *zap.Logger
+	ready atomic.Bool
+}
+
+// New returns a Server. It answers /healthz with 503 until SetReady.
+func New(cfg Config, log *zap.Logger) *Server {
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = 64 << 20
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 30 * time.Second
+	}
+	return &Server{cfg: cfg, log: log}
+}
+
+// SetReady makes /healthz answer 200: recovery is done.
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// HTTPServer returns a fasthttp server for Handler with the body limit set
+// and transport errors answered as JSON.
+func (s *Server) HTTPServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler: s.Handler,
+		Name:    "duckgate",
+		// A gzip body is decompressed under the same limit in the handler.
+		MaxRequestBodySize:           int(s.cfg.MaxBodySize),
+		ReadTimeout:                  60 * time.Second,
+		IdleTimeout:                  120 * time.Second,
+		NoDefaultServerHeader:        true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				writeError(ctx, fmt.Errorf("%w: the limit is %d bytes; split the batch", ErrTooLarge, s.cfg.MaxBodySize))
+				return
+			}
+			writeError(ctx, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		},
+	}
+}
+
+// Handler routes a request.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	switch {
+	case path == "/healthz":
+		if !s.ready.Load() {
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	case strings.HasPrefix(path, "/api/data/insert/"):
+		if method != fasthttp.MethodPost {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.handleInsert(ctx, strings.TrimPrefix(path, "/api/data/insert/"))
+	case path == "/api/data/query":
+		if method != fasthttp.MethodGet && method != fasthttp.MethodPost {
+			methodNotAllowed(ctx, "GET, POST")
+			return
+		}
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) {
+			if s.cfg.Query == nil {
+				writeError(ctx, fmt.Errorf("%w: queries are not enabled", ErrNotFound))
+				return
+			}
+			s.cfg.Query.HandleQuery(ctx, t.ID)
+		})
+	case path == "/api/tables" || strings.HasPrefix(path, "/api/tables/"):
+		s.routeTables(ctx, method, path)
+	case path == "/api/admin/tenants":
+		s.withAdmin(ctx, func() {
+			if method != fasthttp.MethodPost {
+				methodNotAllowed(ctx, "POST")
+				return
+			}
+			s.handleCreateTenant(ctx)
+		})
+	default:
+		writeError(ctx, fmt.Errorf("%w: no route for %s %s", ErrNotFound, method, path))
+	}
+}
+
+func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
+	if method != fasthttp.MethodGet {
+		methodNotAllowed(ctx, "GET")
+		return
+	}
+	s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) {
+		if s.cfg.Query == nil {
+			writeError(ctx, fmt.Errorf("%w: queries are not enabled", ErrNotFound))
+			return
+		}
+		rest := strings.TrimPrefix(strings.TrimPrefix(path, "/api/tables"), "/")
+		if rest == "" {
+			s.cfg.Query.HandleTables(ctx, t.ID)
+			return
+		}
+		table, ok := strings.CutSuffix(rest, "/columns")
+		if !ok || !schema.ValidTableName(table) {
+			writeError(ctx, fmt.Errorf("%w: use /api/tables or /api/tables/{table}/columns", ErrNotFound))
+			return
+		}
+		s.cfg.Query.HandleColumns(ctx, t.ID, table)
+	})
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeJSON(ctx, fasthttp.StatusMethodNotAllowed, errorBody{Error: "method not allowed: use " + allow})
+}
+
+// APIKey returns the key a request carries in X-API-KEY, Authorization:
+// Bearer, or the api_key query parameter, in that order.
+func APIKey(ctx *fasthttp.RequestCtx) []byte {
+	if k := ctx.Request.Header.Peek("X-API-KEY"); len(k) > 0 {
+		return k
+	}
+	if a := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(a) > 7 && bytes.EqualFold(a[:7], []byte("bearer ")) {
+		return bytes.TrimSpace(a[7:])
+	}
+	return ctx.QueryArgs().Peek("api_key")
+}
+
+// withTenant authenticates the request's key, checks its scope and the
+// tenant's status, and calls f.
+func (s *Server) withTenant(ctx *fasthttp.RequestCtx, need tenant.Scope, f func(tenant.Tenant)) {
+	t, k, err := s.cfg.Tenants.Authenticate(APIKey(ctx))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if !k.Scope.Allows(need) {
+		writeError(ctx, fmt.Errorf("%w: this key has scope %q; this call needs a %q or \"full\" key", ErrForbidden, k.Scope, need))
+		return
+	}
+	if t.Status != tenant.StatusActive {
+		writeError(ctx, fmt.Errorf("%w: tenant %s is %s; its data is kept, ask the operator to resume it", ErrForbidden, t.ID, t.Status))
+		return
+	}
+	f(t)
+}
+
+// withAdmin checks the admin key and calls f.
+func (s *Server) withAdmin(ctx *fasthttp.RequestCtx, f func()) {
+	if !s.cfg.Tenants.IsAdmin(APIKey(ctx)) {
+		writeError(ctx, tenant.ErrUnauthorized)
+		return
+	}
+	f()
+}
+
+// InsertResponse is the answer to an insert.
+type InsertResponse struct {
+	Accepted int        `json:"accepted"`
+	Rejected int        `json:"rejected"`
+	Errors   []RowError `json:"errors"`
+}
+
+func (s *Server) handleInsert(ctx *fasthttp.RequestCtx, table string) {
+	s.withTenant(ctx, tenant.ScopeIngest, func(t tenant.Tenant) {
+		if !schema.ValidTableName(table) {
+			writeError(ctx, fmt.Errorf("%w: %q: use letters, digits and underscore, starting with a letter or underscore, at most 63 characters", ErrBadTable, truncate([]byte(table))))
+			return
+		}
+		body := ctx.PostBody()
+		if enc := ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding); len(enc) > 0 {
+			if !bytes.EqualFold(enc, []byte("gzip")) {
+				writeError(ctx, fmt.Errorf("%w: Content-Encoding %q is not supported; use gzip or none", ErrBadRequest, enc))
+				return
+			}
+			buf, err := gunzip(body, s.cfg.MaxBodySize)
+			if err != nil {
+				writeError(ctx, err)
+				return
+			}
+			defer bytebufferpool.Put(buf)
+			body = buf.B
+		}
+		d, err := Decode(body)
+		if err != nil {
+			if d != nil && len(d.Errors) > 0 {
+				writeJSON(ctx, fasthttp.StatusBadRequest, struct {
+					Error string `json:"error"`
+					InsertResponse
+				}{err.Error(), InsertResponse{Rejected: d.Rejected, Errors: d.Errors}})
+				return
+			}
+			writeError(ctx, err)
+			return
+		}
+		wait := ctx.QueryArgs().GetBool("wait")
+		ticket, err := s.cfg.Batcher.Insert(t.ID, table, d.Rows, wait)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		if ticket != nil {
+			wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
+			err := ticket.Wait(wctx)
+			cancel()
+			if err != nil {
+				writeJSON(ctx, fasthttp.StatusGatewayTimeout, errorBody{Error: err.Error() +
+					"; the rows stay queued and will be committed, so do not resend them without an Idempotency-Key"})
+				return
+			}
+		}
+		if d.Errors == nil {
+			d.Errors = []RowError{}
+		}
+		writeJSON(ctx, fasthttp.StatusOK, InsertResponse{Accepted: d.Rows.Len(), Rejected: d.Rejected, Errors: d.Errors})
+	})
+}
+
+// CreateTenantResponse is the admin API's answer to a new tenant.
+type CreateTenantResponse struct {
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	Plan     string `json:"plan"`
+	KeyID    string `json:"key_id"`
+	APIKey   string `json:"api_key"`
+}
+
+func (s *Server) handleCreateTenant(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		Name string `json:"name"`
+		Plan string `json:"plan"`
+	}
+	if err := decodeJSON(ctx.PostBody(), &req); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	t, k, key, err := s.cfg.Tenants.CreateTenant(req.Name, req.Plan)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	s.log.Info("tenant created", zap.String("tenant", t.ID), zap.String("plan", t.Plan))
+	if s.cfg.OnTenantCreated != nil {
+		s.cfg.OnTenantCreated(t)
+	}
+	writeJSON(ctx, fasthttp.StatusCreated, CreateTenantResponse{TenantID: t.ID, Name: t.Name, Plan: t.Plan, KeyID: k.ID, APIKey: key})
+}
