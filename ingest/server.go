@@ -118,14 +118,14 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		})
 	case path == "/api/tables" || strings.HasPrefix(path, "/api/tables/"):
 		s.routeTables(ctx, method, path)
-	case path == "/api/admin/tenants":
-		s.withAdmin(ctx, func() {
-			if method != fasthttp.MethodPost {
-				methodNotAllowed(ctx, "POST")
-				return
-			}
-			s.handleCreateTenant(ctx)
-		})
+	case path == "/api/webhooks" || strings.HasPrefix(path, "/api/webhooks/"):
+		s.routeWebhooks(ctx, method, path)
+	case strings.HasPrefix(path, "/api/admin/"):
+		s.withAdmin(ctx, func() { s.routeAdmin(ctx, method, path) })
+	case path == "/metrics" || strings.HasPrefix(path, "/debug/pprof"):
+		s.routeOps(ctx, method, path)
+	case strings.HasPrefix(path, "/api/data/query/share") || strings.HasPrefix(path, "/share/"):
+		s.routeShare(ctx, method, path)
 	default:
 		writeError(ctx, fmt.Errorf("%w: no route for %s %s", ErrNotFound, method, path))
 	}
