@@ -1,0 +1,415 @@
+package query
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+)
+
+// kind is how a top-level column's values are written where the Go value
+// alone is ambiguous: time.Time is a DATE, a TIME or a timestamp; []byte is
+// a BLOB or a UUID.
+type kind uint8
+
+const (
+	kindOther kind = iota
+	kindDate
+	kindTime
+	kindTimeTZ
+	kindTimestamp   // TIMESTAMP, TIMESTAMP_S, TIMESTAMP_MS: naive, no zone written
+	kindTimestampNS // TIMESTAMP_NS: naive, nanoseconds
+	kindTimestampTZ // TIMESTAMPTZ: RFC 3339 in UTC
+	kindUUID
+)
+
+func kindOf(dbType string) kind {
+	switch dbType {
+	case "DATE":
+		return kindDate
+	case "TIME":
+		return kindTime
+	case "TIMETZ":
+		return kindTimeTZ
+	case "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS":
+		return kindTimestamp
+	case "TIMESTAMP_NS":
+		return kindTimestampNS
+	case "TIMESTAMPTZ":
+		return kindTimestampTZ
+	case "UUID":
+		return kindUUID
+	}
+	return kindOther
+}
+
+// Time layouts. TIMESTAMPTZ always has six fraction digits so that the
+// strings sort like the instants; nested times (inside a LIST or STRUCT)
+// have lost their DuckDB type and are written as TIMESTAMPTZ.
+const (
+	layoutTimestampTZ = "2006-01-02T15:04:05.000000Z07:00"
+	layoutTimestamp   = "2006-01-02T15:04:05.000000"
+	layoutTimestampNS = "2006-01-02T15:04:05.000000000"
+	layoutDate        = "2006-01-02"
+	layoutTime        = "15:04:05.000000"
+	layoutTimeTZ      = "15:04:05.000000Z07:00"
+)
+
+// appendText appends the text form of a scalar the way JSON strings and CSV
+// fields carry it. ok is false for values that are numbers, booleans, null or
+// nested (the caller writes them itself).
+func appendText(b []byte, v any, k kind) ([]byte, bool) {
+	switch v := v.(type) {
+	case string:
+		return append(b, v...), true
+	case time.Time:
+		return appendTime(b, v, k), true
+	case []byte:
+		if k == kindUUID && len(v) == 16 {
+			return appendUUID(b, v), true
+		}
+		return base64.StdEncoding.AppendEncode(b, v), true
+	case duckdb.UUID:
+		return appendUUID(b, v[:]), true
+	case *duckdb.UUID:
+		return appendUUID(b, v[:]), true
+	case duckdb.Interval:
+		return appendInterval(b, v), true
+	}
+	return b, false
+}
+
+func appendTime(b []byte, t time.Time, k kind) []byte {
+	switch k {
+	case kindDate:
+		return t.AppendFormat(b, layoutDate)
+	case kindTime:
+		return t.AppendFormat(b, layoutTime)
+	case kindTimeTZ:
+		return t.AppendFormat(b, layoutTimeTZ)
+	case kindTimestamp:
+		return t.UTC().AppendFormat(b, layoutTimestamp)
+	case kindTimestampNS:
+		return t.UTC().AppendFormat(b, layoutTimestampNS)
+	default:
+		return t.UTC().AppendFormat(b, layoutTimestampTZ)
+	}
+}
+
+func appendUUID(b []byte, u []byte) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hex[c>>4], hex[c&15])
+	}
+	return b
+}
+
+// appendInterval writes an ISO 8601 duration: P1Y2M3DT4H5M6.5S. Months,
+// days and microseconds are kept apart as DuckDB keeps them.
+func appendInterval(b []byte, iv duckdb.Interval) []byte {
+	b = append(b, 'P')
+	if y := iv.Months / 12; y != 0 {
+		b = strconv.AppendInt(b, int64(y), 10)
+		b = append(b, 'Y')
+	}
+	if m := iv.Months % 12; m != 0 {
+		b = strconv.AppendInt(b, int64(m), 10)
+		b = append(b, 'M')
+	}
+	if iv.Days != 0 {
+		b = strconv.AppendInt(b, int64(iv.Days), 10)
+		b = append(b, 'D')
+	}
+	if iv.Micros != 0 || (iv.Months == 0 && iv.Days == 0) {
+		b = append(b, 'T')
+		us := iv.Micros
+		if h := us / 3_600_000_000; h != 0 {
+			b = strconv.AppendInt(b, h, 10)
+			b = append(b, 'H')
+			us -= h * 3_600_000_000
+		}
+		if m := us / 60_000_000; m != 0 {
+			b = strconv.AppendInt(b, m, 10)
+			b = append(b, 'M')
+			us -= m * 60_000_000
+		}
+		if us != 0 || iv.Micros == 0 {
+			b = strconv.AppendFloat(b, float64(us)/1e6, 'f', -1, 64)
+			b = append(b, 'S')
+		}
+	}
+	return b
+}
+
+// appendJSONValue appends v as a JSON value. Numbers stay numbers and exact
+// (integers from their int64/uint64/*big.Int form, DECIMAL from its exact
+// decimal string); NaN and ±Inf, which JSON cannot carry, are null. Nested
+// values become arrays and objects; STRUCT fields come out sorted by name
+// (the driver hands them over as a Go map), MAP entries in DuckDB's order.
+func appendJSONValue(b []byte, v any, k kind) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int16:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int8:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case uint64:
+		return strconv.AppendUint(b, v, 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint16:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint8:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case float64:
+		return appendJSONFloat(b, v, 64)
+	case float32:
+		return appendJSONFloat(b, float64(v), 32)
+	case *big.Int:
+		if v == nil {
+			return append(b, "null"...)
+		}
+		return v.Append(b, 10)
+	case duckdb.Decimal:
+		if v.Value == nil {
+			return append(b, "null"...)
+		}
+		return append(b, v.String()...)
+	case []any:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONValue(b, e, kindOther)
+		}
+		return append(b, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for key := range v {
+			keys = append(keys, key)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, key := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, key)
+			b = append(b, ':')
+			b = appendJSONValue(b, v[key], kindOther)
+		}
+		return append(b, '}')
+	case duckdb.OrderedMap:
+		keys, vals := v.Keys(), v.Values()
+		b = append(b, '{')
+		for i := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONKey(b, keys[i])
+			b = append(b, ':')
+			b = appendJSONValue(b, vals[i], kindOther)
+		}
+		return append(b, '}')
+	case duckdb.Map:
+		keys := make([]string, 0, len(v))
+		byKey := make(map[string]any, len(v))
+		for key, val := range v {
+			s := string(appendMapKey(nil, key))
+			keys = append(keys, s)
+			byKey[s] = val
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, key := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, key)
+			b = append(b, ':')
+			b = appendJSONValue(b, byKey[key], kindOther)
+		}
+		return append(b, '}')
+	case duckdb.Union:
+		return appendJSONValue(b, v.Value, kindOther)
+	}
+	start := len(b)
+	b = append(b, '"')
+	if t, ok := appendText(b, v, k); ok {
+		return appendJSONEscapedTail(t, start+1)
+	}
+	b = b[:start]
+	return appendJSONString(b, fmt.Sprint(v))
+}
+
+func appendJSONFloat(b []byte, f float64, bits int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits)
+}
+
+// appendJSONKey writes a MAP key as a JSON object key: strings as they are,
+// other keys in their JSON or text form.
+func appendJSONKey(b []byte, key any) []byte {
+	start := len(b)
+	b = append(b, '"')
+	b = appendMapKey(b, key)
+	return appendJSONEscapedTail(b, start+1)
+}
+
+func appendMapKey(b []byte, key any) []byte {
+	if t, ok := appendText(b, key, kindOther); ok {
+		return t
+	}
+	return appendJSONValue(b, key, kindOther)
+}
+
+// appendJSONEscapedTail escapes, in place, the raw text b[from:] that was
+// appended after an opening quote, and closes the string. Text that needs no
+// escaping (the common case) is not copied.
+func appendJSONEscapedTail(b []byte, from int) []byte {
+	for i := from; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			raw := string(b[i:]) // copy: the escaped form is longer
+			b = appendJSONStringBody(b[:i], raw)
+			return append(b, '"')
+		}
+	}
+	return append(b, '"')
+}
+
+// appendJSONString appends s as a quoted JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = appendJSONStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendJSONStringBody escapes s for the inside of a JSON string: quotes,
+// backslashes and control characters are escaped, invalid UTF-8 becomes
+// U+FFFD, and U+2028/U+2029 are escaped so that the output is also valid
+// JavaScript.
+func appendJSONStringBody(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&15])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}
+
+// appendCSVField appends v as one RFC 4180 field. NULL is an empty field and
+// the empty string is "" so that the two stay apart. Nested values are
+// written as JSON text.
+func appendCSVField(b []byte, v any, k kind) []byte {
+	start := len(b)
+	switch v := v.(type) {
+	case nil:
+		return b
+	case bool, int64, int32, int16, int8, int, uint64, uint32, uint16, uint8, *big.Int, duckdb.Decimal:
+		return appendJSONValue(b, v, k)
+	case float64:
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
+	case float32:
+		return strconv.AppendFloat(b, float64(v), 'g', -1, 32)
+	case string:
+		if v == "" {
+			return append(b, '"', '"')
+		}
+		b = append(b, v...)
+	default:
+		if t, ok := appendText(b, v, k); ok {
+			b = t
+		} else {
+			b = appendJSONValue(b, v, k)
+		}
+	}
+	return quoteCSVTail(b, start)
+}
+
+// quoteCSVTail quotes b[from:] in place if it holds a comma, a quote, CR or
+// LF, or starts or ends with a space (which some readers trim).
+func quoteCSVTail(b []byte, from int) []byte {
+	field := b[from:]
+	need := len(field) > 0 && (field[0] == ' ' || field[len(field)-1] == ' ')
+	quotes := 0
+	for _, c := range field {
+		switch c {
+		case '"':
+			quotes++
+			need = true
+		case ',', '\n', '\r':
+			need = true
+		}
+	}
+	if !need {
+		return b
+	}
+	raw := string(field)
+	b = append(b[:from], '"')
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, raw[i])
+	}
+	return append(b, '"')
+}

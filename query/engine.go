@@ -1,0 +1,318 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"go.uber.org/zap"
+
+	"duckgate/tenantdb"
+)
+
+// Config configures an Engine. Zero fields take their defaults.
+type Config struct {
+	// Timeout is the default and the longest per-query timeout; a request
+	// may ask for less. It covers waiting for a slot, running and streaming.
+	// Default 30s.
+	Timeout time.Duration
+	// MaxRows is the most rows one result may have; reaching it ends the
+	// stream with the error marker. Default 10,000,000.
+	MaxRows int64
+	// MaxBytes is the most bytes of one encoded result. Default 1 GiB.
+	MaxBytes int64
+	// MaxConcurrent is the most queries running at once per tenant, so that
+	// queries cannot starve ingestion of the tenant's database. Excess
+	// queries wait up to their timeout, then get ErrBusy. Default 4.
+	MaxConcurrent int
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeout       = 30 * time.Second
+	DefaultMaxRows       = 10_000_000
+	DefaultMaxBytes      = 1 << 30
+	DefaultMaxConcurrent = 4
+)
+
+// MaxSQLBytes is the longest SQL text accepted. DuckDB parses megabytes of
+// SQL in milliseconds; this only stops absurd bodies.
+const MaxSQLBytes = 4 << 20
+
+// Flusher makes a tenant's buffered rows visible (the batcher implements it).
+type Flusher interface {
+	Flush(ctx context.Context, tenantID string) error
+}
+
+// Request is one query.
+type Request struct {
+	// SQL is exactly one SELECT statement.
+	SQL string
+	// Params are bound to the statement's ? or $n placeholders.
+	Params []any
+	// Format is the encoding of the result.
+	Format Format
+	// Timeout, if positive and below Config.Timeout, shortens the timeout.
+	Timeout time.Duration
+	// Flush makes the tenant's buffered rows visible before the query runs.
+	Flush bool
+}
+
+// Engine runs tenants' read-only queries and streams the results.
+type Engine struct {
+	cfg     Config
+	pool    *tenantdb.Pool
+	flusher Flusher
+	log     *zap.Logger
+	slots   slotTable
+}
+
+// New returns an Engine over the tenant databases of pool. flusher may be nil.
+func New(cfg Config, pool *tenantdb.Pool, flusher Flusher, log *zap.Logger) *Engine {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = DefaultMaxRows
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Engine{cfg: cfg, pool: pool, flusher: flusher, log: log, slots: slotTable{m: make(map[string]*slot)}}
+}
+
+// timeoutOf is the timeout of req.
+func (e *Engine) timeoutOf(req Request) time.Duration {
+	if req.Timeout > 0 && req.Timeout < e.cfg.Timeout {
+		return req.Timeout
+	}
+	return e.cfg.Timeout
+}
+
+// Check prepares req.SQL in the tenant's sandbox without running it. It
+// returns ErrNotReadOnly, ErrMultipleStatements or a wrapped ErrBadQuery
+// (syntax, unknown table). Share links use it when they are created.
+func (e *Engine) Check(ctx context.Context, tenantID string, req Request) error {
+	if err := checkText(req.SQL); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeoutOf(req))
+	defer cancel()
+	s, err := e.open(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return checkOne(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT)
+}
+
+// checkText refuses SQL text that is empty or too long before DuckDB sees it.
+func checkText(q string) error {
+	if strings.TrimSpace(q) == "" {
+		return fmt.Errorf("%w: empty query", ErrBadRequest)
+	}
+	if len(q) > MaxSQLBytes {
+		return fmt.Errorf("%w: query text is %d bytes, the limit is %d", ErrBadRequest, len(q), MaxSQLBytes)
+	}
+	return nil
+}
+
+// errMultiStatement is how duckdb-go's non-context Prepare refuses SQL that
+// does not hold exactly one statement.
+const errMultiStatement = "missing context for multi-statement query"
+
+// checkOne makes DuckDB parse and bind q on conn and refuses anything but
+// exactly one statement of type want (SELECT for tenant SQL). Nothing of q
+// runs.
+//
+// It must use the driver's Prepare, not PrepareContext: duckdb-go's
+// PrepareContext (like QueryContext) executes every statement but the last
+// one while preparing, so "drop table t; select 1" would drop the table.
+// Prepare refuses more than one statement before executing anything.
+func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot prepare", dc)
+		}
+		st, err := c.Prepare(q)
+		if err != nil {
+			msg := err.Error()
+			switch {
+			case strings.Contains(msg, errMultiStatement):
+				return ErrMultipleStatements
+			case strings.Contains(msg, "empty query"):
+				return fmt.Errorf("%w: the query holds no statement", ErrMultipleStatements)
+			}
+			return fmt.Errorf("%w: %s", ErrBadQuery, cleanDuckDBError(err))
+		}
+		defer st.Close()
+		ds, ok := st.(*duckdb.Stmt)
+		if !ok {
+			return fmt.Errorf("driver statement %T is not a DuckDB statement", st)
+		}
+		typ, err := ds.StatementType()
+		if err != nil {
+			return fmt.Errorf("%w: %s", ErrBadQuery, cleanDuckDBError(err))
+		}
+		if typ != want {
+			return fmt.Errorf("%w: %s statements are not allowed: only one read-only SELECT per request", ErrNotReadOnly, stmtTypeName(typ))
+		}
+		return nil
+	})
+}
+
+var stmtTypeNames = map[duckdb.StmtType]string{
+	duckdb.STATEMENT_TYPE_INSERT:       "INSERT",
+	duckdb.STATEMENT_TYPE_UPDATE:       "UPDATE",
+	duckdb.STATEMENT_TYPE_EXPLAIN:      "EXPLAIN",
+	duckdb.STATEMENT_TYPE_DELETE:       "DELETE",
+	duckdb.STATEMENT_TYPE_PREPARE:      "PREPARE",
+	duckdb.STATEMENT_TYPE_CREATE:       "CREATE",
+	duckdb.STATEMENT_TYPE_EXECUTE:      "EXECUTE",
+	duckdb.STATEMENT_TYPE_ALTER:        "ALTER",
+	duckdb.STATEMENT_TYPE_TRANSACTION:  "TRANSACTION",
+	duckdb.STATEMENT_TYPE_COPY:         "COPY",
+	duckdb.STATEMENT_TYPE_ANALYZE:      "ANALYZE",
+	duckdb.STATEMENT_TYPE_VARIABLE_SET: "SET VARIABLE",
+	duckdb.STATEMENT_TYPE_CREATE_FUNC:  "CREATE FUNCTION",
+	duckdb.STATEMENT_TYPE_DROP:         "DROP",
+	duckdb.STATEMENT_TYPE_EXPORT:       "EXPORT",
+	duckdb.STATEMENT_TYPE_PRAGMA:       "PRAGMA",
+	duckdb.STATEMENT_TYPE_VACUUM:       "VACUUM",
+	duckdb.STATEMENT_TYPE_CALL:         "CALL",
+	duckdb.STATEMENT_TYPE_SET:          "SET",
+	duckdb.STATEMENT_TYPE_LOAD:         "LOAD",
+	duckdb.STATEMENT_TYPE_RELATION:     "RELATION",
+	duckdb.STATEMENT_TYPE_EXTENSION:    "EXTENSION",
+	duckdb.STATEMENT_TYPE_LOGICAL_PLAN: "LOGICAL PLAN",
+	duckdb.STATEMENT_TYPE_ATTACH:       "ATTACH",
+	duckdb.STATEMENT_TYPE_DETACH:       "DETACH",
+	duckdb.STATEMENT_TYPE_MULTI:        "MULTI",
+}
+
+func stmtTypeName(t duckdb.StmtType) string {
+	if n, ok := stmtTypeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("statement type %d", t)
+}
+
+// cleanDuckDBError is DuckDB's message without Go wrapping noise.
+func cleanDuckDBError(err error) string {
+	var de *duckdb.Error
+	if errors.As(err, &de) {
+		return de.Msg
+	}
+	return err.Error()
+}
+
+// session is one tenant connection held for one query: the pool handle, a
+// dedicated connection and the tenant's concurrency slot.
+type session struct {
+	h       *tenantdb.Handle
+	conn    *sql.Conn
+	release func() // frees the concurrency slot; nil if none was taken
+	params  []any  // the request's params, converted for the driver
+	once    sync.Once
+}
+
+// open acquires the tenant's database and a connection of it.
+func (e *Engine) open(ctx context.Context, tenantID string) (*session, error) {
+	h, err := e.pool.Acquire(tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("open database of tenant: %w", err)
+	}
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		h.Release()
+		return nil, wrapRunError(ctx, fmt.Errorf("connect to tenant database: %w", err))
+	}
+	return &session{h: h, conn: conn}, nil
+}
+
+// close returns the connection and the handle and frees the slot. It may be
+// called more than once.
+func (s *session) close() {
+	s.once.Do(func() {
+		_ = s.conn.Close()
+		s.h.Release()
+		if s.release != nil {
+			s.release()
+		}
+	})
+}
+
+// wrapRunError classifies an error of running a query: the context's
+// deadline is ErrTimeout, anything from DuckDB is ErrBadQuery.
+func wrapRunError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("query canceled: %w", err)
+	}
+	var de *duckdb.Error
+	if errors.As(err, &de) {
+		return fmt.Errorf("%w: %s", ErrBadQuery, de.Msg)
+	}
+	return err
+}
+
+// slotTable holds each tenant's concurrency semaphore while it is in use.
+type slotTable struct {
+	mu sync.Mutex
+	m  map[string]*slot // guarded by mu; an entry lives while users > 0
+}
+
+type slot struct {
+	ch    chan struct{} // one token per running query
+	users int           // queries holding or waiting for a token; guarded by slotTable.mu
+}
+
+// acquire waits for one of the tenant's n query slots until ctx is done.
+func (t *slotTable) acquire(ctx context.Context, tenantID string, n int) (func(), error) {
+	t.mu.Lock()
+	s := t.m[tenantID]
+	if s == nil {
+		s = &slot{ch: make(chan struct{}, n)}
+		t.m[tenantID] = s
+	}
+	s.users++
+	t.mu.Unlock()
+	done := func() {
+		t.mu.Lock()
+		s.users--
+		if s.users == 0 {
+			delete(t.m, tenantID)
+		}
+		t.mu.Unlock()
+	}
+	select {
+	case s.ch <- struct{}{}:
+		return func() { <-s.ch; done() }, nil
+	default:
+	}
+	select {
+	case s.ch <- struct{}{}:
+		return func() { <-s.ch; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, fmt.Errorf("%w (%d running)", ErrBusy, n)
+	}
+}

@@ -1,0 +1,497 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// streamBufSize is the bufio.Writer size of a result stream: rows are sent
+// to the client each time this much is encoded (fasthttp writes one HTTP
+// chunk per flush).
+const streamBufSize = 64 << 10
+
+var streamBufPool sync.Pool // of *bufio.Writer of streamBufSize
+
+func getStreamBuf(w io.Writer) *bufio.Writer {
+	if v := streamBufPool.Get(); v != nil {
+		bw := v.(*bufio.Writer)
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, streamBufSize)
+}
+
+func putStreamBuf(bw *bufio.Writer) {
+	bw.Reset(nil)
+	streamBufPool.Put(bw)
+}
+
+var rowBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Stream runs req and writes the encoded result to ctx's response. It sets
+// Content-Type and status. Errors before the first byte become a 4xx/5xx
+// JSON body {"error":"..."}; errors after it end the stream with the error
+// marker of the format and cut the connection (see the package comment).
+// filename != "" sets Content-Disposition: attachment.
+//
+// The query runs and its first row is fetched before Stream returns; the
+// rest is encoded when fasthttp sends the body, after the handler returned.
+func (e *Engine) Stream(ctx *fasthttp.RequestCtx, tenantID string, req Request, filename string) {
+	qctx, cancel := context.WithTimeout(context.Background(), e.timeoutOf(req))
+	if req.Format == FormatParquet {
+		defer cancel()
+		f, size, err := e.runParquet(qctx, tenantID, req)
+		if err != nil {
+			e.fail(ctx, tenantID, err)
+			return
+		}
+		setResultHeaders(ctx, req.Format, filename)
+		ctx.Response.SetBodyStream(f, int(size)) // fasthttp closes f
+		return
+	}
+	rs, err := e.start(qctx, cancel, tenantID, req)
+	if err != nil {
+		cancel()
+		e.fail(ctx, tenantID, err)
+		return
+	}
+	setResultHeaders(ctx, req.Format, filename)
+	ctx.Response.SetBodyStream(rs, -1)
+}
+
+func setResultHeaders(ctx *fasthttp.RequestCtx, f Format, filename string) {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType(f.ContentType())
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if filename != "" {
+		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+sanitizeFilename(filename)+`"`)
+	}
+}
+
+// sanitizeFilename keeps a file name safe inside a quoted header value.
+func sanitizeFilename(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == '"' || r == '\\' || r == 0x7f || r >= 0x80 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// fail writes err as the response, logging server-side faults.
+func (e *Engine) fail(ctx *fasthttp.RequestCtx, tenantID string, err error) {
+	status := StatusOf(err)
+	if status >= 500 && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrTimeout) {
+		e.log.Warn("query failed", zap.String("tenant", tenantID), zap.Error(err))
+	}
+	if errors.Is(err, ErrBusy) {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	WriteError(ctx, status, err.Error())
+}
+
+// begin takes a slot, flushes if asked, opens a connection, checks the SQL
+// and starts a read-only transaction. On error nothing is left held.
+func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*session, error) {
+	if err := checkText(req.SQL); err != nil {
+		return nil, err
+	}
+	params, err := bindParams(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	if req.Flush && e.flusher != nil {
+		if err := e.flusher.Flush(ctx, tenantID); err != nil {
+			return nil, wrapRunError(ctx, fmt.Errorf("flush buffered rows: %w", err))
+		}
+	}
+	release, err := e.slots.acquire(ctx, tenantID, e.cfg.MaxConcurrent)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.open(ctx, tenantID)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s.release = release
+	if err := checkOne(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT); err != nil {
+		s.close()
+		return nil, err
+	}
+	// Defence in depth: the SELECT runs in a read-only transaction, so even
+	// a table function with a side effect cannot change the database.
+	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
+		s.close()
+		return nil, wrapRunError(ctx, fmt.Errorf("begin read-only transaction: %w", err))
+	}
+	s.params = params
+	return s, nil
+}
+
+// end rolls the read-only transaction back and closes the session. A
+// connection that cannot roll back is discarded rather than reused.
+func (s *session) end() {
+	if _, err := s.conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	s.close()
+}
+
+// start runs req and fetches the first row, so that errors of running it
+// are known before the response is committed to 200.
+func (e *Engine) start(ctx context.Context, cancel context.CancelFunc, tenantID string, req Request) (*resultStream, error) {
+	s, err := e.begin(ctx, tenantID, req)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.conn.QueryContext(ctx, req.SQL, s.params...)
+	if err != nil {
+		s.end()
+		return nil, wrapRunError(ctx, err)
+	}
+	rs := &resultStream{
+		e: e, s: s, ctx: ctx, cancel: cancel, rows: rows, tenant: tenantID, format: req.Format,
+		maxRows: e.cfg.MaxRows, maxBytes: e.cfg.MaxBytes,
+	}
+	if err := rs.init(); err != nil {
+		rs.finish()
+		return nil, err
+	}
+	return rs, nil
+}
+
+// runParquet has DuckDB write the result to a Parquet file in the tenant's
+// scratch directory and returns the file, already unlinked (it is deleted
+// when closed), and its size.
+func (e *Engine) runParquet(ctx context.Context, tenantID string, req Request) (*os.File, int64, error) {
+	s, err := e.begin(ctx, tenantID, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.end()
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	path := filepath.Join(e.pool.ScratchDir(tenantID), "query-"+hex.EncodeToString(rnd[:])+".parquet")
+	defer os.Remove(path)
+	// The tenant's SQL was checked to be exactly one SELECT; the newline
+	// ends a trailing -- comment, and checkOne below makes sure the COPY is
+	// one COPY statement before anything runs.
+	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + sqlString(path) + " (FORMAT parquet)"
+	if err := checkOne(s.conn, copySQL, duckdb.STATEMENT_TYPE_COPY); err != nil {
+		return nil, 0, fmt.Errorf("%w: the query cannot be exported as Parquet (remove a trailing comment?)", ErrBadQuery)
+	}
+	res, err := s.conn.ExecContext(ctx, copySQL, s.params...)
+	if err != nil {
+		return nil, 0, wrapRunError(ctx, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n > e.cfg.MaxRows {
+		return nil, 0, fmt.Errorf("%w: %d rows, the limit is %d", ErrTooLarge, n, e.cfg.MaxRows)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open parquet result: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("stat parquet result: %w", err)
+	}
+	if st.Size() > e.cfg.MaxBytes {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, st.Size(), e.cfg.MaxBytes)
+	}
+	return f, st.Size(), nil
+}
+
+// trimStatement drops trailing white space and semicolons.
+func trimStatement(q string) string {
+	return strings.TrimRight(q, " \t\r\n;")
+}
+
+// sqlString quotes s as a SQL string literal.
+func sqlString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// column is a result column as the encoders need it.
+type column struct {
+	jsonKey []byte // `"name":`, escaped
+	csvName []byte // the header field
+	kind    kind
+}
+
+// resultStream is a response body that encodes rows as fasthttp writes it.
+// fasthttp calls WriteTo (see fasthttp.BodyWriterTo) on its connection
+// goroutine and closes the connection when WriteTo returns an error, so a
+// failed result is never taken for a complete one; then it calls Close.
+// It is used by one goroutine at a time.
+type resultStream struct {
+	e        *Engine
+	s        *session
+	ctx      context.Context
+	cancel   context.CancelFunc
+	rows     *sql.Rows
+	tenant   string
+	format   Format
+	maxRows  int64
+	maxBytes int64
+
+	cols []column
+	vals []any
+	ptrs []any
+
+	first error // what init's fetch of the first row returned: nil or io.EOF
+
+	once sync.Once
+	pipe *io.PipeReader // set if the body is read through Read
+}
+
+// init reads the columns and the first row.
+func (r *resultStream) init() error {
+	types, err := r.rows.ColumnTypes()
+	if err != nil {
+		return wrapRunError(r.ctx, err)
+	}
+	seen := make(map[string]int, len(types))
+	r.cols = make([]column, len(types))
+	for i, t := range types {
+		name := t.Name()
+		r.cols[i].csvName = appendCSVField(nil, name, kindOther)
+		// Duplicate names (select 1 a, 2 a) would collide in a JSON object.
+		if n := seen[name]; n > 0 {
+			seen[name] = n + 1
+			name = fmt.Sprintf("%s_%d", name, n)
+		} else {
+			seen[name] = 1
+		}
+		r.cols[i].jsonKey = append(appendJSONString(nil, name), ':')
+		r.cols[i].kind = kindOf(t.DatabaseTypeName())
+	}
+	r.vals = make([]any, len(types))
+	r.ptrs = make([]any, len(types))
+	for i := range r.vals {
+		r.ptrs[i] = &r.vals[i]
+	}
+	r.first = r.next(0)
+	if r.first == io.EOF {
+		return nil
+	}
+	return r.first
+}
+
+// next fetches the next row into r.vals; io.EOF at the end. n is the number
+// of rows already written.
+func (r *resultStream) next(n int64) error {
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return wrapRunError(r.ctx, err)
+		}
+		return io.EOF
+	}
+	if n >= r.maxRows {
+		return fmt.Errorf("%w: more than %d rows", ErrTooLarge, r.maxRows)
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		return fmt.Errorf("read row: %w", err)
+	}
+	return nil
+}
+
+// SupportsBodyWriteTo tells fasthttp to call WriteTo.
+func (r *resultStream) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo encodes the whole result into w. An error (of the query, a limit,
+// or w) ends it: the error marker is written if w still works, and the
+// error is returned so that fasthttp cuts the connection.
+func (r *resultStream) WriteTo(w io.Writer) (int64, error) {
+	defer r.finish()
+	cw := &countWriter{w: w}
+	bw := getStreamBuf(cw)
+	defer putStreamBuf(bw)
+	bp := rowBufPool.Get().(*[]byte)
+	defer rowBufPool.Put(bp)
+	b := (*bp)[:0]
+
+	b = r.appendHeader(b)
+	var total, n int64
+	err := r.first // nil: init fetched a row into r.vals; io.EOF: there is none
+	for err == nil {
+		b = r.appendRow(b, n)
+		total += int64(len(b))
+		if _, werr := bw.Write(b); werr != nil {
+			err = werr
+			break
+		}
+		b = b[:0]
+		n++
+		if total > r.maxBytes {
+			err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, r.maxBytes)
+			break
+		}
+		err = r.next(n)
+	}
+	*bp = b[:0]
+	if errors.Is(err, io.EOF) {
+		b = r.appendFooter(b, n)
+		_, _ = bw.Write(b)
+		*bp = b[:0]
+		if ferr := bw.Flush(); ferr != nil {
+			return cw.n, ferr
+		}
+		return cw.n, nil
+	}
+	if cw.err == nil {
+		b = r.appendMarker(b, err)
+		_, _ = bw.Write(b)
+		*bp = b[:0]
+		_ = bw.Flush()
+	}
+	if cw.err != nil {
+		r.e.log.Debug("query result not delivered", zap.String("tenant", r.tenant), zap.Error(cw.err))
+		return cw.n, cw.err
+	}
+	r.e.log.Info("query result cut short", zap.String("tenant", r.tenant), zap.Int64("rows", n), zap.Error(err))
+	return cw.n, err
+}
+
+// Read serves fasthttp paths that read the body instead of calling WriteTo
+// (none today): it runs WriteTo into a pipe.
+func (r *resultStream) Read(p []byte) (int, error) {
+	if r.pipe == nil {
+		pr, pw := io.Pipe()
+		r.pipe = pr
+		go func() {
+			_, err := r.WriteTo(pw)
+			_ = pw.CloseWithError(err)
+		}()
+	}
+	return r.pipe.Read(p)
+}
+
+// Close releases the query if WriteTo never ran (the client went away
+// before the body was sent).
+func (r *resultStream) Close() error {
+	if r.pipe != nil {
+		return r.pipe.Close() // the WriteTo goroutine fails its next write and finishes
+	}
+	r.finish()
+	return nil
+}
+
+// finish closes the rows, cancels the query and releases the connection,
+// the handle and the slot. It runs once.
+func (r *resultStream) finish() {
+	r.once.Do(func() {
+		r.cancel()
+		_ = r.rows.Close()
+		r.s.end()
+	})
+}
+
+func (r *resultStream) appendHeader(b []byte) []byte {
+	switch r.format {
+	case FormatJSON:
+		return append(b, '[')
+	case FormatCSV:
+		for i, c := range r.cols {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, c.csvName...)
+		}
+		return append(b, '\r', '\n')
+	}
+	return b
+}
+
+func (r *resultStream) appendRow(b []byte, n int64) []byte {
+	switch r.format {
+	case FormatCSV:
+		for i, v := range r.vals {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCSVField(b, v, r.cols[i].kind)
+		}
+		return append(b, '\r', '\n')
+	case FormatJSON:
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '\n')
+	}
+	b = append(b, '{')
+	for i, v := range r.vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r.cols[i].jsonKey...)
+		b = appendJSONValue(b, v, r.cols[i].kind)
+	}
+	b = append(b, '}')
+	if r.format == FormatNDJSON {
+		b = append(b, '\n')
+	}
+	return b
+}
+
+func (r *resultStream) appendFooter(b []byte, n int64) []byte {
+	if r.format == FormatJSON {
+		if n > 0 {
+			b = append(b, '\n')
+		}
+		return append(b, ']', '\n')
+	}
+	return b
+}
+
+// appendMarker writes the error marker that ends a failed result. JSON: the
+// array stays unclosed and a line {"error":"..."} follows, so no parser
+// takes it for a result. NDJSON: a last line {"error":"..."}. CSV: a last
+// line "#error: ...".
+func (r *resultStream) appendMarker(b []byte, err error) []byte {
+	msg := err.Error()
+	switch r.format {
+	case FormatCSV:
+		b = append(b, "#error: "...)
+		b = append(b, strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)...)
+		return append(b, '\r', '\n')
+	case FormatJSON:
+		b = append(b, '\n')
+	}
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, msg)
+	return append(b, '}', '\n')
+}
+
+// countWriter counts what reaches w and keeps its first error.
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
