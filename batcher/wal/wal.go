@@ -1,0 +1,451 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// MaxRecordSize is the largest record Append accepts; a length field above it
+// found by Replay is corruption. 256 MiB: far above any insert body the
+// gateway accepts, small enough that a corrupt length cannot make Replay
+// allocate gigabytes.
+const MaxRecordSize = 256 << 20
+
+const (
+	// DefaultSegmentSize is Config.SegmentSize when unset. 64 MiB: a segment is
+	// the unit of deletion, so it should be small next to MaxBacklog, yet large
+	// enough that creating files (and fsyncing the directory) is rare.
+	DefaultSegmentSize = 64 << 20
+	// DefaultMaxBacklog is Config.MaxBacklog when unset.
+	DefaultMaxBacklog = 1 << 30
+)
+
+var (
+	// ErrClosed is returned by Append, AppendBatch, Replay, Release and a
+	// second Close once the log is closed.
+	ErrClosed = errors.New("wal: log closed")
+
+	// ErrBacklogFull is returned by Append and AppendBatch, without writing
+	// anything, when the undeleted segments plus queued records would exceed
+	// Config.MaxBacklog. The log is waiting on DuckDB: the caller should
+	// answer 503 and retry after the batcher has committed and Released more.
+	ErrBacklogFull = errors.New("wal: backlog full")
+
+	// ErrTooLarge is returned by Append and AppendBatch for a record larger
+	// than MaxRecordSize.
+	ErrTooLarge = errors.New("wal: record too large")
+
+	// ErrCorrupt is wrapped, with the segment, offset and reason, in
+	// ReplayStats.CorruptErr when Replay finds a damaged record that is not a
+	// torn tail.
+	ErrCorrupt = errors.New("wal: corrupt record")
+
+	// ErrReplayOrder is returned by Replay once Append has been called or while
+	// another Replay runs, and by Append while Replay runs: Replay must run
+	// alone, before the first Append.
+	ErrReplayOrder = errors.New("wal: Replay must run alone, before the first Append")
+)
+
+// Config configures a Log. The zero value of every field but Dir means its
+// default.
+type Config struct {
+	// Dir is the directory for segment files; it is created if missing. One
+	// Log at a time may use it.
+	Dir string
+	// SegmentSize: the writer moves to a new segment before a group commit
+	// that would take the current one past this many bytes (default 64 MiB). A
+	// group larger than SegmentSize gets a segment of its own.
+	SegmentSize int64
+	// MaxBacklog: Append returns ErrBacklogFull when the bytes in undeleted
+	// segments plus queued records would exceed it (default 1 GiB). It bounds
+	// the disk used while DuckDB falls behind.
+	MaxBacklog int64
+	// NoSync skips every fsync. For tests and benchmarks only: an
+	// acknowledged record may be lost in a power failure.
+	NoSync bool
+	// OpenFile opens segment files for writing (default os.OpenFile). Tests
+	// set it to inject write and fsync failures.
+	OpenFile OpenFileFunc
+}
+
+// Position identifies the end of a record in the log: the segment number and
+// the byte offset just past the record. Records are totally ordered by
+// Position.
+type Position struct {
+	Segment uint64
+	Offset  int64
+}
+
+// Less reports whether p comes before q.
+func (p Position) Less(q Position) bool {
+	if p.Segment != q.Segment {
+		return p.Segment < q.Segment
+	}
+	return p.Offset < q.Offset
+}
+
+// String formats p as "segment:offset".
+func (p Position) String() string {
+	return strconv.FormatUint(p.Segment, 10) + ":" + strconv.FormatInt(p.Offset, 10)
+}
+
+// Stats are counters for metrics. Counters only grow over the life of a Log.
+type Stats struct {
+	Appends         uint64        // records acknowledged as durable
+	Groups          uint64        // group commits that succeeded: one write (and fsync) each
+	Fsyncs          uint64        // fsyncs of segment files, including failed ones
+	BytesWritten    uint64        // bytes acknowledged, headers included
+	WriteErrors     uint64        // group commits that failed to write or fsync
+	BacklogFull     uint64        // Append calls refused with ErrBacklogFull
+	LastFsync       time.Duration // duration of the latest fsync
+	FsyncTotal      time.Duration // time spent in fsync
+	SegmentsCreated uint64
+	SegmentsDeleted uint64
+	Segments        int   // undeleted segments, now
+	Size            int64 // bytes in undeleted segments, now
+	Queued          int64 // bytes waiting for or in a group commit, now
+}
+
+// Log is a write-ahead log. Its methods are safe for concurrent use, except
+// that Replay must run before the first Append.
+type Log struct {
+	dir        string
+	segSize    int64
+	maxBacklog int64
+	noSync     bool
+	openFile   OpenFileFunc
+	log        *zap.Logger
+
+	wake    chan struct{} // 1 slot: work is queued for the writer
+	stopped chan struct{} // closed when the writer goroutine returns
+
+	// fileMu serializes file operations outside the writer: Replay, the
+	// deletions of Release and the writer's one-time tail check.
+	fileMu sync.Mutex
+
+	mu             sync.Mutex // guards the fields below; never held during I/O
+	queue          []*request // appends waiting for the writer
+	queued         int64      // bytes in queue and in the group being written
+	segs           []segment  // undeleted segments, ascending
+	size           int64      // sum of segs[i].size
+	active         uint64     // segment the writer has open; 0 if none
+	firstNew       uint64     // segments below it were there at Open
+	released       Position   // highest Position passed to Release
+	releasePending bool       // a Release arrived during Replay
+	closed         bool
+	started        bool // Append has been called
+	replaying      bool
+	tailChecked    bool // the newest segment from before Open has been checked for a torn tail
+
+	w writer // owned by the writer goroutine
+
+	// Counters for Stats: atomics, written by the writer goroutine (and by
+	// submit and Release for theirs), read by Stats.
+	nAppends, nGroups, nFsyncs, nBytes atomic.Uint64
+	nWriteErrors, nBacklogFull         atomic.Uint64
+	nSegsCreated, nSegsDeleted         atomic.Uint64
+	lastFsync, fsyncTotal              atomic.Int64
+}
+
+type segment struct {
+	seq  uint64
+	size int64
+}
+
+// request is one Append or AppendBatch waiting for its group commit. Requests
+// are pooled: done is reused, so Append allocates nothing.
+type request struct {
+	recs   [][]byte
+	pos    []Position // filled by the writer: pos[i] ends recs[i]
+	size   int64      // bytes on disk, headers included
+	err    error
+	done   chan struct{} // 1 slot; the writer sends once per enqueue
+	one    [1][]byte
+	onePos [1]Position
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// Open opens the log in cfg.Dir, creating the directory if needed. Call
+// Replay before the first Append to read back what the log holds. log may be
+// nil.
+func Open(cfg Config, log *zap.Logger) (*Log, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("wal: Config.Dir is empty")
+	}
+	if cfg.SegmentSize < 0 || cfg.MaxBacklog < 0 {
+		return nil, fmt.Errorf("wal: negative SegmentSize %d or MaxBacklog %d", cfg.SegmentSize, cfg.MaxBacklog)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	l := &Log{
+		dir:        cfg.Dir,
+		segSize:    cfg.SegmentSize,
+		maxBacklog: cfg.MaxBacklog,
+		noSync:     cfg.NoSync,
+		openFile:   cfg.OpenFile,
+		log:        log.With(zap.String("wal_dir", cfg.Dir)),
+		wake:       make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
+	}
+	if l.segSize == 0 {
+		l.segSize = DefaultSegmentSize
+	}
+	if l.maxBacklog == 0 {
+		l.maxBacklog = DefaultMaxBacklog
+	}
+	if l.openFile == nil {
+		l.openFile = openOSFile
+	}
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: create %s: %w", l.dir, err)
+	}
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: read %s: %w", l.dir, err)
+	}
+	for _, e := range entries {
+		seq, ok := parseSegName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("wal: stat %s: %w", e.Name(), err)
+		}
+		l.segs = append(l.segs, segment{seq: seq, size: info.Size()})
+		l.size += info.Size()
+	}
+	slices.SortFunc(l.segs, func(a, b segment) int { return cmpUint(a.seq, b.seq) })
+	l.firstNew = 1
+	if n := len(l.segs); n > 0 {
+		l.firstNew = l.segs[n-1].seq + 1
+	}
+	l.w.nextSeq = l.firstNew
+	l.log.Info("wal opened", zap.Int("segments", len(l.segs)), zap.Int64("bytes", l.size))
+	go l.run()
+	return l, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Append writes rec as one record and returns its Position once the record is
+// durable (fsynced, unless Config.NoSync). Concurrent calls share one write
+// and one fsync. rec is not retained: the caller may reuse it when Append
+// returns. Append returns ErrBacklogFull (nothing written) when the log is
+// over Config.MaxBacklog, ErrTooLarge for a record over MaxRecordSize, and a
+// wrapped I/O error when the write or fsync fails; after an error nothing of
+// rec will be replayed.
+func (l *Log) Append(rec []byte) (Position, error) {
+	if len(rec) > MaxRecordSize {
+		return Position{}, fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(rec), MaxRecordSize)
+	}
+	r := requestPool.Get().(*request)
+	r.one[0] = rec
+	r.recs, r.pos = r.one[:], r.onePos[:]
+	r.size = hdrSize + int64(len(rec))
+	err := l.submit(r)
+	pos := r.onePos[0]
+	r.one[0], r.recs, r.pos, r.err = nil, nil, nil, nil
+	requestPool.Put(r)
+	return pos, err
+}
+
+// AppendBatch is Append for several records written in the same group
+// commit, one after the other; it returns each record's Position. Either all
+// records are acknowledged or, on error, none.
+func (l *Log) AppendBatch(recs [][]byte) ([]Position, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	var size int64
+	for _, rec := range recs {
+		if len(rec) > MaxRecordSize {
+			return nil, fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(rec), MaxRecordSize)
+		}
+		size += hdrSize + int64(len(rec))
+	}
+	r := requestPool.Get().(*request)
+	r.recs, r.pos, r.size = recs, make([]Position, len(recs)), size
+	err := l.submit(r)
+	pos := r.pos
+	r.recs, r.pos, r.err = nil, nil, nil
+	requestPool.Put(r)
+	if err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// submit queues r for the writer and waits for its group commit.
+func (l *Log) submit(r *request) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return ErrClosed
+	case l.replaying:
+		l.mu.Unlock()
+		return ErrReplayOrder
+	case l.size+l.queued+r.size > l.maxBacklog:
+		l.mu.Unlock()
+		l.nBacklogFull.Add(1)
+		return ErrBacklogFull
+	}
+	l.started = true
+	l.queue = append(l.queue, r)
+	l.queued += r.size
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default: // the writer is already awake
+	}
+	<-r.done
+	return r.err
+}
+
+// Release tells the log that every record at or before p is no longer needed
+// (committed in DuckDB). Segments whose every record is at or before p are
+// deleted, oldest first; the segment being written is never deleted. A p
+// lower than an earlier one is a no-op. A Release during Replay takes effect
+// when Replay returns.
+func (l *Log) Release(p Position) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return ErrClosed
+	case p.Less(l.released):
+		l.mu.Unlock()
+		return nil
+	}
+	l.released = p
+	if l.replaying {
+		l.releasePending = true
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+	return l.deleteReleased()
+}
+
+// deleteReleased deletes the segments wholly at or before l.released.
+func (l *Log) deleteReleased() error {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+
+	l.mu.Lock()
+	p := l.released
+	var victims []segment
+	for _, s := range l.segs {
+		if s.seq == l.active || s.seq > p.Segment || (s.seq == p.Segment && s.size > p.Offset) {
+			break // segments are ascending: no later one qualifies either
+		}
+		victims = append(victims, s)
+	}
+	l.mu.Unlock()
+	if len(victims) == 0 {
+		return nil
+	}
+
+	var err error
+	gone := make(map[uint64]bool, len(victims))
+	for _, s := range victims {
+		if rerr := os.Remove(l.segPath(s.seq)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("wal: delete released segment: %w", rerr)
+			break // keep the log a contiguous run of segments
+		}
+		gone[s.seq] = true
+	}
+	if len(gone) > 0 && !l.noSync {
+		err = errors.Join(err, syncDir(l.dir))
+	}
+	l.mu.Lock()
+	l.segs = slices.DeleteFunc(l.segs, func(s segment) bool {
+		if gone[s.seq] {
+			l.size -= s.size
+			return true
+		}
+		return false
+	})
+	l.mu.Unlock()
+	l.nSegsDeleted.Add(uint64(len(gone)))
+	l.log.Debug("wal segments released", zap.Int("deleted", len(gone)), zap.Stringer("released", p))
+	return err
+}
+
+// Size returns the bytes in undeleted segments.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// Stats returns counters for metrics.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	segs, size, queued := len(l.segs), l.size, l.queued
+	l.mu.Unlock()
+	return Stats{
+		Appends:         l.nAppends.Load(),
+		Groups:          l.nGroups.Load(),
+		Fsyncs:          l.nFsyncs.Load(),
+		BytesWritten:    l.nBytes.Load(),
+		WriteErrors:     l.nWriteErrors.Load(),
+		BacklogFull:     l.nBacklogFull.Load(),
+		LastFsync:       time.Duration(l.lastFsync.Load()),
+		FsyncTotal:      time.Duration(l.fsyncTotal.Load()),
+		SegmentsCreated: l.nSegsCreated.Load(),
+		SegmentsDeleted: l.nSegsDeleted.Load(),
+		Segments:        segs,
+		Size:            size,
+		Queued:          queued,
+	}
+}
+
+// Close writes and fsyncs the appends already queued, then closes the
+// segment. Append after Close returns ErrClosed; so does a second Close.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-l.stopped
+	return l.w.closeErr
+}
+
+// setSegSizeLocked records that segment seq now holds size bytes.
+func (l *Log) setSegSizeLocked(seq uint64, size int64) {
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if l.segs[i].seq == seq {
+			l.size += size - l.segs[i].size
+			l.segs[i].size = size
+			return
+		}
+	}
+}
