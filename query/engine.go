@@ -141,6 +141,11 @@ const errMultiStatement = "missing context for multi-statement query"
 // PrepareContext (like QueryContext) executes every statement but the last
 // one while preparing, so "drop table t; select 1" would drop the table.
 // Prepare refuses more than one statement before executing anything.
+//
+// Preparing binds the statement, and DuckDB's binder of EXPORT DATABASE
+// already creates the target directory. The sandbox confines that to the
+// tenant's own scratch directory; a parse-only check (json_serialize_sql)
+// would avoid it but refuses valid SELECTs such as PIVOT.
 func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.Conn)
@@ -168,7 +173,7 @@ func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
 			return fmt.Errorf("%w: %s", ErrBadQuery, cleanDuckDBError(err))
 		}
 		if typ != want {
-			return fmt.Errorf("%w: %s statements are not allowed: only one read-only SELECT per request", ErrNotReadOnly, stmtTypeName(typ))
+			return fmt.Errorf("%s statements are not allowed: %w", stmtTypeName(typ), ErrNotReadOnly)
 		}
 		return nil
 	})

@@ -14,8 +14,10 @@ var (
 	// table or column, a failure while running it. Status 400.
 	ErrBadQuery = errors.New("bad query")
 
-	// ErrNotReadOnly means the statement is not a SELECT. Its message names
-	// the statement type DuckDB found. Status 403.
+	// ErrNotReadOnly means the statement is not a SELECT. It comes wrapped
+	// in a message naming the statement type DuckDB found: "INSERT
+	// statements are not allowed: only one read-only SELECT per request".
+	// Status 403.
 	ErrNotReadOnly = errors.New("only one read-only SELECT per request")
 
 	// ErrMultipleStatements means the SQL holds more (or fewer) than exactly
