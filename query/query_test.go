@@ -289,3 +289,7 @@ func errorOf(line string) string {
 var _ = errors.Is
 var _ = fmt.Sprint
 var _ = time.Second
+
+func newGet(path string) (*http.Request, error) {
+	return http.NewRequest("GET", "http://gw"+path, nil)
+}
