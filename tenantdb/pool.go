@@ -50,6 +50,9 @@ type Pool struct {
 	open   map[string]*entry // guarded by mu
 	lru    *list.List        // of *entry, front = most recently used; guarded by mu
 	closed bool              // guarded by mu
+	// room is signalled (with mu held by the waiter) whenever an entry
+	// leaves the pool or becomes idle, for Acquire calls waiting for room.
+	room *sync.Cond
 }
 
 type entry struct {
@@ -85,7 +88,9 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create tenant database directory: %w", err)
 	}
-	return &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New()}, nil
+	p := &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New()}
+	p.room = sync.NewCond(&p.mu)
+	return p, nil
 }
 
 // ScratchDir is the only directory a tenant's database may write files to:
@@ -104,12 +109,20 @@ func (p *Pool) Path(tenantID string) string {
 	return filepath.Join(p.cfg.Dir, tenantID+".duckdb")
 }
 
-// Acquire returns the tenant's open database, opening it if needed.
+// Acquire returns the tenant's open database, opening it if needed. When
+// MaxOpen databases are open and all are in use, it waits until one is
+// released, so that no more than MaxOpen are ever open.
 func (p *Pool) Acquire(tenantID string) (*Handle, error) {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, ErrClosed
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if _, ok := p.open[tenantID]; ok || len(p.open) < p.cfg.MaxOpen || p.hasIdleLocked() {
+			break
+		}
+		p.room.Wait()
 	}
 	e, ok := p.open[tenantID]
 	if ok {
@@ -140,10 +153,22 @@ func (p *Pool) Acquire(tenantID string) (*Handle, error) {
 			delete(p.open, tenantID)
 			p.lru.Remove(e.elem)
 		}
+		p.room.Broadcast()
 		p.mu.Unlock()
 		return nil, e.err
 	}
 	return &Handle{DB: e.db, p: p, e: e}, nil
+}
+
+// hasIdleLocked reports whether an open entry is idle, so that evictLocked
+// can make room.
+func (p *Pool) hasIdleLocked() bool {
+	for el := p.lru.Back(); el != nil; el = el.Prev() {
+		if el.Value.(*entry).refs == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // evictLocked removes idle entries beyond MaxOpen from the pool and returns
@@ -168,6 +193,9 @@ func (p *Pool) release(e *entry) {
 	var victims []*entry
 	if e.refs == 0 && len(p.open) > p.cfg.MaxOpen {
 		victims = p.evictLocked()
+	}
+	if e.refs == 0 {
+		p.room.Broadcast()
 	}
 	p.mu.Unlock()
 	for _, v := range victims {
@@ -207,6 +235,7 @@ func (p *Pool) Evict(tenantID string, timeout time.Duration) error {
 		if e.refs == 0 {
 			delete(p.open, tenantID)
 			p.lru.Remove(e.elem)
+			p.room.Broadcast()
 			p.mu.Unlock()
 			p.closeEntry(e)
 			return nil
@@ -243,6 +272,7 @@ func (p *Pool) Close() error {
 	}
 	p.open = make(map[string]*entry)
 	p.lru.Init()
+	p.room.Broadcast()
 	p.mu.Unlock()
 	var errs []error
 	for _, e := range entries {

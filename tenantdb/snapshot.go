@@ -1,0 +1,78 @@
+package tenantdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Size is the bytes the tenant's database takes on disk: its file and its
+// write-ahead log. A tenant that never stored a row has size 0.
+func (p *Pool) Size(tenantID string) (int64, error) {
+	var n int64
+	path := p.Path(tenantID)
+	for _, f := range []string{path, path + ".wal"} {
+		fi, err := os.Stat(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
+
+// Exists reports whether the tenant has a database file, without opening
+// (and so creating) it.
+func (p *Pool) Exists(tenantID string) bool {
+	_, err := os.Stat(p.Path(tenantID))
+	return err == nil
+}
+
+// Snapshot writes a consistent copy of the tenant's database to a new
+// DuckDB file named name inside the tenant's scratch directory, and returns
+// its path. The copy is made by the tenant's own open database (ATTACH the
+// new file, COPY FROM DATABASE, DETACH), so it is one transaction's view and
+// the live file is never opened a second time: two DuckDB instances on one
+// file in one process are unsafe, since the file lock is per process. The
+// caller owns the returned file (move or delete it).
+func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, `/\'"`) || !strings.HasSuffix(name, ".duckdb") {
+		return "", fmt.Errorf("snapshot of tenant %s: bad file name %q", tenantID, name)
+	}
+	h, err := p.Acquire(tenantID)
+	if err != nil {
+		return "", err
+	}
+	defer h.Release()
+	dst := filepath.Join(p.ScratchDir(tenantID), name)
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
+	}
+	defer conn.Close()
+	var src string
+	if err := conn.QueryRowContext(ctx, `SELECT current_database()`).Scan(&src); err != nil {
+		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
+	}
+	const alias = "_duckgate_snapshot"
+	if _, err := conn.ExecContext(ctx, `ATTACH `+sqlString(dst)+` AS `+alias); err != nil {
+		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
+	}
+	_, err = conn.ExecContext(ctx, `COPY FROM DATABASE "`+strings.ReplaceAll(src, `"`, `""`)+`" TO `+alias)
+	if _, derr := conn.ExecContext(context.Background(), `DETACH `+alias); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		_ = os.Remove(dst + ".wal")
+		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
+	}
+	return dst, nil
+}
