@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"database/sql/driver"
+	"encoding/json"
 	"math"
 	"math/big"
 	"strconv"
@@ -36,7 +37,9 @@ func value(c *Cell, t schema.Type) driver.Value {
 	case schema.TypeTimestamptz:
 		return time.UnixMicro(int64(c.Num)).UTC()
 	case schema.TypeJSON:
-		return jsonText(c)
+		// duckdb-go json.Marshals what goes into a JSON column: raw JSON
+		// passes through as is (compacted, with <, > and & escaped).
+		return json.RawMessage(jsonText(c))
 	}
 	return text(c)
 }

@@ -36,6 +36,10 @@ type Rows struct {
 	Ends []uint32
 	// Size estimates the memory the rows hold, in bytes.
 	Size int64
+	// Dups is true when some row has two keys that name one column (the
+	// same key twice, or spellings differing in ASCII case): the later
+	// values go to the overflow column.
+	Dups bool
 }
 
 // Len is the number of rows.
@@ -49,11 +53,17 @@ type Builder struct {
 	rows  Rows
 	index map[string]uint32 // key -> index in rows.Keys
 	arena []byte            // string bytes of this request
+
+	// Duplicate detection: each key belongs to a group of keys equal up
+	// to ASCII case; stamp[g] is 1 + the row that last used group g.
+	fold    map[string]uint32
+	groupOf []uint32 // by key index
+	stamp   []uint32 // by group
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{index: make(map[string]uint32, 16)}
+	return &Builder{index: make(map[string]uint32, 16), fold: make(map[string]uint32, 16)}
 }
 
 // key returns the index of key, adding it on first sight.
@@ -67,6 +77,14 @@ func (b *Builder) key(k []byte) uint32 {
 	b.rows.Kinds = append(b.rows.Kinds, 0)
 	b.index[s] = i
 	b.rows.Size += int64(len(s)) + 24
+	f := schema.FoldName(s)
+	g, ok := b.fold[f]
+	if !ok {
+		g = uint32(len(b.stamp))
+		b.fold[f] = g
+		b.stamp = append(b.stamp, 0)
+	}
+	b.groupOf = append(b.groupOf, g)
 	return i
 }
 
@@ -94,6 +112,12 @@ func (b *Builder) str(v []byte) string {
 func (b *Builder) add(key []byte, c Cell) {
 	c.Key = b.key(key)
 	b.rows.Kinds[c.Key] |= c.Kind
+	row := uint32(len(b.rows.Ends)) + 1
+	if g := b.groupOf[c.Key]; b.stamp[g] == row {
+		b.rows.Dups = true
+	} else {
+		b.stamp[g] = row
+	}
 	b.rows.Cells = append(b.rows.Cells, c)
 }
 

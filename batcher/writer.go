@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -270,6 +271,14 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 	delete(w.schemas, table)
 
 	seen, keyIdx := mergeKeys(items)
+	for _, p := range items {
+		if p.rows.Dups {
+			// Some row names a column twice: its later values need the
+			// overflow column (an invalid name always overflows).
+			seen = append(seen, schema.Seen{Key: schema.OverflowColumn, Kinds: schema.KindJSON})
+			break
+		}
+	}
 	if err := w.markBigInts(ctx, conn, table, tbl, seen); err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
@@ -465,7 +474,7 @@ func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pendin
 					_ = a.Close()
 					return errors.New("overflow values but no overflow column")
 				}
-				args[ovCol] = string(append(ov, '}'))
+				args[ovCol] = json.RawMessage(append(ov, '}'))
 			}
 			if err := a.AppendRow(args...); err != nil {
 				_ = a.Close()

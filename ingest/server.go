@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
+	"duckgate/ingest/webhook/hookstore"
 	"duckgate/schema"
 	"duckgate/tenant"
 )
@@ -42,6 +43,12 @@ type Config struct {
 	// OnTenantCreated is called after the admin API creates a tenant
 	// (optional).
 	OnTenantCreated func(tenant.Tenant)
+	// Webhooks keeps webhook endpoints and seen delivery ids; nil answers
+	// 404 on /api/webhooks.
+	Webhooks *hookstore.Store
+	// WebhookTolerance is how far a Stripe or Standard Webhooks signed
+	// timestamp may be from now. Default webhook.DefaultTolerance (5 min).
+	WebhookTolerance time.Duration
 }
 
 // Server routes and serves duckgate's HTTP API.
@@ -76,6 +83,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  120 * time.Second,
 		NoDefaultServerHeader:        true,
+		Logger:                       zapPrintf{s.log},
 		DisablePreParseMultipartForm: true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
@@ -290,4 +298,13 @@ func (s *Server) handleCreateTenant(ctx *fasthttp.RequestCtx) {
 		s.cfg.OnTenantCreated(t)
 	}
 	writeJSON(ctx, fasthttp.StatusCreated, CreateTenantResponse{TenantID: t.ID, Name: t.Name, Plan: t.Plan, KeyID: k.ID, APIKey: key})
+}
+
+// zapPrintf adapts zap to fasthttp's logger: connection-level errors (a
+// body over the limit, a client gone) at debug level.
+type zapPrintf struct{ log *zap.Logger }
+
+// Printf logs a fasthttp message.
+func (z zapPrintf) Printf(format string, args ...any) {
+	z.log.Debug("http: " + fmt.Sprintf(format, args...))
 }

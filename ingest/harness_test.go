@@ -1,0 +1,198 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"duckgate/batcher"
+	"duckgate/tenant"
+	"duckgate/tenantdb"
+)
+
+// env is a whole duckgate (registry, databases, batcher, HTTP server) in a
+// temporary directory, served on an in-memory listener.
+type env struct {
+	t       *testing.T
+	dir     string
+	tenants *tenant.Store
+	pool    *tenantdb.Pool
+	batcher *batcher.Batcher
+	server  *Server
+	ln      *fasthttputil.InmemoryListener
+	client  *fasthttp.Client
+	stopped bool
+}
+
+const testAdminKey = "test-admin-key"
+
+// envConfig adjusts an env before it starts.
+type envConfig struct {
+	batcher batcher.Config
+	ingest  Config
+}
+
+func newEnv(t *testing.T, mods ...func(*envConfig)) *env {
+	t.Helper()
+	return startEnv(t, t.TempDir(), mods...)
+}
+
+// startEnv starts duckgate on dir (which may hold data of an earlier env).
+func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
+	t.Helper()
+	var cfg envConfig
+	cfg.batcher.FlushInterval = 50 * time.Millisecond
+	for _, m := range mods {
+		m(&cfg)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(dir, "meta.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tenants.HasAdminKey() {
+		if err := tenants.SetAdminKey(testAdminKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batcher.New(cfg.batcher, pool, log)
+	ic := cfg.ingest
+	ic.Tenants, ic.Batcher = tenants, b
+	srv := New(ic, log)
+	srv.SetReady()
+	ln := fasthttputil.NewInmemoryListener()
+	hs := srv.HTTPServer()
+	go func() { _ = hs.Serve(ln) }()
+	e := &env{t: t, dir: dir, tenants: tenants, pool: pool, batcher: b, server: srv, ln: ln,
+		client: &fasthttp.Client{
+			Dial:                func(string) (net.Conn, error) { return ln.Dial() },
+			MaxResponseBodySize: 1 << 30,
+		}}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// stop shuts the env down cleanly: flush, close databases.
+func (e *env) stop() {
+	if e.stopped {
+		return
+	}
+	e.stopped = true
+	_ = e.ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.batcher.Close(ctx); err != nil {
+		e.t.Errorf("batcher close: %v", err)
+	}
+	if err := e.pool.Close(); err != nil {
+		e.t.Errorf("pool close: %v", err)
+	}
+}
+
+// restart stops the env and starts a new one on the same directory.
+func (e *env) restart(mods ...func(*envConfig)) *env {
+	e.stop()
+	return startEnv(e.t, e.dir, mods...)
+}
+
+// tenant creates a tenant and returns its id and full-scope key.
+func (e *env) tenant(name string) (id, key string) {
+	e.t.Helper()
+	tn, _, key, err := e.tenants.CreateTenant(name, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tn.ID, key
+}
+
+// response is what a test keeps of an HTTP answer.
+type response struct {
+	status int
+	body   []byte
+	header map[string]string
+}
+
+// do sends a request; hdr alternates names and values.
+func (e *env) do(method, uri string, body []byte, hdr ...string) response {
+	e.t.Helper()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI("http://duckgate" + uri)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	req.SetBody(body)
+	if err := e.client.DoTimeout(req, resp, time.Minute); err != nil {
+		e.t.Fatalf("%s %s: %v", method, uri, err)
+	}
+	r := response{status: resp.StatusCode(), body: append([]byte(nil), resp.Body()...), header: map[string]string{}}
+	resp.Header.VisitAll(func(k, v []byte) { r.header[string(k)] = string(v) })
+	return r
+}
+
+// rawPost sends a POST while reading the answer concurrently, the way curl
+// does, so a server that answers before reading the whole body (413) is seen.
+func (e *env) rawPost(uri string, body []byte, hdr ...string) response {
+	e.t.Helper()
+	conn, err := e.ln.Dial()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() {
+		var req fasthttp.Request
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("http://duckgate" + uri)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		req.SetBody(body)
+		w := bufio.NewWriter(conn)
+		_ = req.Write(w)
+		_ = w.Flush()
+	}()
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		e.t.Fatalf("POST %s: %v", uri, err)
+	}
+	return response{status: resp.StatusCode(), body: append([]byte(nil), resp.Body()...)}
+}
+
+// insert posts body to table with key and wait=true.
+func (e *env) insert(key, table string, body string) response {
+	e.t.Helper()
+	return e.do("POST", "/api/data/insert/"+table+"?wait=true", []byte(body), "X-API-KEY", key)
+}
+
+// openDB opens a tenant's database file directly, as an operator would,
+// after the env is stopped. The caller closes it.
+func (e *env) openDB(tenantID string) *sql.DB {
+	e.t.Helper()
+	db, err := sql.Open("duckdb", filepath.Join(e.dir, "tenants", tenantID+".duckdb"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = db.Close() })
+	// One connection, so the session's time zone holds for every query.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
+		e.t.Fatal(err)
+	}
+	return db
+}
