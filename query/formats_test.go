@@ -172,7 +172,9 @@ func TestMidStreamError(t *testing.T) {
 func TestConcurrencyLimit(t *testing.T) {
 	env := newEnv(t, Config{MaxConcurrent: 1}, nil)
 	done := make(chan response)
-	go func() { done <- env.query(t, "t1", "select sum(hash(i)) from range(1000000000000) t(i)", "timeout", "3") }()
+	go func() {
+		done <- env.query(t, "t1", "select sum(hash(i)) from range(1000000000000) t(i)", "timeout", "3")
+	}()
 	time.Sleep(300 * time.Millisecond)
 	r := env.query(t, "t1", "select 1", "timeout", "0.5")
 	if r.status != 503 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "concurrent") {
