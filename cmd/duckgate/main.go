@@ -23,6 +23,7 @@ import (
 
 	"duckgate/batcher"
 	"duckgate/ingest"
+	"duckgate/query"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -52,6 +53,10 @@ func serve(args []string) error {
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
 	maxBuffered := fs.Int64("batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
+	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
+	queryMaxRows := fs.Int64("query.max-rows", query.DefaultMaxRows, "most rows one query result may have")
+	queryMaxBytes := fs.Int64("query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
+	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	_ = fs.Parse(args)
 
@@ -96,11 +101,18 @@ func serve(args []string) error {
 		MaxBufferedBytes: *maxBuffered,
 		MaxColumns:       *maxColumns,
 	}, pool, log)
+	qe := query.New(query.Config{
+		Timeout:       *queryTimeout,
+		MaxRows:       *queryMaxRows,
+		MaxBytes:      *queryMaxBytes,
+		MaxConcurrent: *queryConcurrency,
+	}, pool, b, log)
 	srv := ingest.New(ingest.Config{
 		MaxBodySize: *maxBody,
 		WaitTimeout: *waitTimeout,
 		Tenants:     tenants,
 		Batcher:     b,
+		Query:       qe,
 	}, log)
 	httpSrv := srv.HTTPServer()
 
