@@ -15,8 +15,10 @@ import (
 
 	"duckgate/batcher"
 	"duckgate/ingest/webhook/hookstore"
+	"duckgate/query"
 	"duckgate/schema"
 	"duckgate/tenant"
+	"duckgate/tenantdb"
 )
 
 // QueryAPI serves reads for an authenticated tenant (package query).
@@ -43,6 +45,20 @@ type Config struct {
 	// OnTenantCreated is called after the admin API creates a tenant
 	// (optional).
 	OnTenantCreated func(tenant.Tenant)
+	// OnTenantDeleted is called after the admin API deleted a tenant and
+	// its files (optional), e.g. to drop its share links and webhooks.
+	OnTenantDeleted func(tenantID string)
+	// Pool is the tenant databases. The admin API counts tables and rows
+	// in them, measures them, closes one after a plan change, deletes a
+	// tenant's files and snapshots them for operator queries; the storage
+	// quota measures them. Nil disables those calls and the quota.
+	Pool *tenantdb.Pool
+	// QuotaCheckInterval is how long a tenant's measured database size is
+	// trusted by the storage quota check. Default 5 s.
+	QuotaCheckInterval time.Duration
+	// AdminQuery configures the engine of operator queries
+	// (POST /api/admin/query); zero fields take package query's defaults.
+	AdminQuery query.Config
 	// Webhooks keeps webhook endpoints and seen delivery ids; nil answers
 	// 404 on /api/webhooks.
 	Webhooks *hookstore.Store
@@ -53,9 +69,10 @@ type Config struct {
 
 // Server routes and serves duckgate's HTTP API.
 type Server struct {
-	cfg   Config
-	log   *zap.Logger
-	ready atomic.Bool
+	cfg    Config
+	log    *zap.Logger
+	ready  atomic.Bool
+	states tenantStates // per-tenant rate bucket, size, last ingest, stats
 }
 
 // New returns a Server. It answers /healthz with 503 until SetReady.
@@ -247,12 +264,16 @@ func (s *Server) handleInsert(ctx *fasthttp.RequestCtx, table string) {
 			writeError(ctx, err)
 			return
 		}
+		if !s.admitRows(ctx, t, d.Rows.Len()) {
+			return
+		}
 		wait := ctx.QueryArgs().GetBool("wait")
 		ticket, err := s.cfg.Batcher.Insert(t.ID, table, d.Rows, wait)
 		if err != nil {
 			writeError(ctx, err)
 			return
 		}
+		s.noteIngest(t.ID)
 		if ticket != nil {
 			wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
 			err := ticket.Wait(wctx)

@@ -72,3 +72,10 @@ func (s *Store) PlanOf(tenantID string) Plan {
 	}
 	return p
 }
+
+// Plan returns the plan of that name. The plans are fixed when the Store
+// opens, so this takes no lock: the ingest hot path calls it per request.
+func (s *Store) Plan(name string) (Plan, bool) {
+	p, ok := s.cfg.Plans[name]
+	return p, ok
+}

@@ -1,0 +1,162 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"duckgate/tenant"
+)
+
+// ErrRateLimited means the tenant inserts more rows per second than its
+// plan allows. It is answered 429 with Retry-After by admitRows; statusOf
+// does not need to know it.
+var ErrRateLimited = errors.New("ingest rate limit reached")
+
+// ErrQuota means the tenant's database reached its plan's storage quota. It
+// wraps ErrForbidden: 403, because retrying does not help until the
+// operator moves the tenant to a larger plan (507 would invite retries, 413
+// is about the request's own size).
+var ErrQuota = fmt.Errorf("%w: storage quota reached", ErrForbidden)
+
+// defaultQuotaCheckInterval is how long a tenant's measured database size is
+// trusted before the quota check stats the files again. A tenant can
+// overshoot its quota by what it ingests in this time.
+const defaultQuotaCheckInterval = 5 * time.Second
+
+// tenantState is what the server keeps in memory per tenant for the hot
+// path and the admin API. It is created on first use and dropped when the
+// tenant is deleted; a restart starts it afresh (last ingest unknown, full
+// token bucket).
+type tenantState struct {
+	// lastIngest is the unix time in nanoseconds of the last accepted
+	// insert since the server started; 0 means none.
+	lastIngest atomic.Int64
+	// size is the database's bytes on disk measured at sizeAt (unix ns).
+	size   atomic.Int64
+	sizeAt atomic.Int64
+
+	mu       sync.Mutex
+	tokens   float64 // rows that may be inserted now; negative is debt; guarded by mu
+	refilled int64   // unix ns of the last refill, 0 before the first insert; guarded by mu
+
+	statsMu sync.Mutex
+	stats   tableStats // guarded by statsMu
+}
+
+// tenantStates maps tenant ids to their state.
+type tenantStates struct {
+	m sync.Map // tenant id → *tenantState
+}
+
+func (ts *tenantStates) get(id string) *tenantState {
+	if v, ok := ts.m.Load(id); ok {
+		return v.(*tenantState)
+	}
+	v, _ := ts.m.LoadOrStore(id, &tenantState{})
+	return v.(*tenantState)
+}
+
+func (ts *tenantStates) peek(id string) *tenantState {
+	if v, ok := ts.m.Load(id); ok {
+		return v.(*tenantState)
+	}
+	return nil
+}
+
+func (ts *tenantStates) drop(id string) { ts.m.Delete(id) }
+
+// noteIngest records that the tenant's insert was accepted now.
+func (s *Server) noteIngest(tenantID string) {
+	s.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())
+}
+
+// admitRows applies the tenant's plan to an insert of n rows: the storage
+// quota, then the rows-per-second token bucket. It answers the request and
+// returns false when the insert must not go on. Both checks are a map load,
+// an atomic or two and a short mutex: the quota stats the database files at
+// most once per Config.QuotaCheckInterval.
+func (s *Server) admitRows(ctx *fasthttp.RequestCtx, t tenant.Tenant, n int) bool {
+	plan, ok := s.cfg.Tenants.Plan(t.Plan)
+	if !ok || (plan.StorageBytes <= 0 && plan.RowsPerSecond <= 0) {
+		return true
+	}
+	st := s.states.get(t.ID)
+	now := time.Now().UnixNano()
+	if plan.StorageBytes > 0 && s.cfg.Pool != nil {
+		if size := s.sizeOf(st, t.ID, now); size >= plan.StorageBytes {
+			writeError(ctx, fmt.Errorf("%w: storage quota of %d bytes reached (plan %q); the database holds %d bytes: ask the operator for a larger plan",
+				ErrQuota, plan.StorageBytes, t.Plan, size))
+			return false
+		}
+	}
+	if plan.RowsPerSecond <= 0 {
+		return true
+	}
+	wait, ok := st.take(float64(plan.RowsPerSecond), n, now)
+	if ok {
+		return true
+	}
+	secs := int(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+	writeJSON(ctx, fasthttp.StatusTooManyRequests, errorBody{Error: fmt.Sprintf(
+		"%v: the plan %q allows %d rows per second; retry after %d s, send fewer rows, or ask the operator for a larger plan",
+		ErrRateLimited, t.Plan, plan.RowsPerSecond, secs)})
+	return false
+}
+
+// take is the token bucket: it holds at most one second of rows (rate)
+// and refills continuously. A batch is admitted whenever the bucket is not
+// in debt, and may take it into debt, so that a batch larger than one
+// second of rows still passes and the next ones wait: the average rate
+// holds whatever the batch size. It returns how long until the debt is
+// paid when the batch is refused.
+func (st *tenantState) take(rate float64, n int, now int64) (time.Duration, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refilled == 0 {
+		st.tokens = rate
+	} else {
+		st.tokens = min(rate, st.tokens+rate*float64(now-st.refilled)/1e9)
+	}
+	st.refilled = now
+	if st.tokens <= 0 {
+		return time.Duration(-st.tokens / rate * 1e9), false
+	}
+	st.tokens -= float64(n)
+	return 0, true
+}
+
+// sizeOf returns the tenant's bytes on disk, measured at most once per
+// QuotaCheckInterval: one caller refreshes while the others use the
+// previous figure.
+func (s *Server) sizeOf(st *tenantState, tenantID string, now int64) int64 {
+	at := st.sizeAt.Load()
+	if now-at < int64(s.quotaCheckInterval()) || !st.sizeAt.CompareAndSwap(at, now) {
+		return st.size.Load()
+	}
+	size, err := s.cfg.Pool.Size(tenantID)
+	if err != nil {
+		s.log.Warn("measure tenant database", zap.String("tenant", tenantID), zap.Error(err))
+		return st.size.Load()
+	}
+	st.size.Store(size)
+	return size
+}
+
+func (s *Server) quotaCheckInterval() time.Duration {
+	if s.cfg.QuotaCheckInterval > 0 {
+		return s.cfg.QuotaCheckInterval
+	}
+	return defaultQuotaCheckInterval
+}

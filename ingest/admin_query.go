@@ -1,0 +1,211 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"duckgate/query"
+	"duckgate/tenant"
+	"duckgate/tenantdb"
+)
+
+// Operator queries (POST /api/admin/query) run over snapshots.
+//
+// A tenant's database file is open read-write by the pool in this process.
+// DuckDB's file lock is a POSIX lock, which is per process, so a second
+// DuckDB instance attaching the same file, even READ_ONLY, is not stopped
+// and would read pages the writer is rewriting: DuckDB supports many
+// readers or one writer process, not a writer and a reader of one file in
+// one process. So each requested tenant's database first copies itself
+// (tenantdb.Pool.Snapshot: ATTACH a new file in its scratch directory, COPY
+// FROM DATABASE, DETACH; one consistent transaction, after flushing its
+// buffered rows), the copies move into a private directory, and one
+// throw-away sandboxed DuckDB attaches them READ_ONLY, each under its tenant
+// id. The query then runs through package query like a tenant's, with the
+// same formats and limits. The copies are deleted when the result has been
+// sent. Results are a snapshot taken when the request arrived; the cost is
+// a copy of each tenant's data per request, so name the tenants you need.
+
+// adminQueryBody is the body of POST /api/admin/query.
+type adminQueryBody struct {
+	Query   string          `json:"query"`
+	Tenants []string        `json:"tenants"`
+	Params  []any           `json:"params"`
+	Format  string          `json:"format"`
+	Timeout json.RawMessage `json:"timeout"`
+}
+
+func (s *Server) handleAdminQuery(ctx *fasthttp.RequestCtx) {
+	var body adminQueryBody
+	d := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	d.UseNumber() // params keep exact integers, as in the tenant query API
+	if len(bytes.TrimSpace(ctx.PostBody())) == 0 {
+		writeError(ctx, fmt.Errorf("%w: the body is empty; send {\"query\":\"...\",\"tenants\":[...]}", ErrBadRequest))
+		return
+	}
+	if err := d.Decode(&body); err != nil {
+		writeError(ctx, fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err))
+		return
+	}
+	if strings.TrimSpace(body.Query) == "" {
+		writeError(ctx, fmt.Errorf("%w: \"query\" is empty", ErrBadRequest))
+		return
+	}
+	if f := ctx.QueryArgs().Peek("format"); body.Format == "" && len(f) > 0 {
+		body.Format = string(f)
+	}
+	format, err := query.ParseFormat(body.Format)
+	if err != nil {
+		writeError(ctx, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	}
+	req := query.Request{SQL: body.Query, Params: body.Params, Format: format}
+	if t := strings.Trim(string(body.Timeout), `"`); t != "" && t != "null" {
+		var secs float64
+		if _, err := fmt.Sscan(t, &secs); err != nil || math.IsNaN(secs) || secs <= 0 || secs > 1e6 {
+			writeError(ctx, fmt.Errorf("%w: timeout must be a positive number of seconds, not %q", ErrBadRequest, t))
+			return
+		}
+		req.Timeout = time.Duration(secs * float64(time.Second))
+	}
+	pool, err := s.pool()
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	var ids []string
+	if len(body.Tenants) == 0 {
+		for _, t := range s.cfg.Tenants.List() {
+			ids = append(ids, t.ID)
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, id := range body.Tenants {
+			if !validID(id, "t_", 16) {
+				writeError(ctx, fmt.Errorf("tenant %q: %w", truncate([]byte(id)), tenant.ErrNotFound))
+				return
+			}
+			if _, err := s.cfg.Tenants.Get(id); err != nil {
+				writeError(ctx, err)
+				return
+			}
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+
+	aq, err := s.newAdminQuery(pool)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), adminTimeout+req.Timeout)
+	err = aq.attach(sctx, ids)
+	cancel()
+	if err != nil {
+		aq.cleanup()
+		writeError(ctx, err)
+		return
+	}
+	s.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", string(truncate([]byte(req.SQL)))))
+	aq.engine.Stream(ctx, aq.id, req, "")
+	// Stream holds the admin database until the body is sent; cleanup
+	// waits for that.
+	go aq.cleanup()
+}
+
+// adminQuery is one operator query's private database and its snapshots.
+type adminQuery struct {
+	s      *Server
+	id     string
+	dir    string
+	tenant *tenantdb.Pool // the tenants' databases
+	pool   *tenantdb.Pool // the private database, in dir
+	engine *query.Engine
+}
+
+func (s *Server) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := "admin_" + hex.EncodeToString(b[:])
+	// Beside the tenant databases, so that snapshots move by rename.
+	dir := filepath.Join(filepath.Dir(tenants.Path("x")), "."+id)
+	p, err := tenantdb.New(tenantdb.Config{Dir: dir, MaxOpen: 1}, s.log)
+	if err != nil {
+		return nil, err
+	}
+	return &adminQuery{s: s, id: id, dir: dir, tenant: tenants, pool: p,
+		engine: query.New(s.cfg.AdminQuery, p, nil, s.log)}, nil
+}
+
+// attach snapshots each tenant and attaches the copies READ_ONLY.
+func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
+	h, err := aq.pool.Acquire(aq.id)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	scratch := aq.pool.ScratchDir(aq.id)
+	for _, id := range ids {
+		dst := filepath.Join(scratch, id+".duckdb")
+		if aq.tenant.Exists(id) {
+			if err := aq.s.cfg.Batcher.Flush(ctx, id); err != nil {
+				return fmt.Errorf("flush tenant %s: %w", id, err)
+			}
+			src, err := aq.tenant.Snapshot(ctx, id, aq.id+".duckdb")
+			if err != nil {
+				return err
+			}
+			if err := os.Rename(src, dst); err != nil {
+				_ = os.Remove(src)
+				return fmt.Errorf("snapshot of tenant %s: %w", id, err)
+			}
+		} else {
+			// No data yet: an empty database, so that the name resolves.
+			if _, err := h.DB.ExecContext(ctx, `ATTACH `+sqlQuote(dst)+` AS "`+id+`"; DETACH "`+id+`"`); err != nil {
+				return fmt.Errorf("empty database for tenant %s: %w", id, err)
+			}
+		}
+		if _, err := h.DB.ExecContext(ctx, `ATTACH `+sqlQuote(dst)+` AS "`+id+`" (READ_ONLY)`); err != nil {
+			return fmt.Errorf("attach snapshot of tenant %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// cleanup waits until the result is sent (the engine released the private
+// database), closes it and deletes the snapshots.
+func (aq *adminQuery) cleanup() {
+	for {
+		err := aq.pool.Evict(aq.id, time.Minute)
+		if err == nil {
+			break
+		}
+		aq.s.log.Warn("operator query still streaming", zap.String("query", aq.id), zap.Error(err))
+	}
+	if err := aq.pool.Close(); err != nil {
+		aq.s.log.Warn("close operator query database", zap.String("query", aq.id), zap.Error(err))
+	}
+	if err := os.RemoveAll(aq.dir); err != nil {
+		aq.s.log.Warn("remove operator query snapshots", zap.String("query", aq.id), zap.Error(err))
+	}
+}
+
+// sqlQuote quotes s as a SQL string literal.
+func sqlQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

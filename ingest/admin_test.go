@@ -1,0 +1,98 @@
+package ingest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func decodeBody[T any](t *testing.T, r response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return v
+}
+
+func wantStatus(t *testing.T, r response, status int, what string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("%s: status %d, want %d: %s", what, r.status, status, r.body)
+	}
+}
+
+func TestAdminTenantLifecycle(t *testing.T) {
+	e := newAdminEnv(t, adminEnvConfig{})
+	r := e.admin("POST", "/api/admin/tenants", `{"name":"acme","plan":"pro"}`)
+	wantStatus(t, r, 201, "create")
+	c := decodeBody[CreateTenantResponse](t, r)
+	if c.TenantID == "" || c.APIKey == "" || c.KeyID == "" {
+		t.Fatalf("create: %s", r.body)
+	}
+	wantStatus(t, e.insert(c.APIKey, "orders", `[{"id":1},{"id":2},{"id":3}]`), 200, "insert")
+	wantStatus(t, e.insert(c.APIKey, "events", `{"x":1}`), 200, "insert")
+
+	r = e.admin("GET", "/api/admin/tenants", "")
+	wantStatus(t, r, 200, "list")
+	list := decodeBody[struct{ Tenants []TenantInfo }](t, r)
+	if len(list.Tenants) != 1 {
+		t.Fatalf("list: %s", r.body)
+	}
+	ti := list.Tenants[0]
+	if ti.ID != c.TenantID || ti.Plan != "pro" || ti.Status != "active" || ti.Tables != 2 || ti.Rows != 4 || ti.BytesOnDisk == 0 || ti.LastIngest == nil || ti.Created.IsZero() {
+		t.Fatalf("list: %s", r.body)
+	}
+	r = e.admin("GET", "/api/admin/tenants/"+c.TenantID, "")
+	wantStatus(t, r, 200, "get")
+	d := decodeBody[TenantDetail](t, r)
+	if d.Rows != 4 || d.Limits.MemoryLimit != "1GB" {
+		t.Fatalf("get: %s", r.body)
+	}
+
+	wantStatus(t, e.admin("POST", "/api/admin/tenants/"+c.TenantID+"/suspend", ""), 200, "suspend")
+	wantStatus(t, e.insert(c.APIKey, "orders", `{"id":4}`), 403, "insert while suspended")
+	wantStatus(t, e.do("GET", "/api/data/query?query=SELECT+1", nil, "X-API-KEY", c.APIKey), 403, "query while suspended")
+	wantStatus(t, e.admin("POST", "/api/admin/tenants/"+c.TenantID+"/resume", ""), 200, "resume")
+	wantStatus(t, e.insert(c.APIKey, "orders", `{"id":4}`), 200, "insert after resume")
+
+	r = e.admin("PATCH", "/api/admin/tenants/"+c.TenantID, `{"plan":"free"}`)
+	wantStatus(t, r, 200, "patch")
+	if p := decodeBody[PatchTenantResponse](t, r); p.Plan != "free" || !p.LimitsApplied {
+		t.Fatalf("patch: %s", r.body)
+	}
+	r = e.do("GET", "/api/data/query?query="+strings.ReplaceAll("SELECT current_setting('memory_limit') AS m, count(*) AS n FROM orders", " ", "+"), nil, "X-API-KEY", c.APIKey)
+	wantStatus(t, r, 200, "query after patch")
+	if !strings.Contains(string(r.body), `"n":4`) || !strings.Contains(string(r.body), "MiB") {
+		t.Fatalf("after plan change: %s", r.body)
+	}
+
+	r = e.admin("POST", "/api/admin/tenants/"+c.TenantID+"/keys", `{"scope":"ingest"}`)
+	wantStatus(t, r, 201, "create key")
+	k := decodeBody[CreateKeyResponse](t, r)
+	wantStatus(t, e.insert(k.APIKey, "orders", `{"id":5}`), 200, "insert with ingest key")
+	r = e.admin("GET", "/api/admin/tenants/"+c.TenantID+"/keys", "")
+	wantStatus(t, r, 200, "list keys")
+	if strings.Contains(string(r.body), "hash") || strings.Contains(string(r.body), k.APIKey) || strings.Contains(string(r.body), c.APIKey) {
+		t.Fatalf("key list shows secrets: %s", r.body)
+	}
+	keys := decodeBody[struct{ Keys []KeyInfo }](t, r)
+	if len(keys.Keys) != 2 {
+		t.Fatalf("keys: %s", r.body)
+	}
+	for _, ki := range keys.Keys {
+		if ki.LastUsed == nil || ki.Created.IsZero() || (ki.ID == k.KeyID) != (ki.Scope == "ingest") || (ki.ID == c.KeyID) != (ki.Scope == "full") {
+			t.Fatalf("keys: %s", r.body)
+		}
+	}
+	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+c.TenantID+"/keys/"+k.KeyID, ""), 200, "revoke")
+	wantStatus(t, e.insert(k.APIKey, "orders", `{"id":6}`), 401, "revoked key")
+
+	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+c.TenantID, ""), 400, "delete without confirm")
+	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+c.TenantID+"?confirm=true", ""), 200, "delete")
+	wantStatus(t, e.insert(c.APIKey, "orders", `{"id":7}`), 401, "deleted tenant's key")
+	if e.pool.Exists(c.TenantID) {
+		t.Fatal("database file remains after delete")
+	}
+	wantStatus(t, e.admin("GET", "/api/admin/tenants/"+c.TenantID, ""), 404, "get deleted")
+}
