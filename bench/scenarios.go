@@ -1,0 +1,682 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// Load shapes, fixed by issue #8.
+const (
+	batchRows    = 1000 // events per request in batched
+	batchConns   = 8
+	singleConns  = 64
+	tenantConns  = 8
+	tenantRows   = 10 // events per request in tenants
+	visEvery     = 50 * time.Millisecond
+	visPoll      = 20 * time.Millisecond
+	queryRows    = 1_000_000
+	insertEvents = "/api/data/insert/events"
+)
+
+// errNoQueryAPI means the server answers 404 on /api/data/query.
+var errNoQueryAPI = errors.New("query API absent")
+
+// bench holds what the scenarios of one run share.
+type bench struct {
+	opt    options
+	tmp    string   // temp directory of this run
+	bin    string   // server binary; "" with -url
+	remote *gateway // with -url
+	extra  []string // -server-flags
+
+	evs          []event  // the events every scenario sends
+	batchBodies  [][]byte // NDJSON bodies of batchRows events
+	singleBodies [][]byte // one event each
+	tenantBodies [][]byte // tenantRows events each
+
+	appenderOnce sync.Once
+	appender     float64 // rows/s of the raw Appender; NaN if it failed
+	appenderErr  error
+
+	figs []figure
+}
+
+func (b *bench) add(f figure) { b.figs = append(b.figs, f) }
+
+// fail records a scenario that could not run.
+func (b *bench) fail(scenario string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", scenario, err)
+	b.add(figure{scenario: scenario, metric: "—", value: nan, na: "error: " + oneLine(err.Error()), base: nan})
+}
+
+func oneLine(s string) string {
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return strings.NewReplacer("\n", " ", "\r", " ", "|", "/").Replace(s)
+}
+
+// server returns a fresh child server for a scenario (or the -url server)
+// and the function that stops it.
+func (b *bench) server(name string) (*gateway, error) {
+	if b.remote != nil {
+		return b.remote, nil
+	}
+	return startServer(b.bin, b.tmp, name, b.extra)
+}
+
+// appenderBaseline measures the raw Appender once per run.
+func (b *bench) appenderBaseline() (float64, error) {
+	b.appenderOnce.Do(func() {
+		prog.begin("baseline/raw Appender")
+		b.appender, b.appenderErr = appenderRate(b.tmp, b.evs, b.opt.baselineRows)
+		if b.appenderErr != nil {
+			b.appender = nan
+		}
+	})
+	return b.appender, b.appenderErr
+}
+
+func rate(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// queryURI is the GET URI of sql in format, without flush.
+func queryURI(sql, format string) string {
+	return "/api/data/query?format=" + format + "&query=" + url.QueryEscape(sql)
+}
+
+// queryJSON runs sql through the query API and returns the parsed JSON
+// array; a 404 is errNoQueryAPI.
+func queryJSON(tgt target, sql string) ([]*fastjson.Value, error) {
+	code, body, err := get(tgt, queryURI(sql, "json"))
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %s", errNoQueryAPI, oneLine(string(body)))
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("query %q: HTTP %d: %s", sql, code, oneLine(string(body)))
+	}
+	v, err := fastjson.ParseBytes(body)
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w: %s", sql, err, oneLine(string(body)))
+	}
+	return v.Array()
+}
+
+// count counts table's rows of tenant id: through the query API, else, for
+// a child server, by stopping it and opening its database file.
+func (b *bench) count(g *gateway, tgt target, id, table string) (int64, string, error) {
+	arr, err := queryJSON(tgt, "select count(*) as n from "+table)
+	if err == nil {
+		if len(arr) != 1 {
+			return 0, "", fmt.Errorf("count: want one row, got %d", len(arr))
+		}
+		return arr[0].GetInt64("n"), "query API", nil
+	}
+	if !errors.Is(err, errNoQueryAPI) {
+		return 0, "", err
+	}
+	if !g.child() {
+		return 0, "", fmt.Errorf("%w and the server is remote: cannot count committed rows", err)
+	}
+	if err := g.stop(); err != nil {
+		return 0, "", fmt.Errorf("stop server to count rows: %w; log: %s", err, tail(g.logPath))
+	}
+	n, err := countRows(g.tenantDB(id), table)
+	return n, "DuckDB file after SIGTERM", err
+}
+
+// batched: 1,000-event NDJSON batches from 8 connections; committed rows/s
+// against the raw Appender, read_ndjson and the bare HTTP ceiling.
+func (b *bench) batched() {
+	const sc = "batched"
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	defer g.stop()
+	id, key, err := g.createTenant("bench_batched", b.opt.plan)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	tgt := target{hc: newHostClient(g.addr, batchConns), key: key}
+	spec := loadSpec{conns: batchConns, duration: b.opt.duration, uri: insertEvents, bodies: b.batchBodies, rowsPer: batchRows}
+	prog.begin(sc)
+	res := run(tgt, spec)
+	prog.begin("batched/final flush")
+	// One more insert with wait: it flushes the table's whole buffer, so
+	// its ack is the commit of every row acked before it.
+	code, body, err := post(tgt, insertEvents+"?wait=true", b.singleBodies[0], "")
+	end := time.Now()
+	if err != nil || code != http.StatusOK {
+		b.fail(sc, fmt.Errorf("final insert with wait=true: %d %s %v", code, body, err))
+		return
+	}
+	acked := res.rows + 1
+	window := end.Sub(res.start)
+	n, how, err := b.count(g, tgt, id, "events")
+	committed := nan
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: counting rows: %v\n", sc, err)
+	} else {
+		committed = rate(n, window)
+	}
+	if res.errs > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
+	}
+
+	prog.begin("batched/bare fasthttp")
+	bare, err := startBare()
+	bareRate := nan
+	if err == nil {
+		bres := run(target{hc: newHostClient(bare.addr, batchConns)}, spec)
+		bare.stop()
+		bareRate = rate(bres.rows, bres.elapsed)
+	}
+	app, appErr := b.appenderBaseline()
+	if appErr != nil {
+		fmt.Fprintf(os.Stderr, "raw Appender baseline: %v\n", appErr)
+	}
+	prog.begin("baseline/read_ndjson")
+	rn, err := readNDJSONRate(b.tmp, b.evs, b.opt.baselineRows)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "read_ndjson baseline: %v\n", err)
+		rn = nan
+	}
+
+	na := ""
+	if math.IsNaN(committed) {
+		na = "rows not counted"
+	}
+	b.add(figure{scenario: sc, metric: "committed rows/s vs raw Appender", suffix: "rows/s", value: committed, na: na,
+		base: app, baseName: "raw Appender", goal: "ratio ≥ 0.7", met: judge(committed, committed >= 0.7*app)})
+	b.add(figure{scenario: sc, metric: "committed rows/s vs read_ndjson", suffix: "rows/s", value: committed, na: na,
+		base: rn, baseName: "read_ndjson"})
+	b.add(figure{scenario: sc, metric: "acked rows/s vs HTTP ceiling", suffix: "rows/s", value: rate(res.rows, res.elapsed),
+		base: bareRate, baseName: "bare fasthttp"})
+	countVal := nan
+	if err == nil {
+		countVal = float64(n)
+	}
+	b.add(figure{scenario: sc, metric: "rows counted (" + how + ") vs acked", unit: unitCount, value: countVal, na: na,
+		base: float64(acked), baseName: "acked", goal: "= acked", met: judge(countVal, int64(countVal) == acked)})
+	if res.errs > 0 {
+		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
+	}
+}
+
+// single: one event per request from 64 connections; requests/s and ack
+// latency against the bare HTTP ceiling.
+func (b *bench) single() {
+	const sc = "single"
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	defer g.stop()
+	_, key, err := g.createTenant("bench_single", b.opt.plan)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	spec := loadSpec{conns: singleConns, duration: b.opt.duration, uri: insertEvents, bodies: b.singleBodies, rowsPer: 1, latency: true}
+	prog.begin(sc)
+	res := run(target{hc: newHostClient(g.addr, singleConns), key: key}, spec)
+	if res.errs > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
+	}
+	prog.begin("single/bare fasthttp")
+	bres := &loadResult{}
+	bare, err := startBare()
+	if err == nil {
+		bres = run(target{hc: newHostClient(bare.addr, singleConns)}, spec)
+		bare.stop()
+	}
+	dg, bs := rate(res.reqs, res.elapsed), rate(bres.reqs, bres.elapsed)
+	b.add(figure{scenario: sc, metric: "requests/s", suffix: "req/s", value: dg, base: bs, baseName: "bare fasthttp",
+		goal: "ratio ≥ 0.5", met: judge(dg, dg >= 0.5*bs)})
+	for _, q := range []struct {
+		name string
+		q    float64
+	}{{"p50", 0.5}, {"p99", 0.99}, {"p99.9", 0.999}} {
+		v, bv := ms(res.lat.quantile(q.q)), ms(bres.lat.quantile(q.q))
+		f := figure{scenario: sc, metric: "ack latency " + q.name, unit: unitMs, value: v, base: bv, baseName: "bare fasthttp"}
+		if q.name == "p99" {
+			f.goal, f.met = "< 10 ms", judge(v, v < 10)
+		}
+		b.add(f)
+	}
+	if res.errs > 0 {
+		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
+	}
+}
+
+// visibility: from an insert's ack (no wait) to the row showing in a query
+// without flush, polled every 20 ms.
+func (b *bench) visibility() {
+	const sc = "visibility"
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	defer g.stop()
+	_, key, err := g.createTenant("bench_visibility", b.opt.plan)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	tgt := target{hc: newHostClient(g.addr, 4), key: key}
+	naFigs := func(why string) {
+		for _, m := range []string{"ack → visible p50", "ack → visible p99"} {
+			f := figure{scenario: sc, metric: m, unit: unitMs, value: nan, na: why, base: nan}
+			if m == "ack → visible p99" {
+				f.goal = "< 1500 ms"
+			}
+			b.add(f)
+		}
+	}
+	if _, err := queryJSON(tgt, "select 1 as n"); err != nil {
+		if errors.Is(err, errNoQueryAPI) {
+			naFigs("query API absent")
+			return
+		}
+		b.fail(sc, err)
+		return
+	}
+	// Create the table first, so polls before the first flush do not fail.
+	const firstID = 1_000_000_000
+	n := int(b.opt.duration / visEvery)
+	evs := genEvents(firstID, n+1, 7)
+	if code, body, err := post(tgt, "/api/data/insert/vis?wait=true", ndjson(evs[:1]), ""); err != nil || code != http.StatusOK {
+		b.fail(sc, fmt.Errorf("create table vis: %d %s %v", code, body, err))
+		return
+	}
+	evs = evs[1:]
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = ndjson(evs[i : i+1])
+	}
+	acked := make([]atomic.Int64, n) // UnixNano of the ack; 0 = not yet
+	sent := atomic.Int64{}           // bodies sent so far
+	visible := make([]time.Duration, n)
+	seen := make([]bool, n)
+
+	prog.begin(sc)
+	stopPoll := make(chan struct{})
+	pollDone := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(visPoll)
+		defer t.Stop()
+		stop := (<-chan struct{})(stopPoll)
+		left := n
+		grace := time.Time{} // after the last send: give up at grace
+		for left > 0 {
+			select {
+			case <-stop:
+				stop = nil // closed: from now on wait for the ticker only
+				grace = time.Now().Add(5 * time.Second)
+			case <-t.C:
+			}
+			if !grace.IsZero() && time.Now().After(grace) {
+				break
+			}
+			lo := -1
+			for i := 0; i < int(sent.Load()); i++ {
+				if !seen[i] && acked[i].Load() != 0 {
+					lo = i
+					break
+				}
+			}
+			if lo < 0 {
+				continue
+			}
+			arr, err := queryJSON(tgt, "select id from vis where id >= "+strconv.FormatInt(evs[lo].ID, 10))
+			now := time.Now()
+			if err != nil {
+				pollDone <- err
+				return
+			}
+			for _, v := range arr {
+				i := int(v.GetInt64("id") - evs[0].ID)
+				if i < 0 || i >= n || seen[i] {
+					continue
+				}
+				at := acked[i].Load()
+				if at == 0 {
+					continue // visible before its ack was recorded: take it next poll
+				}
+				seen[i] = true
+				visible[i] = now.Sub(time.Unix(0, at))
+				left--
+			}
+			prog.rows.Store(int64(n - left))
+		}
+		pollDone <- nil
+	}()
+	var sendErr error
+	t := time.NewTicker(visEvery)
+	for i := 0; i < n; i++ {
+		sent.Store(int64(i + 1))
+		code, body, err := post(tgt, "/api/data/insert/vis", bodies[i], "")
+		if err != nil || code != http.StatusOK {
+			sendErr = fmt.Errorf("insert: %d %s %v", code, body, err)
+			break
+		}
+		acked[i].Store(time.Now().UnixNano())
+		prog.reqs.Add(1)
+		<-t.C
+	}
+	t.Stop()
+	close(stopPoll)
+	pollErr := <-pollDone
+	if err := errors.Join(sendErr, pollErr); err != nil {
+		b.fail(sc, err)
+		return
+	}
+	var samples []time.Duration
+	for i := range visible {
+		if seen[i] {
+			samples = append(samples, visible[i])
+		}
+	}
+	if len(samples) == 0 {
+		naFigs("no row became visible")
+		return
+	}
+	slices.Sort(samples)
+	pick := func(q float64) float64 {
+		return ms(samples[min(len(samples)-1, int(q*float64(len(samples))))])
+	}
+	p50, p99 := pick(0.5), pick(0.99)
+	b.add(figure{scenario: sc, metric: "ack → visible p50", unit: unitMs, value: p50, base: nan, baseName: "poll every 20 ms"})
+	b.add(figure{scenario: sc, metric: "ack → visible p99", unit: unitMs, value: p99, base: nan, baseName: "poll every 20 ms",
+		goal: "< 1500 ms", met: judge(p99, p99 < 1500)})
+	b.add(figure{scenario: sc, metric: "rows seen of sent", unit: unitCount, value: float64(len(samples)), base: float64(n), baseName: "sent",
+		goal: "= sent", met: judge(1, len(samples) == n)})
+}
+
+// tenants: small batches to N tenants round-robin; aggregate committed rows/s
+// and the server's peak memory.
+func (b *bench) tenants() {
+	const sc = "tenants"
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	defer g.stop()
+	nt := b.opt.tenants
+	keys := make([]string, nt)
+	prog.begin("tenants/create")
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     atomic.Int64
+	)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= nt {
+					return
+				}
+				_, key, err := g.createTenant("bench_t" + strconv.Itoa(i), b.opt.plan)
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpOr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				keys[i] = key
+				prog.reqs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.fail(sc, firstErr)
+		return
+	}
+	_, idle, memErr := g.memory()
+
+	// Sample RSS while loading: the peak and whether it still grows.
+	type sample struct {
+		at  time.Duration
+		rss int64
+	}
+	var samples []sample
+	stopMem := make(chan struct{})
+	memDone := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(memDone)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopMem:
+				return
+			case <-t.C:
+			}
+			if _, rss, err := g.memory(); err == nil {
+				samples = append(samples, sample{time.Since(start), rss})
+			}
+		}
+	}()
+	spec := loadSpec{conns: tenantConns, duration: b.opt.duration, uri: insertEvents, bodies: b.tenantBodies, rowsPer: tenantRows, keys: keys}
+	prog.begin(sc)
+	res := run(target{hc: newHostClient(g.addr, tenantConns)}, spec)
+	if res.errs > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
+	}
+	// One insert with wait per tenant: its ack is the commit of everything
+	// the tenant was sent.
+	prog.begin("tenants/final flush")
+	next.Store(0)
+	for w := 0; w < tenantConns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= nt {
+					return
+				}
+				code, body, err := post(g.admin, insertEvents+"?wait=true", b.singleBodies[i%len(b.singleBodies)], keys[i])
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("final insert with wait: HTTP %d: %s", code, body)
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpOr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				prog.reqs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	end := time.Now()
+	close(stopMem)
+	<-memDone
+	if firstErr != nil {
+		b.fail(sc, firstErr)
+		return
+	}
+	hwm, _, err := g.memory()
+	memErr = cmpOr(memErr, err)
+	committed := rate(res.rows+int64(nt), end.Sub(res.start))
+	app, _ := b.appenderBaseline()
+	b.add(figure{scenario: sc, metric: fmt.Sprintf("committed rows/s, %d tenants", nt), suffix: "rows/s", value: committed,
+		base: app, baseName: "raw Appender, 1 table"})
+	b.add(figure{scenario: sc, metric: "acked rows/s during load", suffix: "rows/s", value: rate(res.rows, res.elapsed), base: nan})
+	if memErr != nil {
+		b.add(figure{scenario: sc, metric: "server peak RSS", unit: unitMiB, value: nan, na: oneLine(memErr.Error()), base: nan, goal: "bounded"})
+	} else {
+		// Bounded: the peak of the second half of the load is within 10%
+		// of the peak of the first half.
+		var first, second int64
+		for _, s := range samples {
+			if s.at < res.elapsed/2 {
+				first = max(first, s.rss)
+			} else {
+				second = max(second, s.rss)
+			}
+		}
+		growth := nan
+		if first > 0 {
+			growth = float64(second)/float64(first) - 1
+		}
+		b.add(figure{scenario: sc, metric: "server peak RSS (VmHWM)", unit: unitMiB, value: float64(hwm),
+			base: float64(idle), baseName: "RSS before load"})
+		b.add(figure{scenario: sc, metric: "RSS growth, 2nd half of load vs 1st", unit: unitCount, value: math.Round(growth * 100),
+			base: nan, baseName: "%", goal: "≤ 10% (bounded)", met: judge(growth, growth <= 0.10)})
+	}
+	if res.errs > 0 {
+		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
+	}
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// querySQL makes a 1-million-row result shaped like the events table from
+// range(): the result encoding and streaming are measured, not a table scan
+// that depends on how much the other scenarios ingested.
+const querySQL = `select i as id, 'user_' || (i % 5000) as "user", 'click' as event,
+ timestamptz '2026-03-01 12:00:00+00' + to_milliseconds(i * 7) as ts,
+ 'https://shop.example.com/p/' || (i % 20000) || '?ref=home' as url,
+ 'https://news.ycombinator.com/' as referrer, 's-' || (i * 2654435761 % 1099511627776) as session_id,
+ 'DE' as country, i % 120000 as duration_ms,
+ ('{"button":"btn_' || (i % 40) || '","plan":"pro","ab":true,"n":' || (i % 100) || '}')::JSON as props
+ from range(1000000) t(i)`
+
+// query: a 1-million-row result as JSON and CSV; MB/s and time to first
+// byte, against DuckDB's own COPY TO a file.
+func (b *bench) query() {
+	const sc = "query"
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	defer g.stop()
+	_, key, err := g.createTenant("bench_query", b.opt.plan)
+	if err != nil {
+		b.fail(sc, err)
+		return
+	}
+	tgt := target{hc: newHostClient(g.addr, 2), key: key}
+	_, probeErr := queryJSON(tgt, "select 1 as n")
+	for _, format := range []string{"json", "csv"} {
+		prog.begin("query/" + format)
+		var mbps, ttfb float64 = nan, nan
+		na := ""
+		switch {
+		case errors.Is(probeErr, errNoQueryAPI):
+			na = "query API absent"
+		case probeErr != nil:
+			na = "error: " + oneLine(probeErr.Error())
+		default:
+			r, err := streamQuery(g.addr, key, querySQL, format)
+			switch {
+			case err != nil:
+				na = "error: " + oneLine(err.Error())
+			case r.lines < queryRows:
+				na = fmt.Sprintf("only %d lines of %d rows", r.lines, queryRows)
+			default:
+				mbps, ttfb = float64(r.bytes)/1e6/r.total.Seconds(), ms(r.ttfb)
+			}
+		}
+		prog.begin("baseline/COPY " + format)
+		cp, _, err := copyRate(b.tmp, querySQL, format)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "COPY TO %s baseline: %v\n", format, err)
+			cp = nan
+		}
+		b.add(figure{scenario: sc, metric: format + ", 1M rows", unit: unitMBps, value: mbps, na: na, base: cp, baseName: "DuckDB COPY TO file"})
+		b.add(figure{scenario: sc, metric: format + ", time to first byte", unit: unitMs, value: ttfb, na: na, base: nan})
+	}
+}
+
+// streamResult is what reading one query result measured.
+type streamResult struct {
+	bytes, lines int64
+	ttfb, total  time.Duration
+}
+
+// streamQuery reads one query result through net/http, timing the first
+// byte and counting newlines; an error marker at the end is an error.
+func streamQuery(addr, key, sql, format string) (*streamResult, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+queryURI(sql, format), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-API-KEY", key)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+	}
+	r := &streamResult{}
+	buf := make([]byte, 256<<10)
+	var last []byte
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if r.bytes == 0 {
+				r.ttfb = time.Since(start)
+			}
+			r.bytes += int64(n)
+			for _, c := range buf[:n] {
+				if c == '\n' {
+					r.lines++
+				}
+			}
+			last = append(last[:0], buf[max(0, n-200):n]...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.total = time.Since(start)
+	if bytes.Contains(last, []byte(`{"error":`)) || bytes.Contains(last, []byte("#error: ")) {
+		return nil, fmt.Errorf("result ends with an error marker: %s", last)
+	}
+	return r, nil
+}
