@@ -12,6 +12,8 @@
 // would send, for tests, docs and bench.
 //
 // The package is pure: stdlib only, no I/O, nothing kept after Verify returns.
+// Registered endpoints, their sealed secrets and the delivery ids already
+// stored are kept by package hookstore, the I/O half.
 //
 // What the signature covers differs by provider, and so does what dedup on
 // Delivery.ID can promise:

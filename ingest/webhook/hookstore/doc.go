@@ -1,0 +1,31 @@
+// Package hookstore keeps duckgate's webhook endpoints and the delivery ids
+// already stored, in three files of the data directory:
+//
+//	webhooks.json     the endpoints: id, tenant, provider, table and the sealed secret
+//	webhook.key       the server key, 32 random bytes in hex, mode 0600, made on first start
+//	webhook_seen.log  one line per stored delivery: "<unix seconds> <hex SHA-256 of endpoint and delivery id>"
+//
+// Secrets at rest. A provider signs with a shared secret, so the secret must be
+// kept to check signatures: a hash will not do. Each secret is sealed with
+// AES-256-GCM under the server key, with a fresh nonce, the endpoint and tenant
+// ids as additional data (a sealed secret copied onto another endpoint does not
+// open). webhooks.json alone (a backup, a leaked volume snapshot) reveals no
+// secret; keep webhook.key out of the backups that hold webhooks.json, or back
+// it up separately. Losing webhook.key makes the sealed secrets useless: Open
+// refuses to start and says so, and the endpoints must be registered again.
+// Open keeps the opened secrets in memory only.
+//
+// Dedup. Claim marks a (endpoint, delivery id) pair as in flight; a second
+// Claim of the same pair waits for the first to Commit (then it is a
+// duplicate) or Release (then it claims). Commit appends a line to
+// webhook_seen.log and fsyncs it before it returns: webhooks are low-rate, so
+// an fsync per delivery is cheap, and a redelivery after a restart is still
+// caught. Open drops lines older than DedupWindow and any torn last line, and
+// rewrites the file; a running Store compacts the same way once the appended
+// lines outnumber the live ones. Ids are kept as hashes, so the log holds
+// nothing a provider sent.
+//
+// The endpoints file is small and rewritten atomically (temp file, fsync,
+// rename) on every change; nothing here is on the insert hot path. The
+// package has no DuckDB or HTTP dependency.
+package hookstore

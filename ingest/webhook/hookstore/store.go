@@ -1,0 +1,387 @@
+package hookstore
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"duckgate/ingest/webhook"
+)
+
+// Errors of this package, wrapped with detail; test with errors.Is.
+var (
+	// ErrNotFound means no endpoint has this id, or it belongs to another
+	// tenant: the two are not told apart.
+	ErrNotFound = errors.New("webhook endpoint not found")
+	// ErrLimit means the tenant has Config.MaxPerTenant endpoints already.
+	ErrLimit = errors.New("too many webhook endpoints")
+	// ErrKey means webhook.key is missing, unreadable or does not open the
+	// sealed secrets of webhooks.json.
+	ErrKey = errors.New("webhook key")
+)
+
+// File names in Config.Dir.
+const (
+	EndpointsFile = "webhooks.json"
+	KeyFile       = "webhook.key"
+	SeenFile      = "webhook_seen.log"
+)
+
+const (
+	// DefaultDedupWindow is how long a delivery id is remembered: Stripe
+	// retries for up to 3 days and GitHub redeliveries are manual, so a week
+	// covers every automatic retry with room to spare.
+	DefaultDedupWindow = 7 * 24 * time.Hour
+	// DefaultMaxPerTenant bounds a tenant's endpoints: one per provider
+	// account and table is the normal use; 100 leaves room and keeps a
+	// hostile tenant from growing the registry without bound.
+	DefaultMaxPerTenant = 100
+	// idBytes is the randomness of an endpoint id: 128 bits.
+	idBytes = 16
+	// idPrefix marks endpoint ids in logs and URLs.
+	idPrefix = "wh_"
+	// minCompact is the fewest appended lines that trigger a compaction of
+	// the seen log while running.
+	minCompact = 4096
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the data directory holding the three files. Required.
+	Dir string
+	// DedupWindow is how long a stored delivery id is remembered. Default
+	// DefaultDedupWindow.
+	DedupWindow time.Duration
+	// MaxPerTenant is the most endpoints one tenant may have. Default
+	// DefaultMaxPerTenant.
+	MaxPerTenant int
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Endpoint is a registered webhook endpoint, without its secret.
+type Endpoint struct {
+	ID       string           `json:"id"`
+	TenantID string           `json:"tenant_id"`
+	Provider webhook.Provider `json:"provider"`
+	Table    string           `json:"table"`
+	Created  time.Time        `json:"created"`
+}
+
+// record is an endpoint as webhooks.json keeps it.
+type record struct {
+	Endpoint
+	// Sealed is base64(nonce || AES-256-GCM ciphertext of the secret).
+	Sealed string `json:"sealed_secret"`
+}
+
+// entry is an endpoint in memory.
+type entry struct {
+	Endpoint
+	sealed string
+	secret string
+}
+
+// Store is the registry of webhook endpoints and the dedup log. It is safe
+// for concurrent use.
+//
+// Lock order: mu and seenMu are never held together.
+type Store struct {
+	cfg  Config
+	aead cipher.AEAD
+
+	mu        sync.RWMutex
+	endpoints map[string]*entry // by id; guarded by mu
+
+	seenMu   sync.Mutex
+	seen     map[[32]byte]int64         // pair hash -> unix seconds stored; guarded by seenMu
+	inflight map[[32]byte]chan struct{} // pairs being stored, closed when settled; guarded by seenMu
+	log      *os.File                   // webhook_seen.log, append only; guarded by seenMu
+	appended int                        // lines appended since the last compaction; guarded by seenMu
+}
+
+// Open loads the endpoints and the seen log from cfg.Dir, creating the
+// server key on first start.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("hookstore: Config.Dir is required")
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = DefaultDedupWindow
+	}
+	if cfg.MaxPerTenant <= 0 {
+		cfg.MaxPerTenant = DefaultMaxPerTenant
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("hookstore: %w", err)
+	}
+	s := &Store{cfg: cfg, endpoints: map[string]*entry{}, seen: map[[32]byte]int64{}, inflight: map[[32]byte]chan struct{}{}}
+	recs, err := s.readEndpoints()
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.loadKey(len(recs))
+	if err != nil {
+		return nil, err
+	}
+	block, _ := aes.NewCipher(key) // a 32-byte key cannot fail
+	s.aead, _ = cipher.NewGCM(block)
+	for _, r := range recs {
+		secret, err := s.open(r.Endpoint, r.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s does not open the secret of endpoint %s in %s (%v): restore the %s that belongs with this %s, or delete %s and register the endpoints again",
+				ErrKey, KeyFile, r.ID, EndpointsFile, err, KeyFile, EndpointsFile, EndpointsFile)
+		}
+		s.endpoints[r.ID] = &entry{Endpoint: r.Endpoint, sealed: r.Sealed, secret: secret}
+	}
+	if err := s.openSeen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the seen log. The Store must not be used afterwards.
+func (s *Store) Close() error {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if s.log == nil {
+		return nil
+	}
+	err := s.log.Close()
+	s.log = nil
+	return err
+}
+
+func (s *Store) path(name string) string { return filepath.Join(s.cfg.Dir, name) }
+
+func (s *Store) readEndpoints() ([]record, error) {
+	b, err := os.ReadFile(s.path(EndpointsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hookstore: read %s: %w", EndpointsFile, err)
+	}
+	var f struct {
+		Endpoints []record `json:"endpoints"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("hookstore: parse %s: %w", s.path(EndpointsFile), err)
+	}
+	return f.Endpoints, nil
+}
+
+// loadKey reads webhook.key, or makes it when there is no sealed secret it
+// would have to open.
+func (s *Store) loadKey(sealed int) ([]byte, error) {
+	p := s.path(KeyFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		if sealed > 0 {
+			return nil, fmt.Errorf("%w: %s is missing but %s holds %d sealed secrets: restore %s from a backup, or delete %s and register the endpoints again",
+				ErrKey, p, EndpointsFile, sealed, KeyFile, EndpointsFile)
+		}
+		key := make([]byte, 32)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+		if err := writeFileAtomic(p, []byte(hex.EncodeToString(key)+"\n")); err != nil {
+			return nil, fmt.Errorf("hookstore: create %s: %w", p, err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrKey, p, err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%w: %s is not 64 hex digits (a 256-bit key)", ErrKey, p)
+	}
+	return key, nil
+}
+
+// aad binds a sealed secret to its endpoint.
+func aad(e Endpoint) []byte {
+	return []byte("duckgate webhook secret\x00" + e.ID + "\x00" + e.TenantID)
+}
+
+func (s *Store) seal(e Endpoint, secret string) string {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(secret)+s.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return base64.StdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(secret), aad(e)))
+}
+
+func (s *Store) open(e Endpoint, sealed string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", err
+	}
+	n := s.aead.NonceSize()
+	if len(b) < n+s.aead.Overhead() {
+		return "", errors.New("sealed secret is too short")
+	}
+	pt, err := s.aead.Open(nil, b[:n], b[n:], aad(e))
+	if err != nil {
+		return "", err
+	}
+	return string(pt), nil
+}
+
+// Create registers an endpoint for tenantID that stores deliveries of
+// provider p, signed with secret, into table. The caller has checked table;
+// Create checks the secret with webhook.ValidateSecret.
+func (s *Store) Create(tenantID string, p webhook.Provider, table, secret string) (Endpoint, error) {
+	if err := webhook.ValidateSecret(p, secret); err != nil {
+		return Endpoint{}, err
+	}
+	var id [idBytes]byte
+	_, _ = rand.Read(id[:])
+	e := Endpoint{
+		ID:       idPrefix + base64.RawURLEncoding.EncodeToString(id[:]),
+		TenantID: tenantID,
+		Provider: p,
+		Table:    table,
+		Created:  s.cfg.Now().UTC().Truncate(time.Microsecond),
+	}
+	en := &entry{Endpoint: e, sealed: s.seal(e, secret), secret: secret}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, x := range s.endpoints {
+		if x.TenantID == tenantID {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxPerTenant {
+		return Endpoint{}, fmt.Errorf("%w: tenant %s has %d; delete unused ones with DELETE /api/webhooks/{id}", ErrLimit, tenantID, n)
+	}
+	s.endpoints[e.ID] = en
+	if err := s.saveLocked(); err != nil {
+		delete(s.endpoints, e.ID)
+		return Endpoint{}, err
+	}
+	return e, nil
+}
+
+// List returns tenantID's endpoints, oldest first.
+func (s *Store) List(tenantID string) []Endpoint {
+	s.mu.RLock()
+	out := []Endpoint{}
+	for _, e := range s.endpoints {
+		if e.TenantID == tenantID {
+			out = append(out, e.Endpoint)
+		}
+	}
+	s.mu.RUnlock()
+	sortEndpoints(out)
+	return out
+}
+
+// Delete removes tenantID's endpoint id. Another tenant's id is ErrNotFound.
+func (s *Store) Delete(tenantID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.endpoints[id]
+	if !ok || e.TenantID != tenantID {
+		return fmt.Errorf("%w: %q", ErrNotFound, truncate(id))
+	}
+	delete(s.endpoints, id)
+	if err := s.saveLocked(); err != nil {
+		s.endpoints[id] = e
+		return err
+	}
+	return nil
+}
+
+// Lookup returns the endpoint id and its secret, for verifying a delivery.
+func (s *Store) Lookup(id string) (Endpoint, string, error) {
+	s.mu.RLock()
+	e, ok := s.endpoints[id]
+	s.mu.RUnlock()
+	if !ok {
+		return Endpoint{}, "", fmt.Errorf("%w: %q", ErrNotFound, truncate(id))
+	}
+	return e.Endpoint, e.secret, nil
+}
+
+// saveLocked rewrites webhooks.json. The caller holds mu.
+func (s *Store) saveLocked() error {
+	f := struct {
+		Endpoints []record `json:"endpoints"`
+	}{Endpoints: make([]record, 0, len(s.endpoints))}
+	for _, e := range s.endpoints {
+		f.Endpoints = append(f.Endpoints, record{Endpoint: e.Endpoint, Sealed: e.sealed})
+	}
+	slices.SortFunc(f.Endpoints, func(a, b record) int { return compareEndpoints(a.Endpoint, b.Endpoint) })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("hookstore: encode endpoints: %w", err)
+	}
+	if err := writeFileAtomic(s.path(EndpointsFile), append(b, '\n')); err != nil {
+		return fmt.Errorf("hookstore: save %s: %w", EndpointsFile, err)
+	}
+	return nil
+}
+
+func sortEndpoints(es []Endpoint) { slices.SortFunc(es, compareEndpoints) }
+
+func compareEndpoints(a, b Endpoint) int {
+	if c := a.Created.Compare(b.Created); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// writeFileAtomic replaces path with b (mode 0600): temp file, fsync,
+// rename, fsync of the directory. A crash leaves the old or the new file.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
