@@ -30,6 +30,7 @@ type options struct {
 	quick        bool
 	serverFlags  string
 	serverBin    string
+	serverRev    string
 	plan         string
 	tenants      int
 	baselineRows int
@@ -47,6 +48,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "short run: 3s per scenario, 100 tenants, 300,000-row baselines")
 	flag.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the child server, space separated, e.g. \"-batcher.flush-interval 500ms\"")
 	flag.StringVar(&o.serverBin, "server-bin", "", "use this duckgate binary instead of building ./cmd/duckgate")
+	flag.StringVar(&o.serverRev, "server-rev", "", "build the server from this git revision (e.g. HEAD) instead of the working tree")
 	flag.StringVar(&o.plan, "plan", "enterprise", "plan of the tenants the scenarios create; the default built-in enterprise plan has no rate limit, so the gateway is measured, not its limiter")
 	flag.IntVar(&o.tenants, "tenants", 0, "tenants in the tenants scenario (default 1000; -quick: 100)")
 	flag.IntVar(&o.baselineRows, "baseline-rows", 0, "rows the raw Appender and read_ndjson baselines write (default 1,000,000; -quick: 300,000)")
@@ -103,6 +105,7 @@ func runBench(o options) error {
 
 	b := &bench{opt: o, tmp: tmp, extra: strings.Fields(o.serverFlags)}
 	startedAt := time.Now()
+	hdr := header(o, startedAt) // before the build: HEAD may move while we run
 	switch {
 	case o.url != "":
 		if b.remote, err = remoteServer(o.url, o.adminKey); err != nil {
@@ -116,7 +119,7 @@ func runBench(o options) error {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "building ./cmd/duckgate …")
-		if b.bin, err = buildServer(modDir, tmp); err != nil {
+		if b.bin, err = buildServer(modDir, tmp, o.serverRev); err != nil {
 			return err
 		}
 	}
@@ -147,7 +150,7 @@ func runBench(o options) error {
 	close(stop)
 	fmt.Fprintf(os.Stderr, "done in %s\n", time.Since(startedAt).Round(time.Second))
 
-	fmt.Println(header(o, startedAt))
+	fmt.Println(hdr)
 	fmt.Println()
 	writeTable(os.Stdout, b.figs)
 	return nil
@@ -159,13 +162,19 @@ func header(o options, at time.Time) string {
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		rev = strings.TrimSpace(string(out))
 	}
+	target := "child server built from the working tree"
 	if err := exec.Command("git", "diff", "--quiet", "HEAD", "--", ".", ":!bench").Run(); err != nil {
-		rev += " (uncommitted changes outside bench/)"
+		target += " (uncommitted changes outside bench/)"
 	}
-	target := "child server built from this tree"
-	if o.url != "" {
+	switch {
+	case o.serverRev != "":
+		target = "child server built from " + o.serverRev
+		if out, err := exec.Command("git", "rev-parse", "--short", o.serverRev).Output(); err == nil {
+			target += " = " + strings.TrimSpace(string(out))
+		}
+	case o.url != "":
 		target = o.url
-	} else if o.serverBin != "" {
+	case o.serverBin != "":
 		target = "child server " + o.serverBin
 	}
 	return fmt.Sprintf("**%s**, commit `%s`, GOMAXPROCS=%d, %d cores, %s/%s, %s; `go run ./bench %s`",

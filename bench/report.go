@@ -18,6 +18,7 @@ const (
 	unitMBps              // 10^6 bytes per second
 	unitMiB               // 2^20 bytes
 	unitCount             // plain count
+	unitPct               // a fraction, printed as a percentage
 )
 
 // figure is one line of the results table.
@@ -46,6 +47,8 @@ func (f *figure) format(v float64) string {
 		return strconv.FormatFloat(v/(1<<20), 'f', 0, 64) + " MiB"
 	case unitCount:
 		return thousands(int64(math.Round(v)))
+	case unitPct:
+		return strconv.FormatFloat(v*100, 'f', 0, 64) + "%"
 	}
 	s := thousands(int64(math.Round(v)))
 	if f.suffix != "" {

@@ -33,11 +33,27 @@ type gateway struct {
 	waitErr error         // the child's exit status; valid after exited is closed
 }
 
-// buildServer builds cmd/duckgate of the module in modDir into dir.
-func buildServer(modDir, dir string) (string, error) {
+// buildServer builds cmd/duckgate of the module in modDir into dir. With a
+// rev, it builds that commit instead of the working tree: exported with git
+// archive into dir, so a tree that others are editing does not matter.
+func buildServer(modDir, dir, rev string) (string, error) {
 	bin := filepath.Join(dir, "duckgate")
+	src := modDir
+	if rev != "" {
+		src = filepath.Join(dir, "src")
+		if err := os.MkdirAll(src, 0o750); err != nil {
+			return "", err
+		}
+		// modDir may be a subdirectory of the repository: archive from it.
+		archive := exec.Command("sh", "-c", `git archive "$1" . | tar -x -C "$2"`, "sh", rev, src)
+		archive.Dir = modDir
+		archive.Stderr = os.Stderr
+		if err := archive.Run(); err != nil {
+			return "", fmt.Errorf("git archive %s: %w", rev, err)
+		}
+	}
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/duckgate")
-	cmd.Dir = modDir
+	cmd.Dir = src
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
