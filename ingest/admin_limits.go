@@ -16,9 +16,19 @@ import (
 )
 
 // ErrRateLimited means the tenant inserts more rows per second than its
-// plan allows. It is answered 429 with Retry-After by admitRows; statusOf
-// does not need to know it.
+// plan allows: 429 with Retry-After. It comes as a *RateLimitError.
 var ErrRateLimited = errors.New("ingest rate limit reached")
+
+// RateLimitError is ErrRateLimited with the time after which the client may
+// retry.
+type RateLimitError struct {
+	// RetryAfter is whole seconds, at least 1.
+	RetryAfter int
+	msg        string
+}
+
+func (e *RateLimitError) Error() string { return e.msg }
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
 // ErrQuota means the tenant's database reached its plan's storage quota. It
 // wraps ErrForbidden: 403, because retrying does not help until the
@@ -78,41 +88,53 @@ func (s *Server) noteIngest(tenantID string) {
 	s.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())
 }
 
-// admitRows applies the tenant's plan to an insert of n rows: the storage
-// quota, then the rows-per-second token bucket. It answers the request and
-// returns false when the insert must not go on. Both checks are a map load,
-// an atomic or two and a short mutex: the quota stats the database files at
-// most once per Config.QuotaCheckInterval.
+// admitRows is admit for handlers that answer at once: it writes the
+// error and returns false when the insert must not go on.
 func (s *Server) admitRows(ctx *fasthttp.RequestCtx, t tenant.Tenant, n int) bool {
+	err := s.admit(t, n)
+	if err == nil {
+		return true
+	}
+	// The 429 is written here too, so that this does not depend on
+	// statusOf knowing ErrRateLimited.
+	if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(rl.RetryAfter))
+		writeJSON(ctx, fasthttp.StatusTooManyRequests, errorBody{Error: err.Error()})
+		return false
+	}
+	writeError(ctx, err)
+	return false
+}
+
+// admit applies the tenant's plan to an insert of n rows: the storage
+// quota (ErrQuota, 403), then the rows-per-second token bucket
+// (*RateLimitError, 429). Both checks are a map load, an atomic or two and
+// a short mutex: the quota stats the database files at most once per
+// Config.QuotaCheckInterval.
+func (s *Server) admit(t tenant.Tenant, n int) error {
 	plan, ok := s.cfg.Tenants.Plan(t.Plan)
 	if !ok || (plan.StorageBytes <= 0 && plan.RowsPerSecond <= 0) {
-		return true
+		return nil
 	}
 	st := s.states.get(t.ID)
 	now := time.Now().UnixNano()
 	if plan.StorageBytes > 0 && s.cfg.Pool != nil {
 		if size := s.sizeOf(st, t.ID, now); size >= plan.StorageBytes {
-			writeError(ctx, fmt.Errorf("%w: storage quota of %d bytes reached (plan %q); the database holds %d bytes: ask the operator for a larger plan",
-				ErrQuota, plan.StorageBytes, t.Plan, size))
-			return false
+			return fmt.Errorf("%w: storage quota of %d bytes reached (plan %q); the database holds %d bytes: ask the operator for a larger plan",
+				ErrQuota, plan.StorageBytes, t.Plan, size)
 		}
 	}
 	if plan.RowsPerSecond <= 0 {
-		return true
+		return nil
 	}
 	wait, ok := st.take(float64(plan.RowsPerSecond), n, now)
 	if ok {
-		return true
+		return nil
 	}
-	secs := int(math.Ceil(wait.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
-	ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
-	writeJSON(ctx, fasthttp.StatusTooManyRequests, errorBody{Error: fmt.Sprintf(
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	return &RateLimitError{RetryAfter: secs, msg: fmt.Sprintf(
 		"%v: the plan %q allows %d rows per second; retry after %d s, send fewer rows, or ask the operator for a larger plan",
-		ErrRateLimited, t.Plan, plan.RowsPerSecond, secs)})
-	return false
+		ErrRateLimited, t.Plan, plan.RowsPerSecond, secs)}
 }
 
 // take is the token bucket: it holds at most one second of rows (rate)
