@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"duckgate/batcher/wal"
 	"duckgate/tenantdb"
 )
 
@@ -20,6 +25,10 @@ var (
 	ErrBufferFull = errors.New("ingest buffer is full")
 	// ErrClosed means the batcher is shutting down (503).
 	ErrClosed = errors.New("batcher is shutting down")
+	// ErrLogUnavailable means the write-ahead log could not take the rows
+	// (disk full, I/O error, backlog over its cap): nothing was
+	// acknowledged and the client should retry (503).
+	ErrLogUnavailable = errors.New("write-ahead log unavailable")
 )
 
 // Config configures a Batcher. Zero fields take the documented defaults.
@@ -42,6 +51,24 @@ type Config struct {
 	// RetryBackoff is the first delay before a failed flush is retried;
 	// it doubles up to 30 s. Default 100 ms.
 	RetryBackoff time.Duration
+	// QuarantineAfter is the number of failed flushes after which a batch
+	// is moved to the tenant's _duckgate_quarantine table instead of
+	// blocking its table. Default 10 (about a minute and a half of retries).
+	QuarantineAfter int
+
+	// WAL makes inserts durable: rows are acknowledged once in the log,
+	// which is replayed by Recover. Nil means no log (-durability=none):
+	// rows buffered in memory are lost on a crash.
+	WAL *wal.Log
+	// StateDir holds the batcher's own files: the boot epoch and the
+	// idempotency keys. Required with WAL; empty keeps keys in memory only.
+	StateDir string
+	// IdempotencyWindow is how long an Idempotency-Key is remembered.
+	// Default 24 h.
+	IdempotencyWindow time.Duration
+	// TenantExists tells Recover whether a tenant still exists; log
+	// records of deleted tenants are dropped. Nil means every tenant exists.
+	TenantExists func(tenantID string) bool
 }
 
 func (c *Config) setDefaults() {
@@ -63,6 +90,12 @@ func (c *Config) setDefaults() {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
+	if c.QuarantineAfter <= 0 {
+		c.QuarantineAfter = 10
+	}
+	if c.IdempotencyWindow <= 0 {
+		c.IdempotencyWindow = 24 * time.Hour
+	}
 }
 
 // Batcher buffers rows and hands them to one writer goroutine per tenant.
@@ -73,6 +106,11 @@ type Batcher struct {
 
 	buffered atomic.Int64 // bytes of rows accepted and not yet committed
 	stats    Stats
+	idem     *idemStore
+	seq      atomic.Uint64 // last sequence number given; see nextSeq
+
+	walMu    sync.Mutex
+	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
 
 	mu      sync.Mutex
 	writers map[string]*writer // by tenant id; guarded by mu
@@ -86,12 +124,73 @@ type Stats struct {
 	Flushes       atomic.Int64
 	FlushErrors   atomic.Int64
 	SchemaChanges atomic.Int64
+	LogErrors     atomic.Int64
+	Quarantined   atomic.Int64
 }
 
-// New returns a Batcher writing into the databases of pool.
-func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) *Batcher {
+// New returns a Batcher writing into the databases of pool. With a WAL,
+// call Recover before the first Insert.
+func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	cfg.setDefaults()
-	return &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer)}
+	b := &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer), segCount: make(map[uint64]int)}
+	idemPath := ""
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("batcher state directory: %w", err)
+		}
+		idemPath = filepath.Join(cfg.StateDir, "idempotency.ndjson")
+		epoch, err := nextEpoch(filepath.Join(cfg.StateDir, "epoch"))
+		if err != nil {
+			return nil, err
+		}
+		// Sequence numbers grow across restarts: the epoch is the high
+		// part, so a number given now exceeds every one given before.
+		b.seq.Store(epoch << 40)
+	} else if cfg.WAL != nil {
+		return nil, errors.New("batcher: a WAL needs a StateDir")
+	}
+	var err error
+	if b.idem, err = openIdemStore(idemPath, cfg.IdempotencyWindow); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// nextSeq numbers an insert. Inserts into one table are numbered in the
+// order they enter its buffer; a flush records the last number it
+// committed, so a replay skips exactly what DuckDB already has.
+func (b *Batcher) nextSeq() uint64 { return b.seq.Add(1) }
+
+// nextEpoch reads, increments and durably rewrites the boot counter.
+func nextEpoch(path string) (uint64, error) {
+	var epoch uint64
+	if raw, err := os.ReadFile(path); err == nil {
+		if epoch, err = strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64); err != nil {
+			return 0, fmt.Errorf("read %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("read boot epoch: %w", err)
+	}
+	epoch++
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.WriteString(strconv.FormatUint(epoch, 10) + "\n")
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write boot epoch: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return epoch, nil
 }
 
 // Stats returns the batcher's counters.
@@ -116,11 +215,31 @@ func (t *Ticket) Wait(ctx context.Context) error {
 	}
 }
 
-// Insert queues rows for tenant's table. It never blocks on DuckDB: a full
-// buffer is ErrBufferFull. With wait, the returned Ticket tells when the
-// rows are committed (and the writer flushes the table right away); without
-// it the Ticket is nil.
+// Request is one insert.
+type Request struct {
+	Tenant, Table string
+	Rows          *Rows
+	// Wait asks for a Ticket that tells when the rows are committed; the
+	// writer then flushes the table right away.
+	Wait bool
+	// IdempotencyKey, if set, was reserved with BeginIdempotent; Response
+	// is the answer a retry with the same key gets.
+	IdempotencyKey string
+	Response       []byte
+}
+
+// Insert queues rows for tenant's table; see Submit.
 func (b *Batcher) Insert(tenant, table string, rows *Rows, wait bool) (*Ticket, error) {
+	return b.Submit(Request{Tenant: tenant, Table: table, Rows: rows, Wait: wait})
+}
+
+// Submit queues an insert. It returns once the rows are durable (in the
+// write-ahead log, fsynced) or, without a log, buffered; it never waits for
+// DuckDB. A full buffer is ErrBufferFull, a log that cannot write is
+// ErrLogUnavailable. With Wait, the Ticket tells when the rows are
+// committed; otherwise it is nil.
+func (b *Batcher) Submit(req Request) (*Ticket, error) {
+	rows := req.Rows
 	if rows.Len() == 0 {
 		return nil, nil
 	}
@@ -128,18 +247,101 @@ func (b *Batcher) Insert(tenant, table string, rows *Rows, wait bool) (*Ticket, 
 		b.buffered.Add(-rows.Size)
 		return nil, fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, n-rows.Size, b.cfg.MaxBufferedBytes)
 	}
-	w, err := b.writer(tenant)
+	w, err := b.writer(req.Tenant)
 	if err != nil {
 		b.buffered.Add(-rows.Size)
 		return nil, err
 	}
-	var t *Ticket
-	if wait {
-		t = &Ticket{done: make(chan struct{})}
+	p := &pending{rows: rows, durable: b.cfg.WAL == nil}
+	if req.Wait {
+		p.ticket = &Ticket{done: make(chan struct{})}
 	}
-	w.add(table, &pending{rows: rows, ticket: t}, wait)
-	return t, nil
+	now := time.Now()
+	if b.cfg.WAL == nil {
+		w.add(req.Table, p, req.Wait)
+		if req.IdempotencyKey != "" {
+			b.idem.accept(req.Tenant, req.IdempotencyKey, req.Response, now)
+			p.rec = &record{tenant: req.Tenant, idemKey: req.IdempotencyKey, response: req.Response, at: now.Unix()}
+		}
+		return p.ticket, nil
+	}
+
+	w.add(req.Table, p, false) // numbers p; not flushable until durable
+	rec := &record{tenant: req.Tenant, table: req.Table, seq: p.seq, at: now.Unix(),
+		idemKey: req.IdempotencyKey, response: req.Response, rows: rows}
+	buf := recordPool.Get().(*[]byte)
+	*buf = encodeRecord((*buf)[:0], rec)
+	b.walMu.Lock()
+	floor := b.cfg.WAL.Floor()
+	b.segCount[floor]++
+	b.walMu.Unlock()
+	_, err = b.cfg.WAL.Append(*buf)
+	if cap(*buf) <= 1<<20 {
+		recordPool.Put(buf)
+	}
+	if err != nil {
+		b.releaseFloor(floor)
+		w.markFailed(p)
+		b.buffered.Add(-rows.Size)
+		b.stats.LogErrors.Add(1)
+		return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+	}
+	p.floor = floor
+	if req.IdempotencyKey != "" {
+		b.idem.accept(req.Tenant, req.IdempotencyKey, req.Response, now)
+		rec.rows = nil
+		p.rec = rec
+	}
+	w.markDurable(req.Table, p, req.Wait)
+	return p.ticket, nil
 }
+
+var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// releaseFloor forgets one uncommitted record noted at floor.
+func (b *Batcher) releaseFloor(floor uint64) {
+	b.walMu.Lock()
+	if b.segCount[floor]--; b.segCount[floor] <= 0 {
+		delete(b.segCount, floor)
+	}
+	b.walMu.Unlock()
+}
+
+// releaseLog lets the log delete the segments that hold no uncommitted
+// record any more.
+func (b *Batcher) releaseLog() {
+	l := b.cfg.WAL
+	if l == nil {
+		return
+	}
+	b.walMu.Lock()
+	low := uint64(0)
+	for seg := range b.segCount {
+		if low == 0 || seg < low {
+			low = seg
+		}
+	}
+	if len(b.segCount) == 0 {
+		low = l.Floor()
+	}
+	b.walMu.Unlock()
+	if err := l.Release(wal.Position{Segment: low}); err != nil {
+		b.log.Warn("release write-ahead log segments", zap.Error(err))
+	}
+}
+
+// BeginIdempotent looks up an Idempotency-Key of a tenant. found means an
+// insert with this key was accepted within the window: resp is its answer
+// and nothing must be stored again. Otherwise the key is reserved for this
+// request: pass it in Request.IdempotencyKey, or call AbortIdempotent if
+// the insert is not submitted. A key reserved by a request still running
+// is ErrInProgress.
+func (b *Batcher) BeginIdempotent(tenant, key string) (resp []byte, found bool, err error) {
+	return b.idem.begin(tenant, key)
+}
+
+// AbortIdempotent releases a key reserved by BeginIdempotent.
+func (b *Batcher) AbortIdempotent(tenant, key string) { b.idem.abort(tenant, key) }
 
 // Flush commits everything the tenant has buffered now and returns when it
 // is in DuckDB (read-your-writes for queries).
@@ -206,5 +408,9 @@ func (b *Batcher) Close(ctx context.Context) error {
 		w.stop()
 	}
 	b.wg.Wait()
+	b.releaseLog()
+	if err := b.idem.close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

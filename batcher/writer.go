@@ -20,6 +20,13 @@ import (
 type pending struct {
 	rows   *Rows
 	ticket *Ticket // nil unless the client waits for the commit
+	seq    uint64  // set by writer.add
+	floor  uint64  // log segment noted for the record; 0 without a log
+	rec    *record // set when the insert carries an Idempotency-Key
+
+	// Guarded by writer.mu: a pending is flushable once durable; a failed
+	// one (its log write failed) is dropped.
+	durable, failed bool
 }
 
 // tableBuf is the buffer of one table.
@@ -47,7 +54,8 @@ type writer struct {
 	reqs   []chan error         // flushAll callers waiting; guarded by mu
 
 	// Owned by the writer goroutine.
-	schemas map[string]*schema.Table // known table schemas; nil entry = unknown
+	schemas      map[string]*schema.Table // known table schemas; nil entry = unknown
+	appliedReady bool                     // appliedTable exists
 }
 
 func newWriter(b *Batcher, tenant string) *writer {
@@ -70,8 +78,8 @@ func (w *writer) signal() {
 	}
 }
 
-// add queues p on table's buffer and wakes the writer when the buffer is
-// new (to arm its age timer), full, or urgent.
+// add queues p on table's buffer, numbering it, and wakes the writer when
+// the buffer is new (to arm its age timer), full, or urgent.
 func (w *writer) add(table string, p *pending, urgent bool) {
 	cfg := &w.b.cfg
 	w.mu.Lock()
@@ -83,6 +91,9 @@ func (w *writer) add(table string, p *pending, urgent bool) {
 	if len(buf.items) == 0 {
 		buf.since = time.Now()
 	}
+	if p.seq == 0 { // a replayed insert keeps its number
+		p.seq = w.b.nextSeq()
+	}
 	buf.items = append(buf.items, p)
 	buf.rows += p.rows.Len()
 	buf.bytes += p.rows.Size
@@ -92,6 +103,26 @@ func (w *writer) add(table string, p *pending, urgent bool) {
 	if wake {
 		w.signal()
 	}
+}
+
+// markDurable makes p flushable once its log record is fsynced.
+func (w *writer) markDurable(table string, p *pending, urgent bool) {
+	w.mu.Lock()
+	p.durable = true
+	buf := w.tables[table]
+	buf.urgent = buf.urgent || urgent
+	wake := urgent || buf.rows >= w.b.cfg.FlushRows || buf.bytes >= w.b.cfg.FlushBytes
+	w.mu.Unlock()
+	if wake {
+		w.signal()
+	}
+}
+
+// markFailed drops p: its log write failed, so it was never acknowledged.
+func (w *writer) markFailed(p *pending) {
+	w.mu.Lock()
+	p.failed = true
+	w.mu.Unlock()
 }
 
 // flushAll asks the writer to flush every buffer and waits for it.
@@ -164,8 +195,9 @@ func (w *writer) flushDue(force bool) time.Duration {
 			continue
 		}
 		if all || buf.urgent || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= cfg.FlushInterval {
-			due = append(due, batch{table: name, items: buf.items, buf: buf})
-			buf.items, buf.rows, buf.bytes, buf.urgent = nil, 0, 0, false
+			if items := takeLocked(buf, now); len(items) > 0 {
+				due = append(due, batch{table: name, items: items, buf: buf})
+			}
 		}
 	}
 	w.mu.Unlock()
@@ -183,12 +215,51 @@ func (w *writer) flushDue(force bool) time.Duration {
 	return w.nextDue()
 }
 
+// takeLocked removes the flushable head of buf: every item up to the first
+// whose log write is still in flight, so that the items committed are
+// always all those numbered up to the last one. Failed items are dropped.
+func takeLocked(buf *tableBuf, now time.Time) []*pending {
+	n := 0
+	for n < len(buf.items) && (buf.items[n].durable || buf.items[n].failed) {
+		n++
+	}
+	var out []*pending
+	for _, p := range buf.items[:n] {
+		buf.rows -= p.rows.Len()
+		buf.bytes -= p.rows.Size
+		if !p.failed {
+			out = append(out, p)
+		}
+	}
+	buf.items = buf.items[n:]
+	buf.urgent = false
+	if len(buf.items) > 0 {
+		buf.since = now
+	}
+	return out
+}
+
 // flushTable flushes one batch, settles its tickets on success and puts it
 // back at the head of its buffer on failure, to be retried with backoff.
 func (w *writer) flushTable(bt batch) error {
 	cfg := &w.b.cfg
 	start := time.Now()
 	n, size, err := w.commit(bt.table, bt.items)
+	var ticketErr error
+	if err != nil && bt.buf.fails+1 >= cfg.QuarantineAfter {
+		// The batch keeps failing: move it aside rather than block the
+		// table forever. Nothing is dropped; the rows wait, as JSON, in
+		// _duckgate_quarantine with the error.
+		if qerr := w.quarantine(bt.table, bt.items, err); qerr != nil {
+			err = errors.Join(err, fmt.Errorf("quarantine: %w", qerr))
+		} else {
+			w.log.Error("batch quarantined after repeated flush failures", zap.String("table", bt.table),
+				zap.Int("rows", n), zap.Int("attempts", bt.buf.fails+1), zap.Error(err))
+			w.b.stats.Quarantined.Add(int64(n))
+			ticketErr = fmt.Errorf("rows moved to table %s after %d failed flushes: %w", quarantineTable, bt.buf.fails+1, err)
+			err = nil
+		}
+	}
 	if err != nil {
 		w.b.stats.FlushErrors.Add(1)
 		w.mu.Lock()
@@ -212,16 +283,43 @@ func (w *writer) flushTable(bt batch) error {
 	bt.buf.fails = 0
 	bt.buf.retryAt = time.Time{}
 	w.mu.Unlock()
-	w.b.buffered.Add(-size)
+	w.finish(bt.items, size, ticketErr)
 	w.b.stats.RowsCommitted.Add(int64(n))
 	w.b.stats.Flushes.Add(1)
-	for _, p := range bt.items {
+	w.log.Debug("flushed", zap.String("table", bt.table), zap.Int("rows", n), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// finish settles committed items: their idempotency keys are made durable
+// first, then their log records are released, then waiting clients learn.
+func (w *writer) finish(items []*pending, size int64, ticketErr error) {
+	var recs []*record
+	for _, p := range items {
+		if p.rec != nil {
+			recs = append(recs, p.rec)
+		}
+	}
+	keysSaved := true
+	if err := w.b.idem.persist(recs); err != nil {
+		// Keep the log records: a restart replays their keys.
+		keysSaved = false
+		w.log.Error("save idempotency keys", zap.Error(err))
+	}
+	if w.b.cfg.WAL != nil {
+		for _, p := range items {
+			if p.rec == nil || keysSaved {
+				w.b.releaseFloor(p.floor)
+			}
+		}
+		w.b.releaseLog()
+	}
+	w.b.buffered.Add(-size)
+	for _, p := range items {
 		if p.ticket != nil {
+			p.ticket.err = ticketErr
 			close(p.ticket.done)
 		}
 	}
-	w.log.Debug("flushed", zap.String("table", bt.table), zap.Int("rows", n), zap.Duration("took", time.Since(start)))
-	return nil
 }
 
 // nextDue is the time until the earliest buffer is due.
@@ -304,6 +402,7 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 			return
 		}
 		w.schemas[table] = tbl
+		w.appliedReady = w.b.cfg.WAL != nil
 	}()
 
 	var ddl []string
@@ -330,7 +429,33 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 	if err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: append: %w", w.tenant, table, err)
 	}
+	if err := w.markApplied(ctx, conn, table, items[len(items)-1].seq); err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+	}
 	return rows, size, nil
+}
+
+// appliedTable records, per table, the sequence number of the last insert
+// committed. It is written in the same transaction as the rows, so a replay
+// after a crash skips exactly what is already stored: no row lost, none
+// twice.
+const appliedTable = "_duckgate_applied"
+
+// markApplied records seq as committed for table, inside the caller's
+// transaction. Without a log there is nothing to replay, so nothing to mark.
+func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, seq uint64) error {
+	if w.b.cfg.WAL == nil {
+		return nil
+	}
+	if !w.appliedReady {
+		if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+appliedTable+" (tbl VARCHAR PRIMARY KEY, seq UBIGINT NOT NULL)"); err != nil {
+			return fmt.Errorf("create %s: %w", appliedTable, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO "+appliedTable+" VALUES (?, ?)", table, seq); err != nil {
+		return fmt.Errorf("mark applied: %w", err)
+	}
+	return nil
 }
 
 // mergeKeys folds the keys of all items into one list of schema.Seen (in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -46,8 +47,12 @@ func statusOf(err error) int {
 		return fasthttp.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge
-	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed):
+	case errors.Is(err, ErrRateLimited):
+		return fasthttp.StatusTooManyRequests
+	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable):
 		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, batcher.ErrInProgress):
+		return fasthttp.StatusConflict
 	}
 	return fasthttp.StatusInternalServerError
 }
@@ -56,14 +61,29 @@ func statusOf(err error) int {
 // carries no detail; a 503 says when to retry.
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	status := statusOf(err)
+	var rej *rejectedError
+	if errors.As(err, &rej) {
+		writeJSON(ctx, status, struct {
+			Error string `json:"error"`
+			InsertResponse
+		}{err.Error(), rej.resp})
+		return
+	}
 	msg := err.Error()
 	switch status {
 	case fasthttp.StatusUnauthorized:
 		msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
 	case fasthttp.StatusServiceUnavailable:
 		ctx.Response.Header.Set("Retry-After", "1")
-		if errors.Is(err, batcher.ErrBufferFull) {
+		switch {
+		case errors.Is(err, batcher.ErrBufferFull):
 			msg += ": the server is ingesting as fast as DuckDB takes rows; retry after a second, or raise -batcher.max-buffered"
+		case errors.Is(err, batcher.ErrLogUnavailable):
+			msg += ": nothing was stored; retry after a second (the operator should check the data disk)"
+		}
+	case fasthttp.StatusTooManyRequests:
+		if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(rl.RetryAfter))
 		}
 	case fasthttp.StatusInternalServerError:
 		msg = "internal error: " + msg

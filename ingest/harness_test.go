@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"duckgate/batcher"
+	"duckgate/batcher/wal"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -27,6 +28,7 @@ type env struct {
 	tenants *tenant.Store
 	pool    *tenantdb.Pool
 	batcher *batcher.Batcher
+	wal     *wal.Log // nil with noWAL
 	server  *Server
 	ln      *fasthttputil.InmemoryListener
 	client  *fasthttp.Client
@@ -39,6 +41,8 @@ const testAdminKey = "test-admin-key"
 type envConfig struct {
 	batcher batcher.Config
 	ingest  Config
+	noWAL   bool             // -durability=none
+	walFile wal.OpenFileFunc // fault injection for the log's files
 }
 
 func newEnv(t *testing.T, mods ...func(*envConfig)) *env {
@@ -68,7 +72,21 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := batcher.New(cfg.batcher, pool, log)
+	bc := cfg.batcher
+	var wl *wal.Log
+	if !cfg.noWAL {
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile}, log); err != nil {
+			t.Fatal(err)
+		}
+		bc.WAL, bc.StateDir = wl, filepath.Join(dir, "state")
+	}
+	b, err := batcher.New(bc, pool, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ic := cfg.ingest
 	ic.Tenants, ic.Batcher = tenants, b
 	srv := New(ic, log)
@@ -76,7 +94,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 	ln := fasthttputil.NewInmemoryListener()
 	hs := srv.HTTPServer()
 	go func() { _ = hs.Serve(ln) }()
-	e := &env{t: t, dir: dir, tenants: tenants, pool: pool, batcher: b, server: srv, ln: ln,
+	e := &env{t: t, dir: dir, tenants: tenants, pool: pool, batcher: b, wal: wl, server: srv, ln: ln,
 		client: &fasthttp.Client{
 			Dial:                func(string) (net.Conn, error) { return ln.Dial() },
 			MaxResponseBodySize: 1 << 30,
@@ -99,6 +117,22 @@ func (e *env) stop() {
 	}
 	if err := e.pool.Close(); err != nil {
 		e.t.Errorf("pool close: %v", err)
+	}
+	if e.wal != nil {
+		if err := e.wal.Close(); err != nil {
+			e.t.Errorf("wal close: %v", err)
+		}
+	}
+}
+
+// crash abandons the env as kill -9 would: nothing is flushed, the log and
+// the databases are just closed under the writers.
+func (e *env) crash() {
+	e.stopped = true
+	_ = e.ln.Close()
+	_ = e.pool.Close()
+	if e.wal != nil {
+		_ = e.wal.Close()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -17,6 +18,7 @@ import (
 	"duckgate/ingest/webhook/hookstore"
 	"duckgate/query"
 	"duckgate/schema"
+	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -65,6 +67,9 @@ type Config struct {
 	// WebhookTolerance is how far a Stripe or Standard Webhooks signed
 	// timestamp may be from now. Default webhook.DefaultTolerance (5 min).
 	WebhookTolerance time.Duration
+	// Share keeps share links and serves /share/{id}; nil answers 404 on
+	// /api/data/query/share and /share/.
+	Share *share.Service
 }
 
 // Server routes and serves duckgate's HTTP API.
@@ -116,6 +121,12 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
+	if !s.ready.Load() && path != "/healthz" {
+		// Recovery is replaying the log: an insert now would overtake it.
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, errorBody{Error: "starting: recovering the write-ahead log; retry in a second"})
+		return
+	}
 	switch {
 	case path == "/healthz":
 		if !s.ready.Load() {
@@ -238,58 +249,102 @@ func (s *Server) handleInsert(ctx *fasthttp.RequestCtx, table string) {
 			writeError(ctx, fmt.Errorf("%w: %q: use letters, digits and underscore, starting with a letter or underscore, at most 63 characters", ErrBadTable, truncate([]byte(table))))
 			return
 		}
-		body := ctx.PostBody()
-		if enc := ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding); len(enc) > 0 {
-			if !bytes.EqualFold(enc, []byte("gzip")) {
-				writeError(ctx, fmt.Errorf("%w: Content-Encoding %q is not supported; use gzip or none", ErrBadRequest, enc))
+		idemKey := string(ctx.Request.Header.Peek("Idempotency-Key"))
+		if idemKey != "" {
+			if len(idemKey) > maxIdempotencyKey {
+				writeError(ctx, fmt.Errorf("%w: Idempotency-Key is longer than %d bytes", ErrBadRequest, maxIdempotencyKey))
 				return
 			}
-			buf, err := gunzip(body, s.cfg.MaxBodySize)
+			resp, found, err := s.cfg.Batcher.BeginIdempotent(t.ID, idemKey)
 			if err != nil {
 				writeError(ctx, err)
 				return
 			}
-			defer bytebufferpool.Put(buf)
-			body = buf.B
-		}
-		d, err := Decode(body)
-		if err != nil {
-			if d != nil && len(d.Errors) > 0 {
-				writeJSON(ctx, fasthttp.StatusBadRequest, struct {
-					Error string `json:"error"`
-					InsertResponse
-				}{err.Error(), InsertResponse{Rejected: d.Rejected, Errors: d.Errors}})
-				return
-			}
-			writeError(ctx, err)
-			return
-		}
-		if !s.admitRows(ctx, t, d.Rows.Len()) {
-			return
-		}
-		wait := ctx.QueryArgs().GetBool("wait")
-		ticket, err := s.cfg.Batcher.Insert(t.ID, table, d.Rows, wait)
-		if err != nil {
-			writeError(ctx, err)
-			return
-		}
-		s.noteIngest(t.ID)
-		if ticket != nil {
-			wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
-			err := ticket.Wait(wctx)
-			cancel()
-			if err != nil {
-				writeJSON(ctx, fasthttp.StatusGatewayTimeout, errorBody{Error: err.Error() +
-					"; the rows stay queued and will be committed, so do not resend them without an Idempotency-Key"})
+			if found {
+				// A retry of an accepted insert: the same answer, nothing stored.
+				ctx.Response.Header.Set("Idempotent-Replayed", "true")
+				ctx.SetStatusCode(fasthttp.StatusOK)
+				ctx.SetContentType("application/json")
+				ctx.SetBody(resp)
 				return
 			}
 		}
-		if d.Errors == nil {
-			d.Errors = []RowError{}
+		status, err := s.insert(ctx, t, table, idemKey)
+		if err != nil {
+			if idemKey != "" && status != fasthttp.StatusGatewayTimeout {
+				s.cfg.Batcher.AbortIdempotent(t.ID, idemKey)
+			}
+			writeError(ctx, err)
 		}
-		writeJSON(ctx, fasthttp.StatusOK, InsertResponse{Accepted: d.Rows.Len(), Rejected: d.Rejected, Errors: d.Errors})
 	})
 }
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 255
+
+// insert decodes and submits one insert and answers it. On error it answers
+// nothing and returns the error (and its status) for the caller.
+func (s *Server) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemKey string) (int, error) {
+	body := ctx.PostBody()
+	if enc := ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding); len(enc) > 0 {
+		if !bytes.EqualFold(enc, []byte("gzip")) {
+			return 0, fmt.Errorf("%w: Content-Encoding %q is not supported; use gzip or none", ErrBadRequest, enc)
+		}
+		buf, err := gunzip(body, s.cfg.MaxBodySize)
+		if err != nil {
+			return 0, err
+		}
+		defer bytebufferpool.Put(buf)
+		body = buf.B
+	}
+	d, err := Decode(body)
+	if err != nil {
+		if d != nil && len(d.Errors) > 0 {
+			return 0, &rejectedError{err: err, resp: InsertResponse{Rejected: d.Rejected, Errors: d.Errors}}
+		}
+		return 0, err
+	}
+	if err := s.admit(t, d.Rows.Len()); err != nil {
+		return 0, err
+	}
+	if d.Errors == nil {
+		d.Errors = []RowError{}
+	}
+	resp, err := json.Marshal(InsertResponse{Accepted: d.Rows.Len(), Rejected: d.Rejected, Errors: d.Errors})
+	if err != nil {
+		return 0, err
+	}
+	resp = append(resp, '\n')
+	wait := ctx.QueryArgs().GetBool("wait")
+	ticket, err := s.cfg.Batcher.Submit(batcher.Request{Tenant: t.ID, Table: table, Rows: d.Rows, Wait: wait, IdempotencyKey: idemKey, Response: resp})
+	if err != nil {
+		return 0, err
+	}
+	s.noteIngest(t.ID)
+	if ticket != nil {
+		wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
+		err := ticket.Wait(wctx)
+		cancel()
+		if err != nil {
+			writeJSON(ctx, fasthttp.StatusGatewayTimeout, errorBody{Error: err.Error() +
+				"; the rows are durable and stay queued, so do not resend them without an Idempotency-Key"})
+			return fasthttp.StatusGatewayTimeout, nil
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(resp)
+	return fasthttp.StatusOK, nil
+}
+
+// rejectedError is a body with nothing storable: the answer lists why.
+type rejectedError struct {
+	err  error
+	resp InsertResponse
+}
+
+func (e *rejectedError) Error() string { return e.err.Error() }
+func (e *rejectedError) Unwrap() error { return e.err }
 
 // CreateTenantResponse is the admin API's answer to a new tenant.
 type CreateTenantResponse struct {

@@ -449,3 +449,17 @@ func (l *Log) setSegSizeLocked(seq uint64, size int64) {
 		}
 	}
 }
+
+// Floor returns a segment number at or below the segment of every record
+// appended from now on: the newest segment that exists now (0 if none). A
+// caller that must keep a record's segment until the record is no longer
+// needed can note Floor before Append and later Release(Position{Segment:
+// floor}) without racing the writer.
+func (l *Log) Floor() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.segs); n > 0 {
+		return l.segs[n-1].seq
+	}
+	return 0
+}

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"duckgate/batcher"
+	"duckgate/batcher/wal"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/tenant"
@@ -57,6 +58,10 @@ func serve(args []string) error {
 	queryMaxRows := fs.Int64("query.max-rows", query.DefaultMaxRows, "most rows one query result may have")
 	queryMaxBytes := fs.Int64("query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
+	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
+	walSegment := fs.Int64("wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
+	walBacklog := fs.Int64("wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
+	idemWindow := fs.Duration("ingest.idempotency-window", 24*time.Hour, "how long an Idempotency-Key is remembered")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	_ = fs.Parse(args)
 
@@ -94,13 +99,34 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	b := batcher.New(batcher.Config{
-		FlushRows:        *flushRows,
-		FlushBytes:       *flushBytes,
-		FlushInterval:    *flushInterval,
-		MaxBufferedBytes: *maxBuffered,
-		MaxColumns:       *maxColumns,
+	var wl *wal.Log
+	switch *durability {
+	case "durable":
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog}, log); err != nil {
+			return err
+		}
+	case "none":
+		log.Warn("durability=none: acknowledged rows still in memory are lost if the process crashes")
+	default:
+		return fmt.Errorf("-durability must be durable or none, not %q", *durability)
+	}
+	b, err := batcher.New(batcher.Config{
+		FlushRows:         *flushRows,
+		FlushBytes:        *flushBytes,
+		FlushInterval:     *flushInterval,
+		MaxBufferedBytes:  *maxBuffered,
+		MaxColumns:        *maxColumns,
+		WAL:               wl,
+		StateDir:          filepath.Join(*dataDir, "state"),
+		IdempotencyWindow: *idemWindow,
+		TenantExists: func(id string) bool {
+			_, err := tenants.Get(id)
+			return err == nil
+		},
 	}, pool, log)
+	if err != nil {
+		return err
+	}
 	qe := query.New(query.Config{
 		Timeout:       *queryTimeout,
 		MaxRows:       *queryMaxRows,
@@ -120,11 +146,21 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv.SetReady()
-	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
+	// Recovery runs before /healthz answers 200: nothing acknowledged is
+	// missing once the server says it is ready.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
-
+	rs, err := b.Recover(context.Background())
+	if err != nil {
+		return err
+	}
+	if wl != nil {
+		log.Info("write-ahead log recovered", zap.Int("records", rs.Records), zap.Int("replayed", rs.Replayed),
+			zap.Int("rows", rs.Rows), zap.Int("already_committed", rs.Skipped), zap.Int("dropped", rs.Dropped),
+			zap.Bool("torn_tail_dropped", rs.TornTail), zap.String("corrupt", rs.Corrupt))
+	}
+	srv.SetReady()
+	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
@@ -148,6 +184,11 @@ func serve(args []string) error {
 	}
 	if err := pool.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close databases: %w", err))
+	}
+	if wl != nil {
+		if err := wl.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close write-ahead log: %w", err))
+		}
 	}
 	if err := tenants.Save(); err != nil {
 		errs = append(errs, err)
