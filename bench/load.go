@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,9 @@ type loadResult struct {
 	start, end       time.Time
 	lat              histogram
 	firstErr         string
+	// allocsPerReq is heap allocations in this whole process per request:
+	// the load generator's own cost when the server is another process.
+	allocsPerReq float64
 }
 
 // run drives spec against tgt.
@@ -168,6 +172,8 @@ func run(tgt target, spec loadSpec) *loadResult {
 		next     atomic.Int64 // request counter, for key rotation
 		deadline = time.Now().Add(spec.duration)
 	)
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	res.start = time.Now()
 	for w := 0; w < spec.conns; w++ {
 		wg.Add(1)
@@ -227,8 +233,13 @@ func run(tgt target, spec loadSpec) *loadResult {
 	}
 	wg.Wait()
 	res.end = time.Now()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
 	res.elapsed = res.end.Sub(res.start)
 	res.rows = res.reqs * int64(spec.rowsPer)
+	if n := res.reqs + res.errs; n > 0 {
+		res.allocsPerReq = float64(ms1.Mallocs-ms0.Mallocs) / float64(n)
+	}
 	return res
 }
 

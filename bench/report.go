@@ -19,6 +19,7 @@ const (
 	unitMiB               // 2^20 bytes
 	unitCount             // plain count
 	unitPct               // a fraction, printed as a percentage
+	unitFloat             // a small number, two decimals
 )
 
 // figure is one line of the results table.
@@ -47,6 +48,8 @@ func (f *figure) format(v float64) string {
 		return strconv.FormatFloat(v/(1<<20), 'f', 0, 64) + " MiB"
 	case unitCount:
 		return thousands(int64(math.Round(v)))
+	case unitFloat:
+		return strconv.FormatFloat(v, 'f', 2, 64)
 	case unitPct:
 		return strconv.FormatFloat(v*100, 'f', 0, 64) + "%"
 	}
