@@ -1,6 +1,7 @@
 // Command duckgate is the realtime JSON ingestion gateway for DuckDB.
 //
 //	duckgate serve [flags]
+//	duckgate tenant|key ...   (admin API client; see cli.go)
 //
 // main only wires: it parses flags, builds each package's Config, starts the
 // server, waits for SIGINT/SIGTERM and stops everything in reverse order.
@@ -30,6 +31,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) >= 2 && (os.Args[1] == "tenant" || os.Args[1] == "key") {
+		os.Exit(runCLI(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	}
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
 		fmt.Fprintln(os.Stderr, "usage: duckgate serve [flags]   (duckgate serve -h lists the flags)")
 		os.Exit(2)
@@ -139,6 +143,8 @@ func serve(args []string) error {
 		Tenants:     tenants,
 		Batcher:     b,
 		Query:       qe,
+		Pool:        pool,
+		AdminQuery:  query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
 	}, log)
 	httpSrv := srv.HTTPServer()
 
