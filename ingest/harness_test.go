@@ -16,6 +16,7 @@ import (
 
 	"duckgate/batcher"
 	"duckgate/batcher/wal"
+	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -30,6 +31,7 @@ type env struct {
 	batcher *batcher.Batcher
 	wal     *wal.Log // nil with noWAL
 	server  *Server
+	share   *share.Service // nil unless envConfig.share is set
 	ln      *fasthttputil.InmemoryListener
 	client  *fasthttp.Client
 	stopped bool
@@ -43,6 +45,7 @@ type envConfig struct {
 	ingest  Config
 	noWAL   bool             // -durability=none
 	walFile wal.OpenFileFunc // fault injection for the log's files
+	share   *share.Config    // set: wire a query engine and a share.Service (startShare)
 }
 
 func newEnv(t *testing.T, mods ...func(*envConfig)) *env {
@@ -89,6 +92,10 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 	}
 	ic := cfg.ingest
 	ic.Tenants, ic.Batcher = tenants, b
+	var sh *share.Service
+	if cfg.share != nil {
+		sh = startShare(t, dir, *cfg.share, pool, b, log, &ic)
+	}
 	srv := New(ic, log)
 	srv.SetReady()
 	ln := fasthttputil.NewInmemoryListener()
@@ -99,6 +106,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 			Dial:                func(string) (net.Conn, error) { return ln.Dial() },
 			MaxResponseBodySize: 1 << 30,
 		}}
+	e.share = sh
 	t.Cleanup(e.stop)
 	return e
 }
@@ -110,6 +118,11 @@ func (e *env) stop() {
 	}
 	e.stopped = true
 	_ = e.ln.Close()
+	if e.share != nil {
+		if err := e.share.Close(); err != nil {
+			e.t.Errorf("share close: %v", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.batcher.Close(ctx); err != nil {

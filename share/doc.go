@@ -1,0 +1,41 @@
+// Package share makes public, expiring links to a tenant's query results.
+//
+// Data flow. A tenant POSTs a query to /api/data/query/share; the ingest
+// router authenticates the key (query scope) and calls HandleCreate. The SQL
+// is checked by the query sandbox (query.Engine.Check) and, for a live link,
+// bound once with LIMIT 0 so that a wrong parameter fails now, not at the
+// first download. A snapshot link instead runs the query once
+// (query.Engine.ExportParquet) into a Parquet file in the tenant's scratch
+// directory. The link gets a random id (24 bytes from crypto/rand, base64url:
+// 32 characters, 192 bits): the only secret of the URL /share/<id>. The
+// tenant's key never appears in a link or a page.
+//
+// Storage. Links live in one JSON file (Config.Path), rewritten atomically
+// (temp file, fsync, rename) on every create and revoke. It holds the
+// SHA-256 of each id, never the id: the file alone (a backup, a leaked
+// volume) opens no link. A request's id is hashed and looked up; an unknown
+// id and another tenant's are therefore the same miss. Download counts are
+// kept in memory and written on the janitor's tick and on Close.
+//
+// Serving. GET /share/<id> is an HTML page (html/template) with the link's
+// name, expiry, row count, the first Config.PreviewRows rows and download
+// links; GET /share/<id>/data.{csv,json,ndjson,parquet} is the result as an
+// attachment. A live link runs the query at each request through
+// query.Engine.Stream, with the tenant's sandbox, concurrency slot and
+// limits; a snapshot link reads its Parquet file through the same engine
+// (SELECT * FROM read_parquet(...)), or sends the file as is for Parquet.
+// The page and the downloads never show the SQL: errors of running it are
+// reduced to their kind.
+//
+// Statuses: unknown id 404; expired or revoked 410; the owner suspended
+// (Config.TenantActive) 403.
+//
+// Lifetime. Expired and revoked links lose their snapshot file at the next
+// janitor tick (every Config.JanitorInterval, and at Open); revoking deletes
+// it at once. Their records are kept Config.KeepExpired after expiry so that
+// visitors get 410 rather than 404, then dropped. Close stops the janitor
+// and saves the download counts.
+//
+// Locks: Service.saveMu may be held while taking Service.mu, never the
+// reverse.
+package share
