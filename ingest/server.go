@@ -105,6 +105,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  120 * time.Second,
 		NoDefaultServerHeader:        true,
+		CloseOnShutdown:              true,
 		Logger:                       zapPrintf{s.log},
 		DisablePreParseMultipartForm: true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {

@@ -199,6 +199,8 @@ func (s *server) kill() {
 }
 
 func (s *server) stop() {
+	start := time.Now()
+	defer func() { s.t.Logf("clean stop took %s", time.Since(start)) }()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()
