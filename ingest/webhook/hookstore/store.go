@@ -306,6 +306,31 @@ func (s *Store) Delete(tenantID, id string) error {
 	return nil
 }
 
+// DeleteTenant removes every endpoint of tenantID, for when the tenant is
+// deleted, and returns how many there were. Their seen ids expire with the
+// window.
+func (s *Store) DeleteTenant(tenantID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []*entry
+	for id, e := range s.endpoints {
+		if e.TenantID == tenantID {
+			gone = append(gone, e)
+			delete(s.endpoints, id)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := s.saveLocked(); err != nil {
+		for _, e := range gone {
+			s.endpoints[e.ID] = e
+		}
+		return 0, err
+	}
+	return len(gone), nil
+}
+
 // Lookup returns the endpoint id and its secret, for verifying a delivery.
 func (s *Store) Lookup(id string) (Endpoint, string, error) {
 	s.mu.RLock()

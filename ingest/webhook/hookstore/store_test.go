@@ -101,6 +101,12 @@ func TestLimitAndOwnership(t *testing.T) {
 	if l := s.List("t1"); len(l) != 1 || l[0].Table != "b" {
 		t.Fatalf("List = %+v", l)
 	}
+	if n, err := s.DeleteTenant("t1"); n != 1 || err != nil {
+		t.Fatalf("DeleteTenant = %d, %v", n, err)
+	}
+	if l := s.List("t1"); len(l) != 0 {
+		t.Fatalf("List after DeleteTenant = %+v", l)
+	}
 }
 
 func TestSeenWindowAndTornLog(t *testing.T) {
