@@ -53,7 +53,10 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := batcher.New(batcher.Config{FlushInterval: 50 * time.Millisecond}, pool, log)
+	b, err := batcher.New(batcher.Config{FlushInterval: 50 * time.Millisecond}, pool, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ic := Config{Tenants: tenants, Batcher: b, Pool: pool, QuotaCheckInterval: time.Millisecond}
 	if !ac.noQuery {
 		ic.Query = query.New(query.Config{}, pool, b, log)
