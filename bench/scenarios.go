@@ -533,15 +533,16 @@ func (b *bench) tenants() {
 	end := time.Now()
 	close(stopMem)
 	<-memDone
+	committed, na := rate(res.rows+int64(nt), end.Sub(res.start)), ""
 	if firstErr != nil {
-		b.fail(sc, firstErr)
-		return
+		// Memory and the acked rate still say something.
+		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, firstErr)
+		committed, na = nan, "final wait=true insert failed: "+oneLine(firstErr.Error())
 	}
 	hwm, _, err := g.memory()
 	memErr = cmpOr(memErr, err)
-	committed := rate(res.rows+int64(nt), end.Sub(res.start))
 	app, _ := b.appenderBaseline()
-	b.add(figure{scenario: sc, metric: fmt.Sprintf("committed rows/s, %d tenants", nt), suffix: "rows/s", value: committed,
+	b.add(figure{scenario: sc, metric: fmt.Sprintf("committed rows/s, %d tenants", nt), suffix: "rows/s", value: committed, na: na,
 		base: app, baseName: "raw Appender, 1 table"})
 	b.add(figure{scenario: sc, metric: "acked rows/s during load", suffix: "rows/s", value: rate(res.rows, res.elapsed), base: nan})
 	if memErr != nil {
