@@ -254,9 +254,31 @@ func (s *Server) handleDelivery(ctx *fasthttp.RequestCtx, id string) {
 		}
 		return
 	}
-	if _, err := s.cfg.Batcher.Insert(t.ID, e.Table, rows, false); err != nil {
+	// The delivery id also travels with the row in the write-ahead log as
+	// an idempotency key, so a crash between the log write and the seen-log
+	// write still stores the delivery once: the redelivery finds the key.
+	var idemKey string
+	if d.ID != "" {
+		idemKey = "webhook:" + e.ID + ":" + d.ID
+		_, found, err := s.cfg.Batcher.BeginIdempotent(t.ID, idemKey)
+		if err != nil || found {
+			if found {
+				if cerr := claim.Commit(); cerr != nil {
+					s.log.Error("webhook delivery id not persisted", zap.String("webhook", e.ID), zap.Error(cerr))
+				}
+				writeJSON(ctx, fasthttp.StatusOK, WebhookResponse{Duplicate: true})
+				return
+			}
+			claim.Release()
+			writeError(ctx, err)
+			return
+		}
+	}
+	if _, err := s.cfg.Batcher.Submit(batcher.Request{Tenant: t.ID, Table: e.Table, Rows: rows,
+		IdempotencyKey: idemKey, Response: []byte(`{"duplicate":true}`)}); err != nil {
 		if claim != nil {
 			claim.Release()
+			s.cfg.Batcher.AbortIdempotent(t.ID, idemKey)
 		}
 		writeError(ctx, err)
 		return

@@ -25,6 +25,8 @@ import (
 	"duckgate/batcher"
 	"duckgate/batcher/wal"
 	"duckgate/ingest"
+	"duckgate/ingest/webhook"
+	"duckgate/ingest/webhook/hookstore"
 	"duckgate/query"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
@@ -66,6 +68,8 @@ func serve(args []string) error {
 	walSegment := fs.Int64("wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
 	walBacklog := fs.Int64("wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
 	idemWindow := fs.Duration("ingest.idempotency-window", 24*time.Hour, "how long an Idempotency-Key is remembered")
+	webhookWindow := fs.Duration("webhooks.dedup-window", hookstore.DefaultDedupWindow, "how long a webhook delivery id is remembered; a redelivery within it is answered 200 and not stored again")
+	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	_ = fs.Parse(args)
 
@@ -92,6 +96,10 @@ func serve(args []string) error {
 		return err
 	}
 
+	hooks, err := hookstore.Open(hookstore.Config{Dir: *dataDir, DedupWindow: *webhookWindow})
+	if err != nil {
+		return err
+	}
 	pool, err := tenantdb.New(tenantdb.Config{
 		Dir:     filepath.Join(*dataDir, "tenants"),
 		MaxOpen: *maxOpen,
@@ -138,13 +146,15 @@ func serve(args []string) error {
 		MaxConcurrent: *queryConcurrency,
 	}, pool, b, log)
 	srv := ingest.New(ingest.Config{
-		MaxBodySize: *maxBody,
-		WaitTimeout: *waitTimeout,
-		Tenants:     tenants,
-		Batcher:     b,
-		Query:       qe,
-		Pool:        pool,
-		AdminQuery:  query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+		MaxBodySize:      *maxBody,
+		WaitTimeout:      *waitTimeout,
+		Tenants:          tenants,
+		Batcher:          b,
+		Query:            qe,
+		Webhooks:         hooks,
+		WebhookTolerance: *webhookTolerance,
+		Pool:             pool,
+		AdminQuery:       query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
 	}, log)
 	httpSrv := srv.HTTPServer()
 
@@ -184,6 +194,9 @@ func serve(args []string) error {
 		// Requests still running past this get ErrClosed (503) from the
 		// batcher below: nothing they sent is acknowledged, so none is lost.
 		log.Warn("HTTP connections still open at shutdown; closing anyway", zap.Error(err))
+	}
+	if err := hooks.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close webhook store: %w", err))
 	}
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelFlush()
