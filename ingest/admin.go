@@ -240,6 +240,18 @@ func (s *Server) handleDeleteTenant(ctx *fasthttp.RequestCtx, id string) {
 		}
 	})
 	s.states.drop(id)
+	// Its share links and webhook endpoints go too: their ids must not
+	// resolve to a tenant that no longer exists.
+	if s.cfg.Share != nil {
+		if err := s.cfg.Share.DropTenant(id); err != nil {
+			s.log.Warn("drop share links of deleted tenant", zap.String("tenant", id), zap.Error(err))
+		}
+	}
+	if s.cfg.Webhooks != nil {
+		if _, err := s.cfg.Webhooks.DeleteTenant(id); err != nil {
+			s.log.Warn("drop webhooks of deleted tenant", zap.String("tenant", id), zap.Error(err))
+		}
+	}
 	s.log.Info("tenant deleted", zap.String("tenant", id))
 	if s.cfg.OnTenantDeleted != nil {
 		s.cfg.OnTenantDeleted(id)

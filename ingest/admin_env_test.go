@@ -13,6 +13,7 @@ import (
 
 	"duckgate/batcher"
 	"duckgate/query"
+	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -61,6 +62,10 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	if !ac.noQuery {
 		ic.Query = query.New(query.Config{}, pool, b, log)
 	}
+	var sh *share.Service
+	if !ac.noQuery {
+		sh = startShare(t, dir, share.Config{}, pool, b, log, &ic)
+	}
 	if ac.ingest != nil {
 		ac.ingest(&ic)
 	}
@@ -75,6 +80,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 			MaxResponseBodySize: 1 << 30,
 			MaxConnsPerHost:     1024,
 		}}
+	e.share = sh
 	t.Cleanup(e.stop)
 	return e
 }

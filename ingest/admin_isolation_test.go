@@ -81,14 +81,27 @@ func TestTenantIsolation(t *testing.T) {
 	bKeys, _ := e.tenants.Keys(bID)
 	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+aID+"/keys/"+bKeys[0].ID, ""), 404, "revoke b's key under a")
 	wantStatus(t, e.get(bKey, "/api/tables"), 200, "b's key still works")
-	// Share links: whatever the share API becomes, a's key must not make
-	// or read one naming b's data.
-	for _, uri := range []string{"/api/data/query/share", "/share/" + bID} {
-		r := e.do("POST", uri, []byte(`{"query":"SELECT * FROM b_only"}`), "X-API-KEY", aKey)
-		if strings.Contains(string(r.body), `"secret"`) {
-			t.Fatalf("%s leaks b's data: %d %s", uri, r.status, r.body)
-		}
+	// Share links: a's key cannot make one over b's data, list b's or
+	// revoke b's.
+	r = e.do("POST", "/api/data/query/share", []byte(`{"query":"SELECT * FROM b_only"}`), "X-API-KEY", aKey)
+	if r.status < 400 {
+		t.Fatalf("a shared b's table: %d %s", r.status, r.body)
 	}
+	r = e.do("POST", "/api/data/query/share", []byte(`{"query":"SELECT * FROM b_only"}`), "X-API-KEY", bKey)
+	wantStatus(t, r, 201, "b shares its table")
+	bLink := decodeBody[struct {
+		ID     string `json:"id"`
+		LinkID string `json:"link_id"`
+	}](t, r)
+	r = e.get(aKey, "/api/data/query/share")
+	wantStatus(t, r, 200, "a lists its links")
+	if strings.Contains(string(r.body), bLink.LinkID) {
+		t.Fatalf("a lists b's link: %s", r.body)
+	}
+	if r := e.do("DELETE", "/api/data/query/share/"+bLink.LinkID, nil, "X-API-KEY", aKey); r.status != 404 {
+		t.Fatalf("a revoking b's link: %d %s", r.status, r.body)
+	}
+	wantStatus(t, e.do("GET", "/share/"+bLink.ID+"/data.json", nil), 200, "b's link still works")
 
 	// b's data is untouched by all of the above.
 	r = e.get(bKey, sqlURI(`SELECT count(*) AS c FROM orders WHERE who = 'b'`))
@@ -111,6 +124,7 @@ func TestTenantIsolation(t *testing.T) {
 		wantStatus(t, r, 403, "suspended tenant")
 	}
 	wantStatus(t, e.get(aKey, "/api/tables"), 200, "a while b is suspended")
+	wantStatus(t, e.do("GET", "/share/"+bLink.ID+"/data.json", nil), 403, "suspended tenant's share link")
 	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+bID+"?confirm=true", ""), 200, "delete b")
 	for _, r := range []response{
 		e.insert(bKey, "orders", `{"n":1}`),
@@ -120,6 +134,9 @@ func TestTenantIsolation(t *testing.T) {
 		wantStatus(t, r, 401, "deleted tenant")
 	}
 	wantStatus(t, e.get(aKey, sqlURI(`SELECT count(*) AS c FROM orders`)), 200, "a after b's deletion")
+	if r := e.do("GET", "/share/"+bLink.ID+"/data.json", nil); r.status != 404 && r.status != 410 {
+		t.Fatalf("deleted tenant's share link: %d %s", r.status, r.body)
+	}
 }
 
 func TestScopes(t *testing.T) {
