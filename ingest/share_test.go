@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
@@ -413,14 +415,23 @@ func TestShareSnapshotVsLive(t *testing.T) {
 func TestShareSurvivesRestart(t *testing.T) {
 	clock := newFakeClock()
 	e := newEnv(t, withShare(clock))
-	_, key := e.tenant("a")
+	id, key := e.tenant("a")
 	e.insert(key, "events", `{"id":1,"name":"ann"}`)
 	live := e.shareLink(key, map[string]any{"query": "select * from events where id >= ?", "params": []any{1}, "duration": 3600})
 	snap := e.shareLink(key, map[string]any{"query": shareNameSQL, "duration": 3600, "snapshot": true})
 	e.csvRows(live.URL)
 	e.csvRows(live.URL)
 
+	// A snapshot file without a link (a crash between writing it and
+	// saving the link) is deleted at start; the linked one stays.
+	orphan := filepath.Join(e.pool.ScratchDir(id), "share-0123456789abcdef01234567.parquet")
+	if err := os.WriteFile(orphan, []byte("PAR1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e = e.restart(withShare(clock))
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("orphaned snapshot: %v", err)
+	}
 	e.insert(key, "events", `{"id":2,"name":"bob"}`)
 	if n := len(e.csvRows(live.URL)); n != 2 {
 		t.Fatalf("live after restart: %d rows", n)
@@ -520,5 +531,80 @@ func TestShareDisabled(t *testing.T) {
 	}
 	if r := e.do("GET", "/share/"+strings.Repeat("A", 32), nil); r.status != 404 {
 		t.Fatalf("page: %d", r.status)
+	}
+}
+
+// With BaseURL the link and the page's download links are absolute.
+func TestShareBaseURL(t *testing.T) {
+	clock := newFakeClock()
+	e := newEnv(t, func(cfg *envConfig) {
+		cfg.share = &share.Config{Now: clock.now, BaseURL: "https://dg.example.com/", JanitorInterval: time.Hour}
+	})
+	_, key := e.tenant("a")
+	e.insert(key, "events", `{"id":1,"name":"ann"}`)
+	c := e.shareLink(key, map[string]any{"query": shareNameSQL})
+	path, ok := strings.CutPrefix(c.URL, "https://dg.example.com/share/")
+	if !ok || path != c.ID {
+		t.Fatalf("url %q", c.URL)
+	}
+	page := e.do("GET", "/share/"+c.ID, nil)
+	checkPage(t, string(page.body), c.URL, []string{"1 row."}, []string{key})
+}
+
+// Downloads running while the link is revoked and the janitor sweeps
+// either complete or get 410; nothing else.
+func TestShareConcurrentRevoke(t *testing.T) {
+	clock := newFakeClock()
+	e := newEnv(t, withShare(clock))
+	_, key := e.tenant("a")
+	var rows strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&rows, `{"id":%d,"name":"n%d"}`+"\n", i, i)
+	}
+	e.insert(key, "events", rows.String())
+	live := e.shareLink(key, map[string]any{"query": shareNameSQL})
+	snap := e.shareLink(key, map[string]any{"query": shareNameSQL, "snapshot": true})
+	get := func(uri string) (int, []byte, error) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://duckgate" + uri)
+		err := e.client.DoTimeout(req, resp, time.Minute)
+		return resp.StatusCode(), append([]byte(nil), resp.Body()...), err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				u := []string{live.URL, snap.URL}[(g+i)%2] + "/data." + []string{"csv", "json", "ndjson", "parquet"}[i%4]
+				st, body, err := get(u)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("%s: %v", u, err)
+				case st == 410:
+				case st != 200:
+					errs <- fmt.Errorf("%s: %d %s", u, st, body)
+				case strings.HasSuffix(u, ".csv") && bytes.Count(body, []byte("\n")) != 2001:
+					errs <- fmt.Errorf("%s: %d lines", u, bytes.Count(body, []byte("\n")))
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	for _, c := range []created{snap, live} {
+		if r := e.do("DELETE", "/api/data/query/share/"+c.LinkID, nil, "X-API-KEY", key); r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.body)
+		}
+	}
+	if err := e.share.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -176,10 +176,24 @@ func (s *Service) download(ctx *fasthttp.RequestCtx, l *link, f query.Format) {
 	}
 	s.engine.Stream(ctx, l.tenant, req, filename)
 	if st := ctx.Response.StatusCode(); st != fasthttp.StatusOK {
+		if l.isSnapshot && s.snapshotGone(l) {
+			s.writeError(ctx, ErrGone) // revoked or expired while the query started
+			return
+		}
 		s.scrub(ctx, l, st)
 		return
 	}
 	s.noteDownload(l)
+}
+
+// snapshotGone reports whether a snapshot link's file was deleted.
+func (s *Service) snapshotGone(l *link) bool {
+	path := s.snapshotPath(l)
+	if path == "" {
+		return true
+	}
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // sendFile sends a snapshot's Parquet file as is.

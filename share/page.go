@@ -43,6 +43,10 @@ type download struct {
 	Href  string
 }
 
+var formatLabels = map[query.Format]string{
+	query.FormatCSV: "CSV", query.FormatJSON: "JSON", query.FormatNDJSON: "NDJSON", query.FormatParquet: "Parquet",
+}
+
 // errorData is what the error page shows.
 type errorData struct {
 	Status  int
@@ -117,7 +121,7 @@ func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) {
 	}
 	base := s.urlOf(id)
 	for _, f := range []query.Format{query.FormatCSV, query.FormatJSON, query.FormatNDJSON, query.FormatParquet} {
-		d.Downloads = append(d.Downloads, download{Label: strings.ToUpper(f.Ext()), Href: base + "/data." + f.Ext()})
+		d.Downloads = append(d.Downloads, download{Label: formatLabels[f], Href: base + "/data." + f.Ext()})
 	}
 	status := fasthttp.StatusOK
 	if err := s.preview(l, &d); err != nil {
@@ -190,6 +194,9 @@ func (s *Service) preview(l *link, d *pageData) error {
 	}
 	recs, err := s.runSmall(l.tenant, query.Request{SQL: sql, Params: params})
 	if err != nil {
+		if l.isSnapshot && s.snapshotGone(l) {
+			return ErrGone
+		}
 		return err
 	}
 	if len(recs) == 0 {
@@ -280,7 +287,7 @@ func cut(s string) string {
 	return string(r[:maxCellRunes]) + "…"
 }
 
-// humanUntil writes a remaining time roughly: "6 days", "3 hours",
+// humanUntil writes a remaining time rounded: "7 days", "3 hours",
 // "12 minutes", "a moment".
 func humanUntil(d time.Duration) string {
 	plural := func(n int64, unit string) string {
@@ -289,13 +296,14 @@ func humanUntil(d time.Duration) string {
 		}
 		return strconv.FormatInt(n, 10) + " " + unit + "s"
 	}
+	round := func(unit time.Duration) int64 { return int64((d + unit/2) / unit) }
 	switch {
 	case d >= 48*time.Hour:
-		return plural(int64(d/(24*time.Hour)), "day")
+		return plural(round(24*time.Hour), "day")
 	case d >= 2*time.Hour:
-		return plural(int64(d/time.Hour), "hour")
+		return plural(round(time.Hour), "hour")
 	case d >= time.Minute:
-		return plural(int64(d/time.Minute), "minute")
+		return plural(round(time.Minute), "minute")
 	}
 	return "a moment"
 }

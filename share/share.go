@@ -175,6 +175,7 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 	if err := s.sweep(); err != nil {
 		return nil, err
 	}
+	s.removeOrphans()
 	go s.janitor()
 	return s, nil
 }
@@ -587,6 +588,32 @@ func (s *Service) removeSnapshot(tenantID, file string) {
 	err := os.Remove(filepath.Join(s.engine.ScratchDir(tenantID), file))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("delete share snapshot", zap.String("tenant", tenantID), zap.Error(err))
+	}
+}
+
+// removeOrphans deletes snapshot files no link refers to: left by a crash
+// between writing a snapshot and saving its link. It runs in Open, before
+// any link can be made.
+func (s *Service) removeOrphans() {
+	files, err := filepath.Glob(filepath.Join(s.engine.ScratchDir("*"), "share-*.parquet"))
+	if err != nil || len(files) == 0 {
+		return
+	}
+	known := make(map[string]bool)
+	s.mu.Lock()
+	for _, l := range s.byHash {
+		if l.snapshot != "" {
+			known[filepath.Join(s.engine.ScratchDir(l.tenant), l.snapshot)] = true
+		}
+	}
+	s.mu.Unlock()
+	for _, f := range files {
+		if known[f] {
+			continue
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("delete orphaned share snapshot", zap.String("file", f), zap.Error(err))
+		}
 	}
 }
 

@@ -141,6 +141,7 @@ func TestHumanUntil(t *testing.T) {
 		}
 	}
 	f(30*24*time.Hour, "30 days")
+	f(7*24*time.Hour-time.Second, "7 days")
 	f(36*time.Hour, "36 hours")
 	f(90*time.Minute, "90 minutes")
 	f(time.Minute, "1 minute")
