@@ -33,8 +33,9 @@
 // Lifetime. Expired and revoked links lose their snapshot file at the next
 // janitor tick (every Config.JanitorInterval, and at Open); revoking deletes
 // it at once. Their records are kept Config.KeepExpired after expiry so that
-// visitors get 410 rather than 404, then dropped. Close stops the janitor
-// and saves the download counts.
+// visitors get 410 rather than 404, then dropped. Open also deletes
+// snapshot files no link refers to (a crash between writing one and saving
+// its link). Close stops the janitor and saves the download counts.
 //
 // Locks: Service.saveMu may be held while taking Service.mu, never the
 // reverse.
