@@ -28,6 +28,7 @@ import (
 	"duckgate/ingest/webhook"
 	"duckgate/ingest/webhook/hookstore"
 	"duckgate/query"
+	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 )
@@ -70,6 +71,8 @@ func serve(args []string) error {
 	idemWindow := fs.Duration("ingest.idempotency-window", 24*time.Hour, "how long an Idempotency-Key is remembered")
 	webhookWindow := fs.Duration("webhooks.dedup-window", hookstore.DefaultDedupWindow, "how long a webhook delivery id is remembered; a redelivery within it is answered 200 and not stored again")
 	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
+	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
+	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	_ = fs.Parse(args)
 
@@ -145,6 +148,18 @@ func serve(args []string) error {
 		MaxBytes:      *queryMaxBytes,
 		MaxConcurrent: *queryConcurrency,
 	}, pool, b, log)
+	shares, err := share.Open(share.Config{
+		Path:        filepath.Join(*dataDir, "shares.json"),
+		BaseURL:     *shareBaseURL,
+		MaxDuration: *shareMaxDuration,
+		TenantActive: func(id string) bool {
+			t, err := tenants.Get(id)
+			return err == nil && t.Status == tenant.StatusActive
+		},
+	}, qe, log)
+	if err != nil {
+		return err
+	}
 	srv := ingest.New(ingest.Config{
 		MaxBodySize:      *maxBody,
 		WaitTimeout:      *waitTimeout,
@@ -153,8 +168,17 @@ func serve(args []string) error {
 		Query:            qe,
 		Webhooks:         hooks,
 		WebhookTolerance: *webhookTolerance,
-		Pool:             pool,
-		AdminQuery:       query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+		Share:            shares,
+		OnTenantDeleted: func(id string) {
+			if _, err := hooks.DeleteTenant(id); err != nil {
+				log.Error("drop webhooks of deleted tenant", zap.String("tenant", id), zap.Error(err))
+			}
+			if err := shares.DropTenant(id); err != nil {
+				log.Error("drop share links of deleted tenant", zap.String("tenant", id), zap.Error(err))
+			}
+		},
+		Pool:       pool,
+		AdminQuery: query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
 	}, log)
 	httpSrv := srv.HTTPServer()
 
@@ -194,6 +218,9 @@ func serve(args []string) error {
 		// Requests still running past this get ErrClosed (503) from the
 		// batcher below: nothing they sent is acknowledged, so none is lost.
 		log.Warn("HTTP connections still open at shutdown; closing anyway", zap.Error(err))
+	}
+	if err := shares.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close share links: %w", err))
 	}
 	if err := hooks.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close webhook store: %w", err))
