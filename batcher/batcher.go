@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
 	"duckgate/batcher/wal"
@@ -66,6 +67,9 @@ type Config struct {
 	// IdempotencyWindow is how long an Idempotency-Key is remembered.
 	// Default 24 h.
 	IdempotencyWindow time.Duration
+	// Metrics is the set the batcher registers its series on; nil keeps
+	// them private.
+	Metrics *metrics.Set
 	// TenantExists tells Recover whether a tenant still exists; log
 	// records of deleted tenants are dropped. Nil means every tenant exists.
 	TenantExists func(tenantID string) bool
@@ -104,10 +108,12 @@ type Batcher struct {
 	pool *tenantdb.Pool
 	log  *zap.Logger
 
-	buffered atomic.Int64 // bytes of rows accepted and not yet committed
-	stats    Stats
-	idem     *idemStore
-	seq      atomic.Uint64 // last sequence number given; see nextSeq
+	buffered     atomic.Int64 // bytes of rows accepted and not yet committed
+	bufferedRows atomic.Int64 // rows accepted and not yet committed
+	stats        Stats
+	metrics      batcherMetrics
+	idem         *idemStore
+	seq          atomic.Uint64 // last sequence number given; see nextSeq
 
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
@@ -153,6 +159,11 @@ func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	if b.idem, err = openIdemStore(idemPath, cfg.IdempotencyWindow); err != nil {
 		return nil, err
 	}
+	set := cfg.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	b.registerMetrics(set)
 	return b, nil
 }
 
@@ -247,9 +258,10 @@ func (b *Batcher) Submit(req Request) (*Ticket, error) {
 		b.buffered.Add(-rows.Size)
 		return nil, fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, n-rows.Size, b.cfg.MaxBufferedBytes)
 	}
+	b.bufferedRows.Add(int64(rows.Len()))
 	w, err := b.writer(req.Tenant)
 	if err != nil {
-		b.buffered.Add(-rows.Size)
+		b.uncharge(rows.Size, rows.Len())
 		return nil, err
 	}
 	p := &pending{rows: rows, durable: b.cfg.WAL == nil}
@@ -258,11 +270,11 @@ func (b *Batcher) Submit(req Request) (*Ticket, error) {
 	}
 	now := time.Now()
 	if b.cfg.WAL == nil {
-		w.add(req.Table, p, req.Wait)
 		if req.IdempotencyKey != "" {
 			b.idem.accept(req.Tenant, req.IdempotencyKey, req.Response, now)
 			p.rec = &record{tenant: req.Tenant, idemKey: req.IdempotencyKey, response: req.Response, at: now.Unix()}
 		}
+		w.add(req.Table, p, req.Wait)
 		return p.ticket, nil
 	}
 
@@ -282,7 +294,7 @@ func (b *Batcher) Submit(req Request) (*Ticket, error) {
 	if err != nil {
 		b.releaseFloor(floor)
 		w.markFailed(p)
-		b.buffered.Add(-rows.Size)
+		b.uncharge(rows.Size, rows.Len())
 		b.stats.LogErrors.Add(1)
 		return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
 	}
@@ -294,6 +306,12 @@ func (b *Batcher) Submit(req Request) (*Ticket, error) {
 	}
 	w.markDurable(req.Table, p, req.Wait)
 	return p.ticket, nil
+}
+
+// uncharge returns rows no longer buffered to the memory budget.
+func (b *Batcher) uncharge(size int64, rows int) {
+	b.buffered.Add(-size)
+	b.bufferedRows.Add(-int64(rows))
 }
 
 var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}

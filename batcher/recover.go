@@ -104,6 +104,7 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 		b.segCount[it.floor]++
 		b.walMu.Unlock()
 		b.buffered.Add(it.rec.rows.Size)
+		b.bufferedRows.Add(int64(it.rec.rows.Len()))
 		w.add(it.rec.table, p, false)
 		st.Replayed++
 		st.Rows += it.rec.rows.Len()

@@ -286,6 +286,8 @@ func (w *writer) flushTable(bt batch) error {
 	w.finish(bt.items, size, ticketErr)
 	w.b.stats.RowsCommitted.Add(int64(n))
 	w.b.stats.Flushes.Add(1)
+	w.b.metrics.flushSeconds.UpdateDuration(start)
+	w.b.metrics.flushRows.Update(float64(n))
 	w.log.Debug("flushed", zap.String("table", bt.table), zap.Int("rows", n), zap.Duration("took", time.Since(start)))
 	return nil
 }
@@ -313,7 +315,11 @@ func (w *writer) finish(items []*pending, size int64, ticketErr error) {
 		}
 		w.b.releaseLog()
 	}
-	w.b.buffered.Add(-size)
+	n := 0
+	for _, p := range items {
+		n += p.rows.Len()
+	}
+	w.b.uncharge(size, n)
 	for _, p := range items {
 		if p.ticket != nil {
 			p.ticket.err = ticketErr

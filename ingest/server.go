@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	json "github.com/goccy/go-json"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -32,6 +33,9 @@ type QueryAPI interface {
 
 // Config configures a Server.
 type Config struct {
+	// Metrics is the set served on /metrics; every package registers its
+	// series on it. Nil keeps a private one.
+	Metrics *metrics.Set
 	// MaxBodySize is the largest insert body accepted, after
 	// decompression, in bytes. Default 64 MiB.
 	MaxBodySize int64
@@ -74,10 +78,11 @@ type Config struct {
 
 // Server routes and serves duckgate's HTTP API.
 type Server struct {
-	cfg    Config
-	log    *zap.Logger
-	ready  atomic.Bool
-	states tenantStates // per-tenant rate bucket, size, last ingest, stats
+	cfg     Config
+	log     *zap.Logger
+	ready   atomic.Bool
+	states  tenantStates // per-tenant rate bucket, size, last ingest, stats
+	metrics serverMetrics
 }
 
 // New returns a Server. It answers /healthz with 503 until SetReady.
@@ -88,7 +93,7 @@ func New(cfg Config, log *zap.Logger) *Server {
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = 30 * time.Second
 	}
-	return &Server{cfg: cfg, log: log}
+	return &Server{cfg: cfg, log: log, metrics: newServerMetrics(cfg.Metrics)}
 }
 
 // SetReady makes /healthz answer 200: recovery is done.
@@ -141,6 +146,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.handleInsert(ctx, strings.TrimPrefix(path, "/api/data/insert/"))
+		s.metrics.inserts.inc(ctx.Response.StatusCode())
 	case path == "/api/data/query":
 		if method != fasthttp.MethodGet && method != fasthttp.MethodPost {
 			methodNotAllowed(ctx, "GET, POST")
@@ -151,8 +157,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 				writeError(ctx, fmt.Errorf("%w: queries are not enabled", ErrNotFound))
 				return
 			}
+			start := time.Now()
 			s.cfg.Query.HandleQuery(ctx, t.ID)
+			s.metrics.queryFirstByte.UpdateDuration(start)
 		})
+		s.metrics.queries.inc(ctx.Response.StatusCode())
 	case path == "/api/tables" || strings.HasPrefix(path, "/api/tables/"):
 		s.routeTables(ctx, method, path)
 	case path == "/api/webhooks" || strings.HasPrefix(path, "/api/webhooks/"):
@@ -300,6 +309,10 @@ func (s *Server) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemKe
 	}
 	d, err := Decode(body)
 	if err != nil {
+		s.metrics.bytesRejected.Add(len(body))
+		if d != nil {
+			s.metrics.rowsRejected.Add(d.Rejected)
+		}
 		if d != nil && len(d.Errors) > 0 {
 			return 0, &rejectedError{err: err, resp: InsertResponse{Rejected: d.Rejected, Errors: d.Errors}}
 		}
@@ -322,6 +335,9 @@ func (s *Server) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemKe
 		return 0, err
 	}
 	s.noteIngest(t.ID)
+	s.metrics.rowsAccepted.Add(d.Rows.Len())
+	s.metrics.rowsRejected.Add(d.Rejected)
+	s.metrics.bytesAccepted.Add(len(body))
 	if ticket != nil {
 		wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
 		err := ticket.Wait(wctx)

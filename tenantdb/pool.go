@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/zap"
 )
@@ -39,6 +40,8 @@ type Config struct {
 	// LimitsOf returns the limits for a tenant's database when it is opened.
 	// Nil means DuckDB's defaults.
 	LimitsOf func(tenantID string) Limits
+	// Metrics is the set the pool registers its series on; nil skips them.
+	Metrics *metrics.Set
 }
 
 // Pool hands out the open database of a tenant, opening it on demand.
@@ -90,6 +93,9 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New()}
 	p.room = sync.NewCond(&p.mu)
+	if cfg.Metrics != nil {
+		cfg.Metrics.NewGauge("duckgate_tenant_databases_open", func() float64 { return float64(p.OpenCount()) })
+	}
 	return p, nil
 }
 

@@ -75,6 +75,9 @@ type Config struct {
 	// OpenFile opens segment files for writing (default os.OpenFile). Tests
 	// set it to inject write and fsync failures.
 	OpenFile OpenFileFunc
+	// OnFsync, if set, is called by the writer with the duration of each
+	// fsync (for a latency histogram). It must not block.
+	OnFsync func(time.Duration)
 }
 
 // Position identifies the end of a record in the log: the segment number and
@@ -123,6 +126,7 @@ type Log struct {
 	maxBacklog int64
 	noSync     bool
 	openFile   OpenFileFunc
+	onFsync    func(time.Duration)
 	log        *zap.Logger
 
 	wake    chan struct{} // 1 slot: work is queued for the writer
@@ -194,6 +198,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		maxBacklog: cfg.MaxBacklog,
 		noSync:     cfg.NoSync,
 		openFile:   cfg.OpenFile,
+		onFsync:    cfg.OnFsync,
 		log:        log.With(zap.String("wal_dir", cfg.Dir)),
 		wake:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),

@@ -119,6 +119,9 @@ func (l *Log) writeGroup(batch []*request, size int64) error {
 		l.nFsyncs.Add(1)
 		l.lastFsync.Store(d)
 		l.fsyncTotal.Add(d)
+		if l.onFsync != nil {
+			l.onFsync(time.Duration(d))
+		}
 		if err != nil {
 			err = fmt.Errorf("wal: fsync %s: %w", segName(w.seq), err)
 		}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -103,7 +104,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	set := metrics.NewSet() // every package's series, served on /metrics
 	pool, err := tenantdb.New(tenantdb.Config{
+		Metrics: set,
 		Dir:     filepath.Join(*dataDir, "tenants"),
 		MaxOpen: *maxOpen,
 		LimitsOf: func(id string) tenantdb.Limits {
@@ -117,7 +120,9 @@ func serve(args []string) error {
 	var wl *wal.Log
 	switch *durability {
 	case "durable":
-		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog}, log); err != nil {
+		fsyncSeconds := set.NewHistogram("duckgate_wal_fsync_seconds")
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog,
+			OnFsync: func(d time.Duration) { fsyncSeconds.Update(d.Seconds()) }}, log); err != nil {
 			return err
 		}
 	case "none":
@@ -126,6 +131,7 @@ func serve(args []string) error {
 		return fmt.Errorf("-durability must be durable or none, not %q", *durability)
 	}
 	b, err := batcher.New(batcher.Config{
+		Metrics:           set,
 		FlushRows:         *flushRows,
 		FlushBytes:        *flushBytes,
 		FlushInterval:     *flushInterval,
@@ -161,6 +167,7 @@ func serve(args []string) error {
 		return err
 	}
 	srv := ingest.New(ingest.Config{
+		Metrics:          set,
 		MaxBodySize:      *maxBody,
 		WaitTimeout:      *waitTimeout,
 		Tenants:          tenants,
@@ -169,16 +176,8 @@ func serve(args []string) error {
 		Webhooks:         hooks,
 		WebhookTolerance: *webhookTolerance,
 		Share:            shares,
-		OnTenantDeleted: func(id string) {
-			if _, err := hooks.DeleteTenant(id); err != nil {
-				log.Error("drop webhooks of deleted tenant", zap.String("tenant", id), zap.Error(err))
-			}
-			if err := shares.DropTenant(id); err != nil {
-				log.Error("drop share links of deleted tenant", zap.String("tenant", id), zap.Error(err))
-			}
-		},
-		Pool:       pool,
-		AdminQuery: query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+		Pool:             pool,
+		AdminQuery:       query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
 	}, log)
 	httpSrv := srv.HTTPServer()
 
