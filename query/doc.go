@@ -20,7 +20,9 @@
 // Values keep their types: numbers are JSON numbers, BIGINT, HUGEINT and
 // DECIMAL exactly (from their integer or decimal text, never float64); NaN
 // and ±Inf doubles are null in JSON (NaN, +Inf, -Inf in CSV); JSON columns
-// are nested JSON; LIST and ARRAY are arrays; STRUCT is an object with its
+// are nested JSON taken from DuckDB's text, so key order and every digit
+// stay (see rawjson.go; a CSV cell holds the text as stored); LIST and
+// ARRAY are arrays; STRUCT is an object with its
 // fields sorted by name; MAP is an object in DuckDB's order with keys as
 // text; TIMESTAMPTZ is RFC 3339 in UTC with microseconds
 // ("2024-01-02T03:04:05.123456Z"); TIMESTAMP the same without a zone; DATE

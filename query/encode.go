@@ -27,6 +27,7 @@ const (
 	kindTimestampNS // TIMESTAMP_NS: naive, nanoseconds
 	kindTimestampTZ // TIMESTAMPTZ: RFC 3339 in UTC
 	kindUUID
+	kindJSON // a JSON column read as its text: written as nested JSON (appendJSONText)
 )
 
 func kindOf(dbType string) kind {
@@ -251,6 +252,10 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		return append(b, '}')
 	case duckdb.Union:
 		return appendJSONValue(b, v.Value, kindOther)
+	case string:
+		if k == kindJSON {
+			return appendJSONText(b, v)
+		}
 	}
 	start := len(b)
 	b = append(b, '"')

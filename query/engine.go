@@ -147,6 +147,12 @@ const errMultiStatement = "missing context for multi-statement query"
 // tenant's own scratch directory; a parse-only check (json_serialize_sql)
 // would avoid it but refuses valid SELECTs such as PIVOT.
 func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
+	return checkOneInspect(conn, q, want, nil)
+}
+
+// checkOneInspect is checkOne that, if the statement passes, hands the
+// prepared statement to inspect (when not nil) before closing it.
+func checkOneInspect(conn *sql.Conn, q string, want duckdb.StmtType, inspect func(*duckdb.Stmt)) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.Conn)
 		if !ok {
@@ -174,6 +180,9 @@ func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
 		}
 		if typ != want {
 			return fmt.Errorf("%s statements are not allowed: %w", stmtTypeName(typ), ErrNotReadOnly)
+		}
+		if inspect != nil {
+			inspect(ds)
 		}
 		return nil
 	})
@@ -231,7 +240,11 @@ type session struct {
 	conn    *sql.Conn
 	release func() // frees the concurrency slot; nil if none was taken
 	params  []any  // the request's params, converted for the driver
-	once    sync.Once
+	// maybeJSON is set by begin if the prepared SELECT has a VARCHAR column
+	// (DuckDB's JSON type is a VARCHAR to the C API) or types that stay
+	// unknown until the params are bound: the result may hold a JSON column.
+	maybeJSON bool
+	once      sync.Once
 }
 
 // open acquires the tenant's database and a connection of it.

@@ -130,7 +130,9 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 		return nil, err
 	}
 	s.release = release
-	if err := checkOne(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT); err != nil {
+	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) {
+		s.maybeJSON = mayHoldJSON(st)
+	}); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -160,14 +162,18 @@ func (e *Engine) start(ctx context.Context, cancel context.CancelFunc, tenantID 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.QueryContext(ctx, req.SQL, s.params...)
+	q, rawJSON := req.SQL, []bool(nil)
+	if s.maybeJSON {
+		q, rawJSON = e.rawJSONQuery(ctx, s, tenantID, req.SQL)
+	}
+	rows, err := s.conn.QueryContext(ctx, q, s.params...)
 	if err != nil {
 		s.end()
 		return nil, wrapRunError(ctx, err)
 	}
 	rs := &resultStream{
 		e: e, s: s, ctx: ctx, cancel: cancel, rows: rows, tenant: tenantID, format: req.Format,
-		maxRows: e.cfg.MaxRows, maxBytes: e.cfg.MaxBytes,
+		maxRows: e.cfg.MaxRows, maxBytes: e.cfg.MaxBytes, rawJSON: rawJSON,
 	}
 	if err := rs.init(); err != nil {
 		rs.finish()
@@ -252,9 +258,10 @@ type resultStream struct {
 	maxRows  int64
 	maxBytes int64
 
-	cols []column
-	vals []any
-	ptrs []any
+	cols    []column
+	vals    []any
+	ptrs    []any
+	rawJSON []bool // by column: a JSON column read as its text (see rawJSONQuery); nil if none
 
 	first error // what init's fetch of the first row returned: nil or io.EOF
 
@@ -282,6 +289,9 @@ func (r *resultStream) init() error {
 		}
 		r.cols[i].jsonKey = append(appendJSONString(nil, name), ':')
 		r.cols[i].kind = kindOf(t.DatabaseTypeName())
+		if i < len(r.rawJSON) && r.rawJSON[i] {
+			r.cols[i].kind = kindJSON
+		}
 	}
 	r.vals = make([]any, len(types))
 	r.ptrs = make([]any, len(types))
