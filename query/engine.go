@@ -151,8 +151,9 @@ func checkOne(conn *sql.Conn, q string, want duckdb.StmtType) error {
 }
 
 // checkOneInspect is checkOne that, if the statement passes, hands the
-// prepared statement to inspect (when not nil) before closing it.
-func checkOneInspect(conn *sql.Conn, q string, want duckdb.StmtType, inspect func(*duckdb.Stmt)) error {
+// prepared statement to inspect (when not nil) before closing it, and
+// returns inspect's error. inspect may run the statement.
+func checkOneInspect(conn *sql.Conn, q string, want duckdb.StmtType, inspect func(*duckdb.Stmt) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.Conn)
 		if !ok {
@@ -182,7 +183,7 @@ func checkOneInspect(conn *sql.Conn, q string, want duckdb.StmtType, inspect fun
 			return fmt.Errorf("%s statements are not allowed: %w", stmtTypeName(typ), ErrNotReadOnly)
 		}
 		if inspect != nil {
-			inspect(ds)
+			return inspect(ds)
 		}
 		return nil
 	})

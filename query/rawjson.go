@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -75,42 +77,39 @@ func (e *Engine) rawJSONQuery(ctx context.Context, s *session, tenantID, q strin
 
 // describeResult has DuckDB describe the result of q (binding it, not
 // running it): the names of its columns and, if any is of type JSON, which.
+// DESCRIBE is prepared once, checked as one SELECT and run with the params.
 func describeResult(ctx context.Context, s *session, q string) (names []string, isJSON []bool, err error) {
-	d := "DESCRIBE " + trimStatement(q) + "\n"
-	if err := checkOne(s.conn, d, duckdb.STATEMENT_TYPE_SELECT); err != nil {
-		return nil, nil, err
-	}
-	rows, err := s.conn.QueryContext(ctx, d, s.params...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(cols) < 2 || cols[0] != "column_name" || cols[1] != "column_type" {
-		return nil, nil, fmt.Errorf("DESCRIBE returned columns %q", cols)
-	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
+	args := make([]driver.NamedValue, len(s.params))
+	for i, p := range s.params {
+		args[i] = driver.NamedValue{Ordinal: i + 1, Value: p}
 	}
 	var types []string
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, nil, err
+	err = checkOneInspect(s.conn, "DESCRIBE "+trimStatement(q)+"\n", duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
+		rows, err := st.QueryContext(ctx, args)
+		if err != nil {
+			return err
 		}
-		name, ok1 := vals[0].(string)
-		typ, ok2 := vals[1].(string)
-		if !ok1 || !ok2 {
-			return nil, nil, fmt.Errorf("DESCRIBE returned %T, %T", vals[0], vals[1])
+		defer rows.Close()
+		if cols := rows.Columns(); len(cols) < 2 || cols[0] != "column_name" || cols[1] != "column_type" {
+			return fmt.Errorf("DESCRIBE returned columns %q", cols)
 		}
-		names = append(names, name)
-		types = append(types, typ)
-	}
-	if err := rows.Err(); err != nil {
+		row := make([]driver.Value, len(rows.Columns()))
+		for {
+			if err := rows.Next(row); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			name, ok1 := row[0].(string)
+			typ, ok2 := row[1].(string)
+			if !ok1 || !ok2 {
+				return fmt.Errorf("DESCRIBE returned %T, %T", row[0], row[1])
+			}
+			names = append(names, name)
+			types = append(types, typ)
+		}
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	for i, t := range types {

@@ -130,8 +130,9 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 		return nil, err
 	}
 	s.release = release
-	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) {
+	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
 		s.maybeJSON = mayHoldJSON(st)
+		return nil
 	}); err != nil {
 		s.close()
 		return nil, err
