@@ -118,7 +118,7 @@ type Batcher struct {
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	writers map[string]*writer // by tenant id; guarded by mu
 	closed  bool               // guarded by mu
 	wg      sync.WaitGroup
@@ -374,12 +374,18 @@ func (b *Batcher) Flush(ctx context.Context, tenant string) error {
 }
 
 func (b *Batcher) writer(tenant string) (*writer, error) {
+	b.mu.RLock()
+	w, closed := b.writers[tenant], b.closed
+	b.mu.RUnlock()
+	if w != nil && !closed {
+		return w, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
-	w := b.writers[tenant]
+	w = b.writers[tenant]
 	if w == nil {
 		w = newWriter(b, tenant)
 		b.writers[tenant] = w

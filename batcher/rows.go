@@ -51,41 +51,95 @@ const cellSize = int64(unsafe.Sizeof(Cell{}))
 // Builder builds Rows. Use one per request; it is not safe for concurrent use.
 type Builder struct {
 	rows  Rows
-	index map[string]uint32 // key -> index in rows.Keys
-	arena []byte            // string bytes of this request
+	arena []byte // string bytes of this request
+
+	// Key lookup: rows usually repeat their keys in the same order, so the
+	// key after the last one found is tried first; then a linear scan while
+	// there are few keys, a map beyond that (built on demand).
+	next  int
+	index map[string]uint32 // key -> index in rows.Keys; nil while few keys
 
 	// Duplicate detection: each key belongs to a group of keys equal up
 	// to ASCII case; stamp[g] is 1 + the row that last used group g.
-	fold    map[string]uint32
-	groupOf []uint32 // by key index
-	stamp   []uint32 // by group
+	folds     []string          // folded name of each group
+	foldIndex map[string]uint32 // folded name -> group; nil while few groups
+	groupOf   []uint32          // by key index
+	stamp     []uint32          // by group
 }
+
+// linearKeys is how many distinct keys are looked up by a linear scan
+// before the Builder switches to a map.
+const linearKeys = 16
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{index: make(map[string]uint32, 16), fold: make(map[string]uint32, 16)}
+	return &Builder{}
 }
 
 // key returns the index of key, adding it on first sight.
 func (b *Builder) key(k []byte) uint32 {
-	if i, ok := b.index[string(k)]; ok { // no allocation: the compiler avoids it for lookups
-		return i
+	keys := b.rows.Keys
+	if b.next < len(keys) && keys[b.next] == string(k) {
+		i := b.next
+		b.next++
+		return uint32(i)
+	}
+	if b.index != nil {
+		if i, ok := b.index[string(k)]; ok { // no allocation for a lookup
+			b.next = int(i) + 1
+			return i
+		}
+	} else {
+		for i, s := range keys {
+			if s == string(k) {
+				b.next = i + 1
+				return uint32(i)
+			}
+		}
 	}
 	s := string(k)
-	i := uint32(len(b.rows.Keys))
+	i := uint32(len(keys))
 	b.rows.Keys = append(b.rows.Keys, s)
 	b.rows.Kinds = append(b.rows.Kinds, 0)
-	b.index[s] = i
-	b.rows.Size += int64(len(s)) + 24
-	f := schema.FoldName(s)
-	g, ok := b.fold[f]
-	if !ok {
-		g = uint32(len(b.stamp))
-		b.fold[f] = g
-		b.stamp = append(b.stamp, 0)
+	b.next = int(i) + 1
+	if b.index != nil {
+		b.index[s] = i
+	} else if len(b.rows.Keys) > linearKeys {
+		b.index = make(map[string]uint32, 2*len(b.rows.Keys))
+		for j, key := range b.rows.Keys {
+			b.index[key] = uint32(j)
+		}
 	}
-	b.groupOf = append(b.groupOf, g)
+	b.rows.Size += int64(len(s)) + 24
+	b.groupOf = append(b.groupOf, b.group(schema.FoldName(s)))
 	return i
+}
+
+// group returns the duplicate-detection group of a folded name.
+func (b *Builder) group(f string) uint32 {
+	if b.foldIndex != nil {
+		if g, ok := b.foldIndex[f]; ok {
+			return g
+		}
+	} else {
+		for g, name := range b.folds {
+			if name == f {
+				return uint32(g)
+			}
+		}
+	}
+	g := uint32(len(b.folds))
+	b.folds = append(b.folds, f)
+	b.stamp = append(b.stamp, 0)
+	if b.foldIndex != nil {
+		b.foldIndex[f] = g
+	} else if len(b.folds) > linearKeys {
+		b.foldIndex = make(map[string]uint32, 2*len(b.folds))
+		for j, name := range b.folds {
+			b.foldIndex[name] = uint32(j)
+		}
+	}
+	return g
 }
 
 // str copies v into the builder's arena and returns it as a string. The

@@ -199,14 +199,19 @@ func (s *Store) Authenticate(key []byte) (Tenant, Key, error) {
 	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(h[:])), []byte(k.Hash)) != 1 {
 		return Tenant{}, Key{}, ErrUnauthorized
 	}
+	// Last use is kept to the second: the write lock is taken once per key
+	// per second, not on every request.
 	now := time.Now().UTC().Truncate(time.Second)
-	s.mu.Lock()
-	if !k.LastUsed.Equal(now) {
+	s.mu.RLock()
+	tc, kc := *t, *k
+	s.mu.RUnlock()
+	if !kc.LastUsed.Equal(now) {
+		s.mu.Lock()
 		k.LastUsed = now
 		s.dirty = true
+		s.mu.Unlock()
+		kc.LastUsed = now
 	}
-	tc, kc := *t, *k
-	s.mu.Unlock()
 	return tc, kc, nil
 }
 
