@@ -256,6 +256,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		if k == kindJSON {
 			return appendJSONText(b, v)
 		}
+		return appendJSONString(b, v) // escapes from v: no copy of non-ASCII text
 	}
 	start := len(b)
 	b = append(b, '"')
@@ -408,13 +409,19 @@ func quoteCSVTail(b []byte, from int) []byte {
 	if !need {
 		return b
 	}
-	raw := string(field)
-	b = append(b[:from], '"')
-	for i := 0; i < len(raw); i++ {
-		if raw[i] == '"' {
-			b = append(b, '"')
+	// Quote in place, from the end backwards: no copy of the field.
+	end := len(b)
+	b = slices.Grow(b, 2+quotes)[:end+2+quotes]
+	w := len(b) - 1
+	b[w] = '"'
+	for r := end - 1; r >= from; r-- {
+		w--
+		b[w] = b[r]
+		if b[r] == '"' {
+			w--
+			b[w] = '"'
 		}
-		b = append(b, raw[i])
 	}
-	return append(b, '"')
+	b[from] = '"'
+	return b
 }

@@ -98,6 +98,8 @@ func TestJSONColumnsQueries(t *testing.T) {
 	f(env.query(t, "t1", "with d as (select * from docs) select j from d where id = 2 union all select '[1]'::JSON", "format", "ndjson"),
 		`{"j":"text"}`+"\n"+`{"j":[1]}`+"\n")
 	f(env.query(t, "t1", "from docs select j where id = 3", "format", "ndjson"), `{"j":42}`+"\n")
+	f(env.query(t, "t1", "pivot (select s, j from docs where id = 1) on s in ('a,b') using first(j)", "format", "ndjson"),
+		`{"a,b":`+big+"}\n")
 
 	// The order of the tenant's ORDER BY is kept through the wrapping.
 	q := "select i, i::VARCHAR::JSON as j from range(20000) t(i) order by hash(i)"
