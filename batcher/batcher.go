@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,11 @@ type Config struct {
 	// RetryBackoff is the first delay before a failed flush is retried;
 	// it doubles up to 30 s. Default 100 ms.
 	RetryBackoff time.Duration
+	// MaxConcurrentFlushes bounds the flushes running at once across all
+	// tenants, so a thousand writers whose buffers come due together do not
+	// thrash a few cores with as many DuckDB instances. Default: the number
+	// of CPUs.
+	MaxConcurrentFlushes int
 	// QuarantineAfter is the number of failed flushes after which a batch
 	// is moved to the tenant's _duckgate_quarantine table instead of
 	// blocking its table. Default 10 (about a minute and a half of retries).
@@ -94,6 +100,9 @@ func (c *Config) setDefaults() {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
+	if c.MaxConcurrentFlushes <= 0 {
+		c.MaxConcurrentFlushes = runtime.NumCPU()
+	}
 	if c.QuarantineAfter <= 0 {
 		c.QuarantineAfter = 10
 	}
@@ -112,6 +121,7 @@ type Batcher struct {
 	bufferedRows atomic.Int64 // rows accepted and not yet committed
 	stats        Stats
 	metrics      batcherMetrics
+	flushSlots   chan struct{} // a token per flush running; see MaxConcurrentFlushes
 	idem         *idemStore
 	seq          atomic.Uint64 // last sequence number given; see nextSeq
 
@@ -138,7 +148,8 @@ type Stats struct {
 // call Recover before the first Insert.
 func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	cfg.setDefaults()
-	b := &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer), segCount: make(map[uint64]int)}
+	b := &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer), segCount: make(map[uint64]int),
+		flushSlots: make(chan struct{}, cfg.MaxConcurrentFlushes)}
 	idemPath := ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {

@@ -243,6 +243,8 @@ func takeLocked(buf *tableBuf, now time.Time) []*pending {
 // back at the head of its buffer on failure, to be retried with backoff.
 func (w *writer) flushTable(bt batch) error {
 	cfg := &w.b.cfg
+	w.b.flushSlots <- struct{}{}
+	defer func() { <-w.b.flushSlots }()
 	start := time.Now()
 	n, size, err := w.commit(bt.table, bt.items)
 	var ticketErr error

@@ -54,7 +54,7 @@ func Decode(body []byte) (*Decoded, error) {
 		return nil, fmt.Errorf("%w: the body is empty: send a JSON object, an array of objects or NDJSON", ErrBadBody)
 	}
 	d := &Decoded{}
-	b := batcher.NewBuilder()
+	b := batcher.NewBuilderFor(len(trimmed))
 	p := parserPool.Get()
 	defer parserPool.Put(p)
 	dec := decoder{b: b}
