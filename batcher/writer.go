@@ -182,6 +182,7 @@ type batch struct {
 func (w *writer) flushDue(force bool) time.Duration {
 	cfg := &w.b.cfg
 	now := time.Now()
+	interval := w.interval()
 	w.mu.Lock()
 	reqs := w.reqs
 	w.reqs = nil
@@ -194,7 +195,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 		if !all && now.Before(buf.retryAt) {
 			continue
 		}
-		if all || buf.urgent || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= cfg.FlushInterval {
+		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= interval {
 			if items := takeLocked(buf, now); len(items) > 0 {
 				due = append(due, batch{table: name, items: items, buf: buf})
 			}
@@ -330,9 +331,18 @@ func (w *writer) finish(items []*pending, size int64, ticketErr error) {
 	}
 }
 
+// interval is how old a buffer may grow before it is flushed: longer while
+// flushing would mean opening the tenant's database in a full pool.
+func (w *writer) interval() time.Duration {
+	if w.b.pool.Cold(w.tenant) {
+		return w.b.cfg.ColdFlushInterval
+	}
+	return w.b.cfg.FlushInterval
+}
+
 // nextDue is the time until the earliest buffer is due.
 func (w *writer) nextDue() time.Duration {
-	cfg := &w.b.cfg
+	interval := w.interval()
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -341,7 +351,11 @@ func (w *writer) nextDue() time.Duration {
 		if len(buf.items) == 0 {
 			continue
 		}
-		d := max(buf.since.Add(cfg.FlushInterval).Sub(now), buf.retryAt.Sub(now), time.Millisecond)
+		due := buf.since.Add(interval)
+		if buf.fails > 0 {
+			due = buf.retryAt // a failed batch is retried after its backoff, not FlushInterval
+		}
+		d := max(due.Sub(now), time.Millisecond)
 		if next == 0 || d < next {
 			next = d
 		}

@@ -226,6 +226,16 @@ func (p *Pool) OpenCount() int {
 	return len(p.open)
 }
 
+// Cold reports whether using the tenant's database now would cost an open
+// and, the pool being full, a close of another one: callers with work that
+// can wait let it grow instead.
+func (p *Pool) Cold(tenantID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, open := p.open[tenantID]
+	return !open && len(p.open) >= p.cfg.MaxOpen
+}
+
 // Evict closes the tenant's database once nobody holds it, so that the next
 // Acquire reopens it with fresh limits. It waits up to timeout for handles to
 // be released.
