@@ -191,7 +191,7 @@ func decodeRecord(b []byte) (*record, error) {
 			c := Cell{}
 			key := r.uvarint()
 			ki := r.byte()
-			if r.err != nil || key >= nkeys || ki > 15 {
+			if r.err != nil || key >= nkeys || ki > kindIndex(schema.KindJSON) {
 				return nil, errBadRecord
 			}
 			c.Key, c.Kind = uint32(key), schema.Kind(1)<<ki

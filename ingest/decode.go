@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +174,14 @@ func (d *decoder) row(v *fastjson.Value) string {
 			d.scratch = v.MarshalTo(d.scratch[:0])
 			if !utf8.Valid(d.scratch) {
 				msg = fmt.Sprintf("value of %q is not valid UTF-8", truncate(key))
+				return
+			}
+			// fastjson lets through, inside objects and arrays, numbers
+			// such as NaN or 1.2.3, bad escapes and raw control characters:
+			// text DuckDB's JSON column (and the quarantine) would refuse,
+			// blocking the table's flushes for good.
+			if !json.Valid(d.scratch) {
+				msg = fmt.Sprintf("value of %q is not valid JSON", truncate(key))
 				return
 			}
 			d.b.AddJSON(key, d.scratch)
