@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -125,6 +126,9 @@ func Decode(body []byte) (*Decoded, error) {
 // input, which may be megabytes.
 func shortErr(err error) string {
 	s := err.Error()
+	if strings.Contains(s, "too big depth") {
+		return fmt.Sprintf("nested deeper than %d levels", fastjson.MaxDepth)
+	}
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}

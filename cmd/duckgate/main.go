@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -60,6 +61,8 @@ func serve(args []string) error {
 	flushRows := fs.Int("batcher.flush-rows", 100_000, "flush a table's buffer at this many rows")
 	flushBytes := fs.Int64("batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
+	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
+	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
 	maxBuffered := fs.Int64("batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
@@ -131,15 +134,17 @@ func serve(args []string) error {
 		return fmt.Errorf("-durability must be durable or none, not %q", *durability)
 	}
 	b, err := batcher.New(batcher.Config{
-		Metrics:           set,
-		FlushRows:         *flushRows,
-		FlushBytes:        *flushBytes,
-		FlushInterval:     *flushInterval,
-		MaxBufferedBytes:  *maxBuffered,
-		MaxColumns:        *maxColumns,
-		WAL:               wl,
-		StateDir:          filepath.Join(*dataDir, "state"),
-		IdempotencyWindow: *idemWindow,
+		Metrics:              set,
+		FlushRows:            *flushRows,
+		FlushBytes:           *flushBytes,
+		FlushInterval:        *flushInterval,
+		ColdFlushInterval:    *coldFlush,
+		MaxConcurrentFlushes: *maxFlushes,
+		MaxBufferedBytes:     *maxBuffered,
+		MaxColumns:           *maxColumns,
+		WAL:                  wl,
+		StateDir:             filepath.Join(*dataDir, "state"),
+		IdempotencyWindow:    *idemWindow,
 		TenantExists: func(id string) bool {
 			_, err := tenants.Get(id)
 			return err == nil
