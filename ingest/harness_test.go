@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"github.com/VictoriaMetrics/metrics"
 	"net"
 	"path/filepath"
 	"testing"
@@ -71,11 +72,13 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 			t.Fatal(err)
 		}
 	}
-	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, log)
+	set := metrics.NewSet()
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants"), Metrics: set}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bc := cfg.batcher
+	bc.Metrics = set
 	var wl *wal.Log
 	if !cfg.noWAL {
 		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile}, log); err != nil {
@@ -91,7 +94,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	ic := cfg.ingest
-	ic.Tenants, ic.Batcher = tenants, b
+	ic.Tenants, ic.Batcher, ic.Metrics = tenants, b, set
 	var sh *share.Service
 	if cfg.share != nil {
 		sh = startShare(t, dir, *cfg.share, pool, b, log, &ic)

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/VictoriaMetrics/metrics"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,8 @@ type Config struct {
 	// queries cannot starve ingestion of the tenant's database. Excess
 	// queries wait up to their timeout, then get ErrBusy. Default 4.
 	MaxConcurrent int
+	// Metrics is the set the engine registers its series on; nil skips them.
+	Metrics *metrics.Set
 }
 
 // Defaults of Config.
@@ -71,6 +74,10 @@ type Engine struct {
 	flusher Flusher
 	log     *zap.Logger
 	slots   slotTable
+	metrics struct {
+		bytes, rows, cut *metrics.Counter   // streamed results (Parquet files excluded)
+		stream           *metrics.Histogram // time to stream a result
+	}
 }
 
 // New returns an Engine over the tenant databases of pool. flusher may be nil.
@@ -90,7 +97,16 @@ func New(cfg Config, pool *tenantdb.Pool, flusher Flusher, log *zap.Logger) *Eng
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Engine{cfg: cfg, pool: pool, flusher: flusher, log: log, slots: slotTable{m: make(map[string]*slot)}}
+	e := &Engine{cfg: cfg, pool: pool, flusher: flusher, log: log, slots: slotTable{m: make(map[string]*slot)}}
+	set := cfg.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	e.metrics.bytes = set.NewCounter("duckgate_query_bytes_streamed_total")
+	e.metrics.rows = set.NewCounter("duckgate_query_rows_streamed_total")
+	e.metrics.cut = set.NewCounter("duckgate_query_results_cut_total")
+	e.metrics.stream = set.NewHistogram("duckgate_query_stream_seconds")
+	return e
 }
 
 // timeoutOf is the timeout of req.

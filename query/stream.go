@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/valyala/fasthttp"
@@ -330,8 +331,19 @@ func (r *resultStream) SupportsBodyWriteTo() bool { return true }
 // WriteTo encodes the whole result into w. An error (of the query, a limit,
 // or w) ends it: the error marker is written if w still works, and the
 // error is returned so that fasthttp cuts the connection.
-func (r *resultStream) WriteTo(w io.Writer) (int64, error) {
+func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 	defer r.finish()
+	start := time.Now()
+	var n int64
+	defer func() {
+		m := &r.e.metrics
+		m.bytes.Add(int(written))
+		m.rows.Add(int(n))
+		m.stream.UpdateDuration(start)
+		if err != nil {
+			m.cut.Inc()
+		}
+	}()
 	cw := &countWriter{w: w}
 	bw := getStreamBuf(cw)
 	defer putStreamBuf(bw)
@@ -340,8 +352,8 @@ func (r *resultStream) WriteTo(w io.Writer) (int64, error) {
 	b := (*bp)[:0]
 
 	b = r.appendHeader(b)
-	var total, n int64
-	err := r.first // nil: init fetched a row into r.vals; io.EOF: there is none
+	var total int64
+	err = r.first // nil: init fetched a row into r.vals; io.EOF: there is none
 	for err == nil {
 		b = r.appendRow(b, n)
 		total += int64(len(b))

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/VictoriaMetrics/metrics"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,6 +29,8 @@ import (
 type Config struct {
 	// Path is the registry file of links, e.g. <data>/shares.json. Required.
 	Path string
+	// Metrics is the set the service registers its series on; nil skips them.
+	Metrics *metrics.Set
 	// BaseURL, if set, makes link URLs absolute: BaseURL + "/share/<id>",
 	// e.g. "https://duckgate.example.com". Empty gives "/share/<id>".
 	BaseURL string
@@ -89,6 +92,8 @@ type Service struct {
 	byHash map[[32]byte]*link // guarded by mu
 	dirty  bool               // download counts changed since the last save; guarded by mu
 	closed bool               // guarded by mu
+
+	downloadsTotal atomic.Int64 // downloads since start, for /metrics
 
 	stop chan struct{}
 	done chan struct{}
@@ -177,6 +182,9 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 	}
 	s.removeOrphans()
 	go s.janitor()
+	if cfg.Metrics != nil {
+		cfg.Metrics.NewGauge("duckgate_share_downloads_total", func() float64 { return float64(s.downloadsTotal.Load()) })
+	}
 	return s, nil
 }
 
@@ -620,6 +628,7 @@ func (s *Service) removeOrphans() {
 // noteDownload counts a download; the count is saved lazily.
 func (s *Service) noteDownload(l *link) {
 	l.downloads.Add(1)
+	s.downloadsTotal.Add(1)
 	s.mu.Lock()
 	s.dirty = true
 	s.mu.Unlock()

@@ -158,9 +158,11 @@ func serve(args []string) error {
 		MaxRows:       *queryMaxRows,
 		MaxBytes:      *queryMaxBytes,
 		MaxConcurrent: *queryConcurrency,
+		Metrics:       set,
 	}, pool, b, log)
 	shares, err := share.Open(share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
+		Metrics:     set,
 		BaseURL:     *shareBaseURL,
 		MaxDuration: *shareMaxDuration,
 		TenantActive: func(id string) bool {
