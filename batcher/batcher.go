@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"context"
+	"duckgate/atomicfile"
 	"errors"
 	"fmt"
 	"os"
@@ -202,24 +203,9 @@ func nextEpoch(path string) (uint64, error) {
 		return 0, fmt.Errorf("read boot epoch: %w", err)
 	}
 	epoch++
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err == nil {
-		_, err = f.WriteString(strconv.FormatUint(epoch, 10) + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, []byte(strconv.FormatUint(epoch, 10)+"\n")); err != nil {
 		return 0, fmt.Errorf("write boot epoch: %w", err)
 	}
-	syncDir(filepath.Dir(path))
 	return epoch, nil
 }
 

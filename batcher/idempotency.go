@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"bufio"
+	"duckgate/atomicfile"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,7 +112,7 @@ func (s *idemStore) compact() error {
 	if err != nil {
 		return fmt.Errorf("compact idempotency keys: %w", err)
 	}
-	syncDir(filepath.Dir(s.path))
+	_ = atomicfile.SyncDir(filepath.Dir(s.path))
 	s.f, err = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open idempotency keys: %w", err)
@@ -214,13 +215,6 @@ func (s *idemStore) close() error {
 	err := s.f.Close()
 	s.f = nil
 	return err
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 func timeUnix(sec int64) time.Time { return time.Unix(sec, 0) }

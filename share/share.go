@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"duckgate/atomicfile"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -241,43 +242,11 @@ func (s *Service) save() error {
 	if err != nil {
 		return fmt.Errorf("share: encode registry: %w", err)
 	}
-	if err := writeFileAtomic(s.cfg.Path, b); err != nil {
+	if err := atomicfile.Write(s.cfg.Path, b); err != nil {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
 		return fmt.Errorf("share: save registry: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with b: temp file, fsync, rename, fsync of
-// the directory.
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

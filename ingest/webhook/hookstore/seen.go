@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"duckgate/atomicfile"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -148,7 +149,7 @@ func (s *Store) compactLocked() error {
 		b = seenLine(b, unix, k)
 	}
 	p := s.path(SeenFile)
-	if err := writeFileAtomic(p, b); err != nil {
+	if err := atomicfile.Write(p, b); err != nil {
 		return fmt.Errorf("hookstore: compact %s: %w", p, err)
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"duckgate/atomicfile"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -197,7 +198,7 @@ func (s *Store) loadKey(sealed int) ([]byte, error) {
 		}
 		key := make([]byte, 32)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
-		if err := writeFileAtomic(p, []byte(hex.EncodeToString(key)+"\n")); err != nil {
+		if err := atomicfile.Write(p, []byte(hex.EncodeToString(key)+"\n")); err != nil {
 			return nil, fmt.Errorf("hookstore: create %s: %w", p, err)
 		}
 		return key, nil
@@ -355,7 +356,7 @@ func (s *Store) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("hookstore: encode endpoints: %w", err)
 	}
-	if err := writeFileAtomic(s.path(EndpointsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(s.path(EndpointsFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("hookstore: save %s: %w", EndpointsFile, err)
 	}
 	return nil
@@ -375,38 +376,4 @@ func truncate(s string) string {
 		return s[:64] + "…"
 	}
 	return s
-}
-
-// writeFileAtomic replaces path with b (mode 0600): temp file, fsync,
-// rename, fsync of the directory. A crash leaves the old or the new file.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,0 +1,46 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteReplacesAndLeavesNoTemp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sub")
+	p := filepath.Join(dir, "reg.json")
+	for _, content := range []string{"first", "second, longer than the first"} {
+		if err := Write(p, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != content {
+			t.Fatalf("read %q, %v; want %q", got, err, content)
+		}
+	}
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+	if _, err := os.Stat(p + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+}
+
+func TestWriteFailsWithoutDamagingTheOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "reg.json")
+	if err := Write(p, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the temporary file must go makes the write fail.
+	if err := os.Mkdir(p+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(p, []byte("new")); err == nil {
+		t.Fatal("want an error")
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Fatalf("old file changed to %q", got)
+	}
+}
