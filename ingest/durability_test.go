@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -187,5 +189,50 @@ func TestDurabilityNone(t *testing.T) {
 	}
 	if _, err := os.Stat(e.dir + "/wal"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("durability=none wrote a log: %v", err)
+	}
+}
+
+// Log segments go only once every insert in them is committed in DuckDB.
+func TestLogSegmentsDeletedOnlyAfterCommit(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) {
+		c.batcher.FlushInterval = time.Hour
+		c.walSeg = 4 << 10
+	})
+	id, key := e.tenant("acme")
+	dir := e.dir
+	segments := func() int {
+		m, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m)
+	}
+	for i := range 50 {
+		body := fmt.Sprintf(`{"i":%d,"pad":%q}`, i, strings.Repeat("x", 500))
+		if r := e.do("POST", "/api/data/insert/events", []byte(body), "X-API-KEY", key); r.status != 200 {
+			t.Fatalf("insert: %d %s", r.status, r.body)
+		}
+	}
+	before := segments()
+	if before < 5 {
+		t.Fatalf("%d segments before the flush; want the ~25 KB of records spread over several", before)
+	}
+	// Another table commits (and releases what it can): the events
+	// records, still uncommitted, must keep their segments.
+	if r := e.insert(key, "other", `{"x":1}`); r.status != 200 {
+		t.Fatalf("insert other: %d %s", r.status, r.body)
+	}
+	if n := segments(); n < before {
+		t.Fatalf("%d segments after another table's commit, had %d: uncommitted records lost their log", n, before)
+	}
+	e.crash()
+	e = startEnv(t, e.dir, func(c *envConfig) { c.walSeg = 4 << 10 })
+	// Recovery committed everything: only the active segment is left.
+	if after := segments(); after != 1 {
+		t.Fatalf("%d segments after everything was committed, want only the active one (had %d)", after, before)
+	}
+	e.stop()
+	if n := queryInt(t, e, id, `SELECT count(*) FROM events`); n != 50 {
+		t.Fatalf("rows = %d", n)
 	}
 }

@@ -46,6 +46,7 @@ type envConfig struct {
 	ingest  Config
 	noWAL   bool             // -durability=none
 	walFile wal.OpenFileFunc // fault injection for the log's files
+	walSeg  int64            // segment size of the log; 0 for the default
 	share   *share.Config    // set: wire a query engine and a share.Service (startShare)
 }
 
@@ -81,7 +82,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 	bc.Metrics = set
 	var wl *wal.Log
 	if !cfg.noWAL {
-		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile}, log); err != nil {
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile, SegmentSize: cfg.walSeg}, log); err != nil {
 			t.Fatal(err)
 		}
 		bc.WAL, bc.StateDir = wl, filepath.Join(dir, "state")
