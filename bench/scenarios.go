@@ -245,6 +245,11 @@ func (b *bench) single() {
 	if res.errs > 0 {
 		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
 	}
+	// Stop it now: its last flushes would take CPU from the runs below.
+	if err := g.stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: stop server: %v\n", sc, err)
+	}
+	none, noneNA := b.singleNone(spec)
 	prog.begin("single/bare fasthttp")
 	bres := &loadResult{}
 	bare, err := startBare()
@@ -266,10 +271,68 @@ func (b *bench) single() {
 		}
 		b.add(f)
 	}
+	// The same load against -durability none: what the write-ahead log's
+	// fsync before each ack costs.
+	nr, n50, n99, noneName := nan, nan, nan, "-durability none"
+	if none != nil {
+		nr, n50, n99 = rate(none.reqs, none.elapsed), ms(none.lat.quantile(0.5)), ms(none.lat.quantile(0.99))
+	} else {
+		noneName = "n/a (" + noneNA + ")"
+	}
+	b.add(figure{scenario: sc, metric: "requests/s durable vs none", suffix: "req/s", value: dg, base: nr, baseName: noneName,
+		goal: "ratio ≥ 0.8", met: judge(dg/nr, dg >= 0.8*nr)})
+	b.add(figure{scenario: sc, metric: "ack latency p50 durable vs none", unit: unitMs, value: ms(res.lat.quantile(0.5)), base: n50, baseName: noneName})
+	b.add(figure{scenario: sc, metric: "ack latency p99 durable vs none", unit: unitMs, value: ms(res.lat.quantile(0.99)), base: n99, baseName: noneName})
 	if res.errs > 0 {
 		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
 	}
+	if none != nil && none.errs > 0 {
+		b.add(figure{scenario: sc, metric: "failed requests, -durability none", unit: unitCount, value: float64(none.errs), base: nan, goal: "0", met: -1})
+	}
 	b.add(generatorFigure(sc, res, bres))
+}
+
+// singleNone runs spec against a second child server, with a fresh data
+// directory, started with -durability none: acked once buffered in memory,
+// no write-ahead log. It returns the load's result, or nil and why not.
+func (b *bench) singleNone(spec loadSpec) (*loadResult, string) {
+	const sc = "single/durability none"
+	if b.remote != nil {
+		return nil, "-url: no second server to start"
+	}
+	if setsDurability(b.extra) {
+		return nil, "-server-flags sets -durability"
+	}
+	extra := append(slices.Clip(b.extra), "-durability", "none")
+	g, err := startServer(b.bin, b.tmp, "single-none", extra)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, err)
+		return nil, "error: " + oneLine(err.Error())
+	}
+	defer g.stop()
+	_, key, err := g.createTenant("bench_single_none", b.opt.plan)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, err)
+		return nil, "error: " + oneLine(err.Error())
+	}
+	prog.begin(sc)
+	res := run(target{hc: newHostClient(g.addr, singleConns), key: key}, spec)
+	if res.errs > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
+	}
+	return res, ""
+}
+
+// setsDurability reports whether the server flags choose -durability
+// themselves, which would make the durable vs none comparison meaningless.
+func setsDurability(flags []string) bool {
+	for _, f := range flags {
+		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if strings.HasPrefix(f, "-") && name == "durability" {
+			return true
+		}
+	}
+	return false
 }
 
 // generatorFigure shows that the load generator is not what limits the
@@ -607,6 +670,34 @@ func (b *bench) query() {
 	}
 	tgt := target{hc: newHostClient(g.addr, 2), key: key}
 	_, probeErr := queryJSON(tgt, "select 1 as n")
+
+	// Time to first byte of a trivial query: the fixed cost of every query.
+	prog.begin("query/select 1")
+	var p50, p99 float64 = nan, nan
+	ttfbNA, ttfbName := "", "select 1"
+	switch {
+	case errors.Is(probeErr, errNoQueryAPI):
+		ttfbNA = "query API absent"
+	case probeErr != nil:
+		ttfbNA = "error: " + oneLine(probeErr.Error())
+	default:
+		samples, err := selectOneTTFB(g.addr, key, b.opt.duration)
+		if len(samples) > 0 {
+			p50, p99 = ms(quantileSorted(samples, 0.5)), ms(quantileSorted(samples, 0.99))
+			ttfbName = fmt.Sprintf("select 1, %s sequential requests", thousands(int64(len(samples))))
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: select 1: %v\n", sc, err)
+			if len(samples) == 0 {
+				ttfbNA = "error: " + oneLine(err.Error())
+			} else {
+				ttfbName += ", stopped by an error"
+			}
+		}
+	}
+	b.add(figure{scenario: sc, metric: "time to first byte p50, " + ttfbName, unit: unitMs, value: p50, na: ttfbNA, base: nan})
+	b.add(figure{scenario: sc, metric: "time to first byte p99, " + ttfbName, unit: unitMs, value: p99, na: ttfbNA, base: nan})
+
 	for _, format := range []string{"json", "csv"} {
 		prog.begin("query/" + format)
 		var mbps, ttfb float64 = nan, nan
@@ -636,6 +727,90 @@ func (b *bench) query() {
 		b.add(figure{scenario: sc, metric: format + ", 1M rows", unit: unitMBps, value: mbps, na: na, base: cp, baseName: "DuckDB COPY TO file"})
 		b.add(figure{scenario: sc, metric: format + ", time to first byte", unit: unitMs, value: ttfb, na: na, base: nan})
 	}
+}
+
+// ttfbRequests is the most `select 1` requests the query scenario times
+// (fewer if -duration is over first): enough for a stable p99.
+const ttfbRequests = 2000
+
+// selectOneTTFB sends `select 1` through the query API, one request after
+// the other on one kept-alive net/http connection (the client of the 1M-row
+// rows), until ttfbRequests or d is over. It returns each request's time
+// from sending to the first body byte, sorted, and the error that stopped
+// it early, if any. Every body must equal the first.
+func selectOneTTFB(addr, key string, d time.Duration) ([]time.Duration, error) {
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+queryURI("select 1 as n", "json"), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-API-KEY", key)
+	var first []byte
+	buf := make([]byte, 4096)
+	one := func() (time.Duration, error) {
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
+			return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+		}
+		n, err := io.ReadAtLeast(resp.Body, buf, 1)
+		ttfb := time.Since(start)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return 0, err
+		}
+		// Read the rest, so the connection is reused.
+		for err == nil && n < len(buf) {
+			var k int
+			k, err = resp.Body.Read(buf[n:])
+			n += k
+		}
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
+			if err == nil {
+				err = fmt.Errorf("result of select 1 longer than %d bytes", len(buf))
+			}
+			return 0, err
+		}
+		if first == nil {
+			first = append([]byte{}, buf[:n]...)
+		} else if !bytes.Equal(buf[:n], first) {
+			return 0, fmt.Errorf("result of select 1 changed: %q, first %q", buf[:n], first)
+		}
+		return ttfb, nil
+	}
+	// Warm up: open the connection, prepare whatever the server caches.
+	for range 10 {
+		if _, err := one(); err != nil {
+			return nil, err
+		}
+	}
+	if !bytes.Contains(first, []byte(`"n":1`)) {
+		return nil, fmt.Errorf("select 1 as n returned %q", first)
+	}
+	samples := make([]time.Duration, 0, ttfbRequests)
+	deadline := time.Now().Add(d)
+	for len(samples) < ttfbRequests && time.Now().Before(deadline) {
+		t, err := one()
+		if err != nil {
+			slices.Sort(samples)
+			return samples, err
+		}
+		samples = append(samples, t)
+		prog.reqs.Add(1)
+	}
+	slices.Sort(samples)
+	return samples, nil
+}
+
+// quantileSorted returns the q-quantile of sorted samples (nearest rank).
+func quantileSorted(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // streamResult is what reading one query result measured.
