@@ -200,7 +200,6 @@ func decodeRecord(b []byte) (*record, error) {
 			}
 			if hasStr(c.Kind) {
 				c.Str = r.str()
-				rows.Size += int64(len(c.Str))
 			}
 			if r.err != nil {
 				return nil, r.err
@@ -216,7 +215,8 @@ func decodeRecord(b []byte) (*record, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	rows.Size += int64(len(rows.Cells))*cellSize + int64(len(rows.Ends))*4
+	// Every decoded string shares the record's one copy of b.
+	rows.Size += int64(cap(rows.Cells))*cellSize + int64(cap(rows.Ends))*4 + int64(len(b))
 	rows.Dups = hasDups(rows)
 	rec.rows = rows
 	return rec, nil

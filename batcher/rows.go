@@ -50,8 +50,9 @@ const cellSize = int64(unsafe.Sizeof(Cell{}))
 
 // Builder builds Rows. Use one per request; it is not safe for concurrent use.
 type Builder struct {
-	rows  Rows
-	arena []byte // string bytes of this request
+	rows       Rows
+	arena      []byte // string bytes of this request
+	arenaBytes int64  // bytes of every arena chunk allocated
 
 	// Key lookup: rows usually repeat their keys in the same order, so the
 	// key after the last one found is tried first; then a linear scan while
@@ -85,6 +86,7 @@ func NewBuilderFor(n int) *Builder {
 	b.rows.Cells = make([]Cell, 0, n/24+1)   // a cell takes at least ~24 bytes of JSON ("k":1, with a 10-key row's share of braces)
 	b.rows.Ends = make([]uint32, 0, n/128+1) // click events are 200-400 bytes
 	b.arena = make([]byte, 0, n/2+64)        // strings are part of the body
+	b.arenaBytes = int64(cap(b.arena))
 	return b
 }
 
@@ -168,10 +170,10 @@ func (b *Builder) str(v []byte) string {
 			n = 4096
 		}
 		b.arena = make([]byte, 0, n)
+		b.arenaBytes += int64(n)
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, v...)
-	b.rows.Size += int64(len(v))
 	return unsafe.String(&b.arena[off], len(v))
 }
 
@@ -261,7 +263,9 @@ func (b *Builder) Len() int { return len(b.rows.Ends) }
 // Rows returns the built rows. The Builder must not be used afterwards.
 func (b *Builder) Rows() *Rows {
 	r := b.rows
-	r.Size += int64(len(r.Cells))*cellSize + int64(len(r.Ends))*4
+	// The memory held, not just used: capacities, and every arena chunk
+	// (strings keep earlier chunks alive).
+	r.Size += int64(cap(r.Cells))*cellSize + int64(cap(r.Ends))*4 + b.arenaBytes
 	// Kinds of dropped rows may linger; recompute them from the cells.
 	for i := range r.Kinds {
 		r.Kinds[i] = 0

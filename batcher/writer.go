@@ -232,6 +232,9 @@ func takeLocked(buf *tableBuf, now time.Time) []*pending {
 			out = append(out, p)
 		}
 	}
+	// The flushed items must not stay reachable through the buffer's
+	// backing array, which the next appends reuse: clear their slots.
+	clear(buf.items[:n])
 	buf.items = buf.items[n:]
 	buf.urgent = false
 	if len(buf.items) > 0 {
