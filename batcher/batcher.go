@@ -338,14 +338,9 @@ func (b *Batcher) releaseLog() {
 		return
 	}
 	b.walMu.Lock()
-	low := uint64(0)
+	low := l.Floor() // nothing uncommitted: everything before the newest segment can go
 	for seg := range b.segCount {
-		if low == 0 || seg < low {
-			low = seg
-		}
-	}
-	if len(b.segCount) == 0 {
-		low = l.Floor()
+		low = min(low, seg)
 	}
 	b.walMu.Unlock()
 	if err := l.Release(wal.Position{Segment: low}); err != nil {

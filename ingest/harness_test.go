@@ -151,6 +151,11 @@ func (e *env) crash() {
 	if e.wal != nil {
 		_ = e.wal.Close()
 	}
+	// Stop the writer goroutines, which can reach nothing any more, so that
+	// none logs after the test ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.batcher.Close(ctx)
 }
 
 // restart stops the env and starts a new one on the same directory.
