@@ -27,7 +27,10 @@ type RateLimitError struct {
 	msg        string
 }
 
+// Error returns the message for the client.
 func (e *RateLimitError) Error() string { return e.msg }
+
+// Unwrap makes errors.Is(err, ErrRateLimited) true.
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
 // ErrQuota means the tenant's database reached its plan's storage quota. It

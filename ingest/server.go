@@ -375,6 +375,7 @@ type rejectedError struct {
 }
 
 func (e *rejectedError) Error() string { return e.err.Error() }
+
 func (e *rejectedError) Unwrap() error { return e.err }
 
 // CreateTenantResponse is the admin API's answer to a new tenant.
