@@ -339,10 +339,16 @@ func (s *Server) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemKe
 		wctx, cancel := context.WithTimeout(context.Background(), s.cfg.WaitTimeout)
 		err := ticket.Wait(wctx)
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			writeJSON(ctx, fasthttp.StatusGatewayTimeout, errorBody{Error: err.Error() +
 				"; the rows are durable and stay queued, so do not resend them without an Idempotency-Key"})
 			return fasthttp.StatusGatewayTimeout, nil
+		case err != nil:
+			// The batch kept failing and was quarantined: the rows are
+			// stored, as JSON, where the message says; resending fails alike.
+			writeJSON(ctx, fasthttp.StatusUnprocessableEntity, errorBody{Error: err.Error()})
+			return fasthttp.StatusUnprocessableEntity, nil
 		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
