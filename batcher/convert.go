@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"database/sql/driver"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"math"
 	"math/big"
@@ -67,37 +68,7 @@ func jsonText(c *Cell) string {
 	case schema.KindJSON, schema.KindHugeInt, schema.KindNumText:
 		return c.Str
 	case schema.KindString, schema.KindTimestamp:
-		return string(appendJSONString(nil, c.Str))
+		return string(jsonstr.Append(nil, c.Str))
 	}
 	return text(c)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

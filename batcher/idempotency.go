@@ -3,6 +3,7 @@ package batcher
 import (
 	"bufio"
 	"duckgate/atomicfile"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,9 +132,9 @@ func cutID(id string) (tenant, key string, ok bool) {
 
 func appendIdemLine(dst []byte, tenant, key string, e *idemEntry) []byte {
 	dst = append(dst, `{"t":`...)
-	dst = appendJSONString(dst, tenant)
+	dst = jsonstr.Append(dst, tenant)
 	dst = append(dst, `,"k":`...)
-	dst = appendJSONString(dst, key)
+	dst = jsonstr.Append(dst, key)
 	dst = append(dst, `,"at":`...)
 	dst = strconv.AppendInt(dst, e.at.Unix(), 10)
 	dst = append(dst, `,"r":`...)

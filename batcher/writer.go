@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -644,7 +645,7 @@ func appendOverflow(dst []byte, key string, c *Cell) []byte {
 	} else {
 		dst = append(dst, ',')
 	}
-	dst = appendJSONString(dst, key)
+	dst = jsonstr.Append(dst, key)
 	dst = append(dst, ':')
 	return append(dst, jsonText(c)...)
 }

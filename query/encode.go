@@ -1,6 +1,7 @@
 package query
 
 import (
+	"duckgate/jsonstr"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -214,7 +215,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, key)
+			b = jsonstr.Append(b, key)
 			b = append(b, ':')
 			b = appendJSONValue(b, v[key], kindOther)
 		}
@@ -245,7 +246,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, key)
+			b = jsonstr.Append(b, key)
 			b = append(b, ':')
 			b = appendJSONValue(b, byKey[key], kindOther)
 		}
@@ -256,7 +257,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		if k == kindJSON {
 			return appendJSONText(b, v)
 		}
-		return appendJSONString(b, v) // escapes from v: no copy of non-ASCII text
+		return jsonstr.Append(b, v) // escapes from v: no copy of non-ASCII text
 	}
 	start := len(b)
 	b = append(b, '"')
@@ -264,7 +265,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		return appendJSONEscapedTail(t, start+1)
 	}
 	b = b[:start]
-	return appendJSONString(b, fmt.Sprint(v))
+	return jsonstr.Append(b, fmt.Sprint(v))
 }
 
 func appendJSONFloat(b []byte, f float64, bits int) []byte {
@@ -297,69 +298,11 @@ func appendJSONEscapedTail(b []byte, from int) []byte {
 	for i := from; i < len(b); i++ {
 		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			raw := string(b[i:]) // copy: the escaped form is longer
-			b = appendJSONStringBody(b[:i], raw)
+			b = jsonstr.AppendBody(b[:i], raw)
 			return append(b, '"')
 		}
 	}
 	return append(b, '"')
-}
-
-// appendJSONString appends s as a quoted JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendJSONStringBody(b, s)
-	return append(b, '"')
-}
-
-// appendJSONStringBody escapes s for the inside of a JSON string: quotes,
-// backslashes and control characters are escaped, invalid UTF-8 becomes
-// U+FFFD, and U+2028/U+2029 are escaped so that the output is also valid
-// JavaScript.
-func appendJSONStringBody(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&15])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
 }
 
 // appendCSVField appends v as one RFC 4180 field. NULL is an empty field and

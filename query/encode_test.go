@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestAppendRowAllocs(t *testing.T) {
 	r := &resultStream{vals: vals, cols: make([]column, len(vals))}
 	for i := range r.cols {
 		name := string(rune('a' + i))
-		r.cols[i] = column{jsonKey: append(appendJSONString(nil, name), ':'), csvName: []byte(name), kind: kinds[i]}
+		r.cols[i] = column{jsonKey: append(jsonstr.Append(nil, name), ':'), csvName: []byte(name), kind: kinds[i]}
 	}
 	b := make([]byte, 0, 4096)
 	for _, f := range []Format{FormatJSON, FormatNDJSON, FormatCSV} {
@@ -43,7 +44,7 @@ func FuzzAppendJSONString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := appendJSONString([]byte("x"), s)[1:]
+		out := jsonstr.Append([]byte("x"), s)[1:]
 		if !json.Valid(out) {
 			t.Fatalf("%q: invalid JSON %q", s, out)
 		}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ func WriteError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	b := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
+	b := append([]byte(`{"error":`), jsonstr.Append(nil, msg)...)
 	ctx.SetBody(append(b, '}', '\n'))
 }
 

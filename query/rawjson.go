@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql/driver"
+	"duckgate/jsonstr"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,7 +162,7 @@ func appendJSONText(b []byte, text string) []byte {
 	start := len(b)
 	b = append(b, text...)
 	if !json.Valid(b[start:]) {
-		return appendJSONString(b[:start], text)
+		return jsonstr.Append(b[:start], text)
 	}
 	return compactJSONTail(b, start)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
+	"duckgate/jsonstr"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -289,7 +290,7 @@ func (r *resultStream) init() error {
 		} else {
 			seen[name] = 1
 		}
-		r.cols[i].jsonKey = append(appendJSONString(nil, name), ':')
+		r.cols[i].jsonKey = append(jsonstr.Append(nil, name), ':')
 		r.cols[i].kind = kindOf(t.DatabaseTypeName())
 		if i < len(r.rawJSON) && r.rawJSON[i] {
 			r.cols[i].kind = kindJSON
@@ -499,7 +500,7 @@ func (r *resultStream) appendMarker(b []byte, err error) []byte {
 		b = append(b, '\n')
 	}
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = jsonstr.Append(b, msg)
 	return append(b, '}', '\n')
 }
 

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"duckgate/jsonstr"
 	"fmt"
 	"strings"
 
@@ -112,7 +113,7 @@ func (e *Engine) HandleTables(ctx *fasthttp.RequestCtx, tenantID string) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"name":`...)
-		b = appendJSONString(b, t.Name)
+		b = jsonstr.Append(b, t.Name)
 		b = append(b, `,"rows":`...)
 		b = appendJSONValue(b, t.Rows, kindOther)
 		b = append(b, '}')
@@ -134,9 +135,9 @@ func (e *Engine) HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string)
 			b = append(b, ',')
 		}
 		b = append(b, `{"name":`...)
-		b = appendJSONString(b, c.Name)
+		b = jsonstr.Append(b, c.Name)
 		b = append(b, `,"type":`...)
-		b = appendJSONString(b, c.Type)
+		b = jsonstr.Append(b, c.Type)
 		b = append(b, '}')
 	}
 	writeJSON(ctx, append(b, ']', '\n'))
