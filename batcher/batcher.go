@@ -2,7 +2,6 @@ package batcher
 
 import (
 	"context"
-	"duckgate/atomicfile"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
+	"duckgate/atomicfile"
 	"duckgate/batcher/wal"
 	"duckgate/tenantdb"
 )

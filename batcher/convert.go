@@ -2,13 +2,13 @@ package batcher
 
 import (
 	"database/sql/driver"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"math"
 	"math/big"
 	"strconv"
 	"time"
 
+	"duckgate/jsonstr"
 	"duckgate/schema"
 )
 

@@ -2,8 +2,6 @@ package batcher
 
 import (
 	"bufio"
-	"duckgate/atomicfile"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"duckgate/atomicfile"
+	"duckgate/jsonstr"
 )
 
 // ErrInProgress means an insert with the same Idempotency-Key is being

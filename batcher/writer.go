@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/zap"
 
+	"duckgate/jsonstr"
 	"duckgate/schema"
 )
 

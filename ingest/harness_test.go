@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"github.com/VictoriaMetrics/metrics"
 	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 	"go.uber.org/zap"

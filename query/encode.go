@@ -1,7 +1,6 @@
 package query
 
 import (
-	"duckgate/jsonstr"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -12,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"duckgate/jsonstr"
 )
 
 // kind is how a top-level column's values are written where the Go value

@@ -2,11 +2,12 @@ package query
 
 import (
 	"bytes"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"duckgate/jsonstr"
 )
 
 // TestAppendRowAllocs: encoding a row of scalars into the row buffer does

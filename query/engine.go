@@ -6,11 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"github.com/VictoriaMetrics/metrics"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/zap"
 

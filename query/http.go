@@ -2,7 +2,6 @@ package query
 
 import (
 	"bytes"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"duckgate/jsonstr"
 )
 
 // WriteError writes {"error": msg} with status.

@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"database/sql/driver"
-	"duckgate/jsonstr"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/zap"
+
+	"duckgate/jsonstr"
 )
 
 // JSON columns are read as their text.

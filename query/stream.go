@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"duckgate/jsonstr"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"duckgate/jsonstr"
 )
 
 // streamBufSize is the bufio.Writer size of a result stream: rows are sent

@@ -2,11 +2,12 @@ package query
 
 import (
 	"context"
-	"duckgate/jsonstr"
 	"fmt"
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"duckgate/jsonstr"
 )
 
 // internalPrefix marks the gateway's own schemas and tables, hidden from tenants.

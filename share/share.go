@@ -5,13 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"duckgate/atomicfile"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/VictoriaMetrics/metrics"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,9 +18,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"duckgate/atomicfile"
 	"duckgate/query"
 )
 

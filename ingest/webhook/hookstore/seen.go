@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"duckgate/atomicfile"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
+
+	"duckgate/atomicfile"
 )
 
 // Claim is a delivery being stored. Exactly one of Commit and Release must

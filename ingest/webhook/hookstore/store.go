@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"duckgate/atomicfile"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"duckgate/atomicfile"
 	"duckgate/ingest/webhook"
 )
 
