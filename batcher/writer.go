@@ -211,10 +211,32 @@ func (w *writer) flushDue(force bool) time.Duration {
 		}
 	}
 	err := errors.Join(errs...)
+	if err == nil && len(reqs) > 0 && w.blocked() {
+		// An acknowledged insert still waits behind one whose log write is
+		// in flight: a flushAll must not return before it is committed.
+		// Ask again on the next round (in about a millisecond).
+		w.mu.Lock()
+		w.reqs = append(reqs, w.reqs...)
+		w.mu.Unlock()
+		reqs = nil
+	}
 	for _, ch := range reqs {
 		ch <- err
 	}
 	return w.nextDue()
+}
+
+// blocked reports whether a durable insert waits in a buffer behind one
+// whose log write is in flight.
+func (w *writer) blocked() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, buf := range w.tables {
+		if buf.urgent {
+			return true
+		}
+	}
+	return false
 }
 
 // takeLocked removes the flushable head of buf: every item up to the first
@@ -237,7 +259,15 @@ func takeLocked(buf *tableBuf, now time.Time) []*pending {
 	// backing array, which the next appends reuse: clear their slots.
 	clear(buf.items[:n])
 	buf.items = buf.items[n:]
+	// Durable items left behind an in-flight one are flushed as soon as it
+	// settles (a millisecond or so), not an interval later.
 	buf.urgent = false
+	for _, p := range buf.items {
+		if p.durable {
+			buf.urgent = true
+			break
+		}
+	}
 	if len(buf.items) > 0 {
 		buf.since = now
 	}
@@ -356,6 +386,9 @@ func (w *writer) nextDue() time.Duration {
 			continue
 		}
 		due := buf.since.Add(interval)
+		if buf.urgent {
+			due = now
+		}
 		if buf.fails > 0 {
 			due = buf.retryAt // a failed batch is retried after its backoff, not FlushInterval
 		}
