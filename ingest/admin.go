@@ -304,7 +304,7 @@ func (s *Server) handleCreateKey(ctx *fasthttp.RequestCtx, id string) {
 		writeError(ctx, err)
 		return
 	}
-	s.log.Info("key created", zap.String("tenant", id), zap.String("key", k.ID), zap.String("scope", string(scope)))
+	s.log.Info("key created", zap.String("tenant", id), zap.String("key_id", k.ID), zap.String("scope", string(scope)))
 	writeJSON(ctx, fasthttp.StatusCreated, CreateKeyResponse{TenantID: id, KeyID: k.ID, Scope: k.Scope, APIKey: key})
 }
 
@@ -336,6 +336,6 @@ func (s *Server) handleRevokeKey(ctx *fasthttp.RequestCtx, id, keyID string) {
 		writeError(ctx, err)
 		return
 	}
-	s.log.Info("key revoked", zap.String("tenant", id), zap.String("key", keyID))
+	s.log.Info("key revoked", zap.String("tenant", id), zap.String("key_id", keyID))
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"revoked": keyID})
 }
