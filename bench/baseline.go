@@ -38,51 +38,37 @@ func openDuckDB(dir, name string) (*sql.DB, error) {
 // with the DuckDB Appender, one transaction per appenderChunk rows, as the
 // gateway's writer does; it returns rows per second.
 func appenderRate(dir string, evs []event, n int) (float64, error) {
-	db, err := openDuckDB(dir, "appender")
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	start := time.Now()
-	for done := 0; done < n; {
-		k := min(appenderChunk, n-done)
-		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-			return 0, err
-		}
-		err := conn.Raw(func(dc any) error {
-			a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", "events")
-			if err != nil {
+	return timeFill(dir, "appender", n, func(ctx context.Context, conn *sql.Conn) error {
+		for done := 0; done < n; {
+			k := min(appenderChunk, n-done)
+			if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 				return err
 			}
-			for i := done; i < done+k; i++ {
-				e := &evs[i%len(evs)]
-				if err := a.AppendRow(e.ID, e.User, e.Event, e.TS, e.URL, e.Referrer, e.SessionID, e.Country, e.DurationMS, e.Props); err != nil {
-					_ = a.Close()
+			err := conn.Raw(func(dc any) error {
+				a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", "events")
+				if err != nil {
 					return err
 				}
+				for i := done; i < done+k; i++ {
+					e := &evs[i%len(evs)]
+					if err := a.AppendRow(e.ID, e.User, e.Event, e.TS, e.URL, e.Referrer, e.SessionID, e.Country, e.DurationMS, e.Props); err != nil {
+						_ = a.Close()
+						return err
+					}
+				}
+				return a.Close()
+			})
+			if err != nil {
+				_, _ = conn.ExecContext(ctx, "ROLLBACK")
+				return fmt.Errorf("append: %w", err)
 			}
-			return a.Close()
-		})
-		if err != nil {
-			_, _ = conn.ExecContext(ctx, "ROLLBACK")
-			return 0, fmt.Errorf("append: %w", err)
+			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+				return err
+			}
+			done += k
 		}
-		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-			return 0, err
-		}
-		done += k
-	}
-	el := time.Since(start)
-	if err := checkCount(conn, n); err != nil {
-		return 0, err
-	}
-	return float64(n) / el.Seconds(), nil
+		return nil
+	})
 }
 
 // readNDJSONRate writes n rows of evs as NDJSON to a file and times DuckDB's
@@ -108,7 +94,20 @@ func readNDJSONRate(dir string, evs []event, n int) (float64, error) {
 		return 0, err
 	}
 	defer os.Remove(path)
-	db, err := openDuckDB(dir, "read_ndjson")
+	return timeFill(dir, "read_ndjson", n, func(ctx context.Context, conn *sql.Conn) error {
+		if _, err := conn.ExecContext(ctx, "INSERT INTO events SELECT * FROM read_ndjson('"+path+"')"); err != nil {
+			return fmt.Errorf("read_ndjson: %w", err)
+		}
+		return nil
+	})
+}
+
+// timeFill creates the events table in a fresh database file name in dir,
+// times fill on one connection of it, checks that the table then holds n
+// rows, and returns n per second of fill's time: the frame both ingest
+// baselines share.
+func timeFill(dir, name string, n int, fill func(ctx context.Context, conn *sql.Conn) error) (float64, error) {
+	db, err := openDuckDB(dir, name)
 	if err != nil {
 		return 0, err
 	}
@@ -120,8 +119,8 @@ func readNDJSONRate(dir string, evs []event, n int) (float64, error) {
 	}
 	defer conn.Close()
 	start := time.Now()
-	if _, err := conn.ExecContext(ctx, "INSERT INTO events SELECT * FROM read_ndjson('"+path+"')"); err != nil {
-		return 0, fmt.Errorf("read_ndjson: %w", err)
+	if err := fill(ctx, conn); err != nil {
+		return 0, err
 	}
 	el := time.Since(start)
 	if err := checkCount(conn, n); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"os"
@@ -183,13 +184,7 @@ func run(tgt target, spec loadSpec) *loadResult {
 			resp := fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.SetRequestURI(spec.uri)
-			req.Header.SetHost(tgt.hc.Addr)
-			req.Header.SetContentType("application/x-ndjson")
-			if tgt.key != "" {
-				req.Header.Set("X-API-KEY", tgt.key)
-			}
+			prepare(req, tgt, fasthttp.MethodPost, spec.uri, "")
 			var h histogram
 			var reqs, errs int64
 			for i := w; time.Now().Before(deadline); i += spec.conns {
@@ -243,39 +238,41 @@ func run(tgt target, spec loadSpec) *loadResult {
 	return res
 }
 
-// post sends one request and returns its status and body (copied).
-func post(tgt target, uri string, body []byte, key string) (int, []byte, error) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetMethod(fasthttp.MethodPost)
+// prepare sets req up to be sent to tgt: method, URI, host and the API key
+// (key, else tgt.key, else none). A POST carries NDJSON.
+func prepare(req *fasthttp.Request, tgt target, method, uri, key string) {
+	req.Header.SetMethod(method)
 	req.SetRequestURI(uri)
 	req.Header.SetHost(tgt.hc.Addr)
-	req.Header.SetContentType("application/x-ndjson")
-	if key == "" {
-		key = tgt.key
+	if method == fasthttp.MethodPost {
+		req.Header.SetContentType("application/x-ndjson")
 	}
-	if key != "" {
+	if key = cmp.Or(key, tgt.key); key != "" {
 		req.Header.Set("X-API-KEY", key)
 	}
-	req.SetBodyRaw(body)
-	if err := tgt.hc.DoTimeout(req, resp, 90*time.Second); err != nil {
-		return 0, nil, err
-	}
-	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// post sends one NDJSON body with key (tgt.key if empty) and returns the
+// status and body (copied).
+func post(tgt target, uri string, body []byte, key string) (int, []byte, error) {
+	return send(tgt, fasthttp.MethodPost, uri, body, key)
 }
 
 // get sends a GET and returns its status and body (copied).
 func get(tgt target, uri string) (int, []byte, error) {
+	return send(tgt, fasthttp.MethodGet, uri, nil, "")
+}
+
+// send sends one request, waiting up to 90 s, and returns its status and
+// body (copied).
+func send(tgt target, method, uri string, body []byte, key string) (int, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(uri)
-	req.Header.SetHost(tgt.hc.Addr)
-	if tgt.key != "" {
-		req.Header.Set("X-API-KEY", tgt.key)
+	prepare(req, tgt, method, uri, key)
+	if body != nil {
+		req.SetBodyRaw(body)
 	}
 	if err := tgt.hc.DoTimeout(req, resp, 90*time.Second); err != nil {
 		return 0, nil, err

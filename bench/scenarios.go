@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +61,18 @@ func (b *bench) add(f figure) { b.figs = append(b.figs, f) }
 // fail records a scenario that could not run.
 func (b *bench) fail(scenario string, err error) {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", scenario, err)
-	b.add(figure{scenario: scenario, metric: "—", value: nan, na: "error: " + oneLine(err.Error()), base: nan})
+	b.add(figure{scenario: scenario, metric: "—", value: nan, na: errNA(err), base: nan})
+}
+
+// errNA is how a figure that err made n/a says why.
+func errNA(err error) string { return "error: " + oneLine(err.Error()) }
+
+// addFailed adds the figure metric (e.g. "failed requests") if res had
+// failed requests: they are a missed goal of 0.
+func (b *bench) addFailed(sc, metric string, res *loadResult) {
+	if res != nil && res.errs > 0 {
+		b.add(figure{scenario: sc, metric: metric, unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
+	}
 }
 
 func oneLine(s string) string {
@@ -77,6 +89,50 @@ func (b *bench) server(name string) (*gateway, error) {
 		return b.remote, nil
 	}
 	return startServer(b.bin, b.tmp, name, b.extra)
+}
+
+// setup starts the server of scenario sc (see server), creates its tenant,
+// bench_<sc>, on -plan, and returns the tenant's id and a target with its
+// key and room for conns connections. On failure it records sc as failed
+// and returns a nil gateway; else the caller stops the gateway.
+func (b *bench) setup(sc string, conns int) (*gateway, string, target) {
+	g, err := b.server(sc)
+	if err != nil {
+		b.fail(sc, err)
+		return nil, "", target{}
+	}
+	id, key, err := g.createTenant("bench_"+sc, b.opt.plan)
+	if err != nil {
+		b.fail(sc, err)
+		g.stop()
+		return nil, "", target{}
+	}
+	return g, id, target{hc: newHostClient(g.addr, conns), key: key}
+}
+
+// load runs spec against tgt as phase of the progress line, and reports
+// failed requests on stderr.
+func load(phase string, tgt target, spec loadSpec) *loadResult {
+	prog.begin(phase)
+	res := run(tgt, spec)
+	if res.errs > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", phase, res.errs, res.firstErr)
+	}
+	return res
+}
+
+// loadBare runs spec against the bare fasthttp server (startBare), the HTTP
+// ceiling, as phase of the progress line. If that server cannot start, the
+// result is empty: its rates are NaN.
+func loadBare(phase string, spec loadSpec) *loadResult {
+	prog.begin(phase)
+	bare, err := startBare()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", phase, err)
+		return &loadResult{}
+	}
+	defer bare.stop()
+	return run(target{hc: newHostClient(bare.addr, spec.conns)}, spec)
 }
 
 // appenderBaseline measures the raw Appender once per run.
@@ -145,21 +201,13 @@ func (b *bench) count(g *gateway, tgt target, id, table string) (int64, string, 
 // against the raw Appender, read_ndjson and the bare HTTP ceiling.
 func (b *bench) batched() {
 	const sc = "batched"
-	g, err := b.server(sc)
-	if err != nil {
-		b.fail(sc, err)
+	g, id, tgt := b.setup(sc, batchConns)
+	if g == nil {
 		return
 	}
 	defer g.stop()
-	id, key, err := g.createTenant("bench_batched", b.opt.plan)
-	if err != nil {
-		b.fail(sc, err)
-		return
-	}
-	tgt := target{hc: newHostClient(g.addr, batchConns), key: key}
 	spec := loadSpec{conns: batchConns, duration: b.opt.duration, uri: insertEvents, bodies: b.batchBodies, rowsPer: batchRows}
-	prog.begin(sc)
-	res := run(tgt, spec)
+	res := load(sc, tgt, spec)
 	prog.begin("batched/final flush")
 	// One more insert with wait: it flushes the table's whole buffer, so
 	// its ack is the commit of every row acked before it.
@@ -171,26 +219,15 @@ func (b *bench) batched() {
 	}
 	acked := res.rows + 1
 	window := end.Sub(res.start)
-	n, how, err := b.count(g, tgt, id, "events")
+	n, how, countErr := b.count(g, tgt, id, "events")
 	committed := nan
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: counting rows: %v\n", sc, err)
+	if countErr != nil {
+		fmt.Fprintf(os.Stderr, "%s: counting rows: %v\n", sc, countErr)
 	} else {
 		committed = rate(n, window)
 	}
-	if res.errs > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
-	}
 
-	prog.begin("batched/bare fasthttp")
-	bres := &loadResult{}
-	bare, err := startBare()
-	bareRate := nan
-	if err == nil {
-		bres = run(target{hc: newHostClient(bare.addr, batchConns)}, spec)
-		bare.stop()
-		bareRate = rate(bres.rows, bres.elapsed)
-	}
+	bres := loadBare("batched/bare fasthttp", spec)
 	app, appErr := b.appenderBaseline()
 	if appErr != nil {
 		fmt.Fprintf(os.Stderr, "raw Appender baseline: %v\n", appErr)
@@ -211,16 +248,14 @@ func (b *bench) batched() {
 	b.add(figure{scenario: sc, metric: "committed rows/s vs read_ndjson", suffix: "rows/s", value: committed, na: na,
 		base: rn, baseName: "read_ndjson"})
 	b.add(figure{scenario: sc, metric: "acked rows/s vs HTTP ceiling", suffix: "rows/s", value: rate(res.rows, res.elapsed),
-		base: bareRate, baseName: "bare fasthttp"})
+		base: rate(bres.rows, bres.elapsed), baseName: "bare fasthttp"})
 	countVal := nan
-	if err == nil {
+	if countErr == nil {
 		countVal = float64(n)
 	}
 	b.add(figure{scenario: sc, metric: "rows counted (" + how + ") vs acked", unit: unitCount, value: countVal, na: na,
 		base: float64(acked), baseName: "acked", goal: "= acked", met: judge(countVal, int64(countVal) == acked)})
-	if res.errs > 0 {
-		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
-	}
+	b.addFailed(sc, "failed requests", res)
 	b.add(generatorFigure(sc, res, bres))
 }
 
@@ -228,35 +263,19 @@ func (b *bench) batched() {
 // latency against the bare HTTP ceiling.
 func (b *bench) single() {
 	const sc = "single"
-	g, err := b.server(sc)
-	if err != nil {
-		b.fail(sc, err)
+	g, _, tgt := b.setup(sc, singleConns)
+	if g == nil {
 		return
 	}
 	defer g.stop()
-	_, key, err := g.createTenant("bench_single", b.opt.plan)
-	if err != nil {
-		b.fail(sc, err)
-		return
-	}
 	spec := loadSpec{conns: singleConns, duration: b.opt.duration, uri: insertEvents, bodies: b.singleBodies, rowsPer: 1, latency: true}
-	prog.begin(sc)
-	res := run(target{hc: newHostClient(g.addr, singleConns), key: key}, spec)
-	if res.errs > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
-	}
+	res := load(sc, tgt, spec)
 	// Stop it now: its last flushes would take CPU from the runs below.
 	if err := g.stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: stop server: %v\n", sc, err)
 	}
 	none, noneNA := b.singleNone(spec)
-	prog.begin("single/bare fasthttp")
-	bres := &loadResult{}
-	bare, err := startBare()
-	if err == nil {
-		bres = run(target{hc: newHostClient(bare.addr, singleConns)}, spec)
-		bare.stop()
-	}
+	bres := loadBare("single/bare fasthttp", spec)
 	dg, bs := rate(res.reqs, res.elapsed), rate(bres.reqs, bres.elapsed)
 	b.add(figure{scenario: sc, metric: "requests/s", suffix: "req/s", value: dg, base: bs, baseName: "bare fasthttp",
 		goal: "ratio ≥ 0.5", met: judge(dg, dg >= 0.5*bs)})
@@ -283,12 +302,8 @@ func (b *bench) single() {
 		goal: "ratio ≥ 0.8", met: judge(dg/nr, dg >= 0.8*nr)})
 	b.add(figure{scenario: sc, metric: "ack latency p50 durable vs none", unit: unitMs, value: ms(res.lat.quantile(0.5)), base: n50, baseName: noneName})
 	b.add(figure{scenario: sc, metric: "ack latency p99 durable vs none", unit: unitMs, value: ms(res.lat.quantile(0.99)), base: n99, baseName: noneName})
-	if res.errs > 0 {
-		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
-	}
-	if none != nil && none.errs > 0 {
-		b.add(figure{scenario: sc, metric: "failed requests, -durability none", unit: unitCount, value: float64(none.errs), base: nan, goal: "0", met: -1})
-	}
+	b.addFailed(sc, "failed requests", res)
+	b.addFailed(sc, "failed requests, -durability none", none)
 	b.add(generatorFigure(sc, res, bres))
 }
 
@@ -307,20 +322,15 @@ func (b *bench) singleNone(spec loadSpec) (*loadResult, string) {
 	g, err := startServer(b.bin, b.tmp, "single-none", extra)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, err)
-		return nil, "error: " + oneLine(err.Error())
+		return nil, errNA(err)
 	}
 	defer g.stop()
 	_, key, err := g.createTenant("bench_single_none", b.opt.plan)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, err)
-		return nil, "error: " + oneLine(err.Error())
+		return nil, errNA(err)
 	}
-	prog.begin(sc)
-	res := run(target{hc: newHostClient(g.addr, singleConns), key: key}, spec)
-	if res.errs > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
-	}
-	return res, ""
+	return load(sc, target{hc: newHostClient(g.addr, singleConns), key: key}, spec), ""
 }
 
 // setsDurability reports whether the server flags choose -durability
@@ -347,18 +357,11 @@ func generatorFigure(sc string, res, bare *loadResult) figure {
 // without flush, polled every 20 ms.
 func (b *bench) visibility() {
 	const sc = "visibility"
-	g, err := b.server(sc)
-	if err != nil {
-		b.fail(sc, err)
+	g, _, tgt := b.setup(sc, 4)
+	if g == nil {
 		return
 	}
 	defer g.stop()
-	_, key, err := g.createTenant("bench_visibility", b.opt.plan)
-	if err != nil {
-		b.fail(sc, err)
-		return
-	}
-	tgt := target{hc: newHostClient(g.addr, 4), key: key}
 	naFigs := func(why string) {
 		for _, m := range []string{"ack → visible p50", "ack → visible p99"} {
 			f := figure{scenario: sc, metric: m, unit: unitMs, value: nan, na: why, base: nan}
@@ -501,36 +504,13 @@ func (b *bench) tenants() {
 	nt := b.opt.tenants
 	keys := make([]string, nt)
 	prog.begin("tenants/create")
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		next     atomic.Int64
-	)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= nt {
-					return
-				}
-				_, key, err := g.createTenant("bench_t"+strconv.Itoa(i), b.opt.plan)
-				if err != nil {
-					mu.Lock()
-					firstErr = cmpOr(firstErr, err)
-					mu.Unlock()
-					return
-				}
-				keys[i] = key
-				prog.reqs.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		b.fail(sc, firstErr)
+	err = forEach(8, nt, func(i int) error {
+		_, key, err := g.createTenant("bench_t"+strconv.Itoa(i), b.opt.plan)
+		keys[i] = key
+		return err
+	})
+	if err != nil {
+		b.fail(sc, err)
 		return
 	}
 	_, idle, memErr := g.memory()
@@ -560,50 +540,28 @@ func (b *bench) tenants() {
 		}
 	}()
 	spec := loadSpec{conns: tenantConns, duration: b.opt.duration, uri: insertEvents, bodies: b.tenantBodies, rowsPer: tenantRows, keys: keys}
-	prog.begin(sc)
-	res := run(target{hc: newHostClient(g.addr, tenantConns)}, spec)
-	if res.errs > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d failed requests; first: %s\n", sc, res.errs, res.firstErr)
-	}
+	res := load(sc, target{hc: newHostClient(g.addr, tenantConns)}, spec)
 	// One insert with wait per tenant: its ack is the commit of everything
 	// the tenant was sent.
 	prog.begin("tenants/final flush")
-	next.Store(0)
-	for w := 0; w < tenantConns; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= nt {
-					return
-				}
-				code, body, err := post(g.admin, insertEvents+"?wait=true", b.singleBodies[i%len(b.singleBodies)], keys[i])
-				if err == nil && code != http.StatusOK {
-					err = fmt.Errorf("final insert with wait: HTTP %d: %s", code, body)
-				}
-				if err != nil {
-					mu.Lock()
-					firstErr = cmpOr(firstErr, err)
-					mu.Unlock()
-					return
-				}
-				prog.reqs.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+	flushErr := forEach(tenantConns, nt, func(i int) error {
+		code, body, err := post(g.admin, insertEvents+"?wait=true", b.singleBodies[i%len(b.singleBodies)], keys[i])
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("final insert with wait: HTTP %d: %s", code, body)
+		}
+		return err
+	})
 	end := time.Now()
 	close(stopMem)
 	<-memDone
 	committed, na := rate(res.rows+int64(nt), end.Sub(res.start)), ""
-	if firstErr != nil {
+	if flushErr != nil {
 		// Memory and the acked rate still say something.
-		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, firstErr)
-		committed, na = nan, "final wait=true insert failed: "+oneLine(firstErr.Error())
+		fmt.Fprintf(os.Stderr, "%s: %v\n", sc, flushErr)
+		committed, na = nan, "final wait=true insert failed: "+oneLine(flushErr.Error())
 	}
 	hwm, _, err := g.memory()
-	memErr = cmpOr(memErr, err)
+	memErr = cmp.Or(memErr, err)
 	app, _ := b.appenderBaseline()
 	b.add(figure{scenario: sc, metric: fmt.Sprintf("committed rows/s, %d tenants", nt), suffix: "rows/s", value: committed, na: na,
 		base: app, baseName: "raw Appender, 1 table"})
@@ -630,16 +588,34 @@ func (b *bench) tenants() {
 		b.add(figure{scenario: sc, metric: "peak RSS growth, 2nd half of load vs 1st", unit: unitPct, value: growth,
 			base: nan, goal: "≤ 10% (bounded)", met: judge(growth, growth <= 0.10)})
 	}
-	if res.errs > 0 {
-		b.add(figure{scenario: sc, metric: "failed requests", unit: unitCount, value: float64(res.errs), base: nan, goal: "0", met: -1})
-	}
+	b.addFailed(sc, "failed requests", res)
 }
 
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
+// forEach calls f(i) for every i in [0, n) from workers goroutines, each
+// taking the next i, and counts each success on the progress line. A worker
+// stops at its first error; forEach returns the first of those.
+func forEach(workers, n int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  atomic.Int64
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := f(i); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					return
+				}
+				prog.reqs.Add(1)
+			}
+		})
 	}
-	return b
+	wg.Wait()
+	return first
 }
 
 // querySQL makes a 1-million-row result shaped like the events table from
@@ -657,31 +633,25 @@ const querySQL = `select i as id, 'user_' || (i % 5000) as "user", 'click' as ev
 // byte, against DuckDB's own COPY TO a file.
 func (b *bench) query() {
 	const sc = "query"
-	g, err := b.server(sc)
-	if err != nil {
-		b.fail(sc, err)
+	g, _, tgt := b.setup(sc, 2)
+	if g == nil {
 		return
 	}
 	defer g.stop()
-	_, key, err := g.createTenant("bench_query", b.opt.plan)
-	if err != nil {
-		b.fail(sc, err)
-		return
+	// Every figure is n/a if the query API is absent or fails select 1.
+	probeNA := ""
+	if _, err := queryJSON(tgt, "select 1 as n"); errors.Is(err, errNoQueryAPI) {
+		probeNA = "query API absent"
+	} else if err != nil {
+		probeNA = errNA(err)
 	}
-	tgt := target{hc: newHostClient(g.addr, 2), key: key}
-	_, probeErr := queryJSON(tgt, "select 1 as n")
 
 	// Time to first byte of a trivial query: the fixed cost of every query.
 	prog.begin("query/select 1")
 	var p50, p99 float64 = nan, nan
-	ttfbNA, ttfbName := "", "select 1"
-	switch {
-	case errors.Is(probeErr, errNoQueryAPI):
-		ttfbNA = "query API absent"
-	case probeErr != nil:
-		ttfbNA = "error: " + oneLine(probeErr.Error())
-	default:
-		samples, err := selectOneTTFB(g.addr, key, b.opt.duration)
+	ttfbNA, ttfbName := probeNA, "select 1"
+	if probeNA == "" {
+		samples, err := selectOneTTFB(g.addr, tgt.key, b.opt.duration)
 		if len(samples) > 0 {
 			p50, p99 = ms(quantileSorted(samples, 0.5)), ms(quantileSorted(samples, 0.99))
 			ttfbName = fmt.Sprintf("select 1, %s sequential requests", thousands(int64(len(samples))))
@@ -689,7 +659,7 @@ func (b *bench) query() {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: select 1: %v\n", sc, err)
 			if len(samples) == 0 {
-				ttfbNA = "error: " + oneLine(err.Error())
+				ttfbNA = errNA(err)
 			} else {
 				ttfbName += ", stopped by an error"
 			}
@@ -701,17 +671,12 @@ func (b *bench) query() {
 	for _, format := range []string{"json", "csv"} {
 		prog.begin("query/" + format)
 		var mbps, ttfb float64 = nan, nan
-		na := ""
-		switch {
-		case errors.Is(probeErr, errNoQueryAPI):
-			na = "query API absent"
-		case probeErr != nil:
-			na = "error: " + oneLine(probeErr.Error())
-		default:
-			r, err := streamQuery(g.addr, key, querySQL, format)
+		na := probeNA
+		if na == "" {
+			r, err := streamQuery(g.addr, tgt.key, querySQL, format)
 			switch {
 			case err != nil:
-				na = "error: " + oneLine(err.Error())
+				na = errNA(err)
 			case r.lines < queryRows:
 				na = fmt.Sprintf("only %d lines of %d rows", r.lines, queryRows)
 			default:
@@ -741,11 +706,10 @@ const ttfbRequests = 2000
 func selectOneTTFB(addr, key string, d time.Duration) ([]time.Duration, error) {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 	defer c.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+queryURI("select 1 as n", "json"), nil)
+	req, err := queryRequest(addr, key, "select 1 as n", "json")
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-API-KEY", key)
 	var first []byte
 	buf := make([]byte, 4096)
 	one := func() (time.Duration, error) {
@@ -755,9 +719,8 @@ func selectOneTTFB(addr, key string, d time.Duration) ([]time.Duration, error) {
 			return 0, err
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
-			return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+		if err := statusError(resp); err != nil {
+			return 0, err
 		}
 		n, err := io.ReadAtLeast(resp.Body, buf, 1)
 		ttfb := time.Since(start)
@@ -822,20 +785,18 @@ type streamResult struct {
 // streamQuery reads one query result through net/http, timing the first
 // byte and counting newlines; an error marker at the end is an error.
 func streamQuery(addr, key, sql, format string) (*streamResult, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+queryURI(sql, format), nil)
+	req, err := queryRequest(addr, key, sql, format)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-API-KEY", key)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+	if err := statusError(resp); err != nil {
+		return nil, err
 	}
 	r := &streamResult{}
 	buf := make([]byte, 256<<10)
@@ -866,4 +827,25 @@ func streamQuery(addr, key, sql, format string) (*streamResult, error) {
 		return nil, fmt.Errorf("result ends with an error marker: %s", last)
 	}
 	return r, nil
+}
+
+// queryRequest is a net/http GET of sql in format from the query API at addr
+// (host:port), without flush, with API key key.
+func queryRequest(addr, key, sql, format string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+queryURI(sql, format), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-API-KEY", key)
+	return req, nil
+}
+
+// statusError is nil for a 200, else an error with the status and the start
+// of the body.
+func statusError(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
+	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
 }
