@@ -1,4 +1,5 @@
-# duckgate: one static-ish binary; DuckDB is linked in through cgo.
+# duckgate: one binary; DuckDB is linked in statically through cgo, so the
+# runtime image needs only libc and libstdc++.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -7,7 +8,7 @@ COPY . .
 RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/duckgate ./cmd/duckgate
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data duckgate \
     && mkdir -p /data && chown duckgate /data
