@@ -208,6 +208,9 @@ func decodeRecord(b []byte) (*record, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if len(r.s) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last row", errBadRecord, len(r.s))
+	}
 	// Every decoded string shares the record's one copy of b.
 	rows.Size += int64(cap(rows.Cells))*cellSize + int64(cap(rows.Ends))*4 + int64(len(b))
 	rows.Dups = hasDups(rows)
