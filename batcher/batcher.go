@@ -212,6 +212,15 @@ func nextEpoch(path string) (uint64, error) {
 // Stats returns the batcher's counters.
 func (b *Batcher) Stats() *Stats { return &b.stats }
 
+// Full returns ErrBufferFull when the buffers are at their memory cap, so a
+// handler can refuse an insert before spending CPU on decoding it.
+func (b *Batcher) Full() error {
+	if n := b.buffered.Load(); n >= b.cfg.MaxBufferedBytes {
+		return fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, n, b.cfg.MaxBufferedBytes)
+	}
+	return nil
+}
+
 // Buffered is the number of bytes of rows buffered now.
 func (b *Batcher) Buffered() int64 { return b.buffered.Load() }
 

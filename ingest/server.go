@@ -296,6 +296,10 @@ const maxIdempotencyKey = 255
 // insert decodes and submits one insert and answers it. On error it answers
 // nothing and returns the error (and its status) for the caller.
 func (s *Server) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemKey string) (int, error) {
+	// Under overload, refuse before decoding: the CPU goes to committing.
+	if err := s.cfg.Batcher.Full(); err != nil {
+		return 0, err
+	}
 	body := ctx.PostBody()
 	if enc := ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding); len(enc) > 0 {
 		if !bytes.EqualFold(enc, []byte("gzip")) {
