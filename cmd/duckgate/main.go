@@ -40,7 +40,7 @@ func main() {
 		os.Exit(runCLI(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 	}
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage:\n  duckgate serve [flags]        run the gateway (duckgate serve -h lists the flags)\n  duckgate tenant|key ...       manage a running server (duckgate tenant help)")
+		fmt.Fprintln(os.Stderr, "usage:\n  duckgate serve [flags]        run the gateway (duckgate serve -h lists the flags)\n  duckgate tenant|key ...       manage a running server (duckgate tenant prints their usage)")
 		os.Exit(2)
 	}
 	if err := serve(os.Args[2:]); err != nil {
