@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -226,4 +228,42 @@ func slotsInUse(e *Engine) int {
 	e.slots.mu.Lock()
 	defer e.slots.mu.Unlock()
 	return len(e.slots.m)
+}
+
+// MaxExecuting bounds the queries DuckDB runs at once across tenants: with
+// one slot, a long query of one tenant makes another tenant's query wait
+// (and time out) rather than share the core, the slot is given back when
+// the first row is fetched, and concurrent short queries all complete.
+func TestExecutingLimit(t *testing.T) {
+	env := newEnv(t, Config{MaxExecuting: 1}, nil)
+	done := make(chan response)
+	go func() {
+		done <- env.query(t, "t1", "select sum(hash(i)) from range(1000000000000) t(i)", "timeout", "2")
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if r := env.query(t, "t2", "select 1", "timeout", "0.5"); r.status != 504 {
+		t.Fatalf("second tenant while the slot is taken: %d %s", r.status, r.body)
+	}
+	if r := <-done; r.status != 504 {
+		t.Fatalf("slow query: %d %s", r.status, r.body)
+	}
+	// A streaming result does not hold the slot.
+	req, _ := newGet("/api/data/query?format=csv&query=select+*+from+range(5000000)")
+	req.Header.Set("X-Tenant", "t1")
+	resp, err := env.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	env.query(t, "t2", "select 1", "timeout", "2").ok(t)
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env.query(t, fmt.Sprintf("t%d", i), "select 42 as n", "timeout", "10").ok(t)
+		}()
+	}
+	wg.Wait()
 }

@@ -127,12 +127,20 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 	if err != nil {
 		return nil, err
 	}
+	select {
+	case e.executing <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, wrapRunError(ctx, fmt.Errorf("waiting for a free core: %w", ctx.Err()))
+	}
+	executed := sync.OnceFunc(func() { <-e.executing })
 	s, err := e.open(ctx, tenantID)
 	if err != nil {
+		executed()
 		release()
 		return nil, err
 	}
-	s.release = release
+	s.release, s.executed = release, executed
 	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
 		s.maybeJSON = mayHoldJSON(st)
 		return nil
@@ -183,6 +191,8 @@ func (e *Engine) start(ctx context.Context, cancel context.CancelFunc, tenantID 
 		rs.finish()
 		return nil, err
 	}
+	// DuckDB has run the query; what is left is encoding and sending.
+	s.executed()
 	return rs, nil
 }
 

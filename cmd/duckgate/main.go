@@ -68,6 +68,7 @@ func serve(args []string) error {
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
 	queryMaxRows := fs.Int64("query.max-rows", query.DefaultMaxRows, "most rows one query result may have")
 	queryMaxBytes := fs.Int64("query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
+	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait in arrival order")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
 	walSegment := fs.Int64("wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
@@ -158,6 +159,7 @@ func serve(args []string) error {
 		MaxRows:       *queryMaxRows,
 		MaxBytes:      *queryMaxBytes,
 		MaxConcurrent: *queryConcurrency,
+		MaxExecuting:  *queryExecuting,
 		Metrics:       set,
 	}, pool, b, log)
 	shares, err := share.Open(share.Config{
