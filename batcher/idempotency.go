@@ -34,6 +34,7 @@ type idemStore struct {
 	mu      sync.Mutex
 	entries map[string]*idemEntry // by tenant + "\x00" + key; guarded by mu
 	f       *os.File              // append-only file; guarded by mu
+	lines   int                   // lines in the file; guarded by mu
 }
 
 type idemEntry struct {
@@ -93,6 +94,7 @@ func (s *idemStore) compact() error {
 	}
 	w := bufio.NewWriter(f)
 	var line []byte
+	s.lines = 0
 	for id, e := range s.entries {
 		if e.resp == nil {
 			continue
@@ -100,6 +102,7 @@ func (s *idemStore) compact() error {
 		tenant, key, _ := cutID(id)
 		line = appendIdemLine(line[:0], tenant, key, e)
 		_, _ = w.Write(line)
+		s.lines++
 	}
 	err = w.Flush()
 	if err == nil {
@@ -193,14 +196,34 @@ func (s *idemStore) persist(recs []*record) error {
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("persist idempotency keys: %w", err)
 	}
+	s.lines += len(recs)
+	if s.lines > 2*len(s.entries)+compactSlack {
+		// The file holds mostly expired or repeated keys: rewrite it with
+		// the live ones, so it stays bounded while the process runs.
+		s.expireLocked()
+		_ = s.f.Close()
+		if err := s.compact(); err != nil {
+			// Keep appending to the old file: it is still complete.
+			s.f, _ = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+			return err
+		}
+	}
 	return nil
 }
 
+// compactSlack is how many lines the file may hold beyond twice the live
+// keys before it is rewritten.
+const compactSlack = 100_000
+
 // expire drops keys older than the window.
 func (s *idemStore) expire() {
-	cutoff := time.Now().Add(-s.window)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireLocked()
+}
+
+func (s *idemStore) expireLocked() {
+	cutoff := time.Now().Add(-s.window)
 	for id, e := range s.entries {
 		if e.at.Before(cutoff) {
 			delete(s.entries, id)

@@ -130,3 +130,39 @@ func TestIdemTornLine(t *testing.T) {
 	checkBegin(t, s, "t", "good", `{"accepted":1}`, nil)
 	checkBegin(t, s, "t", "after", `{"accepted":3}`, nil)
 }
+
+// The file is rewritten while the process runs once it holds far more lines
+// than live keys, and what it keeps still reopens.
+func TestIdemStoreCompactsWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idem.ndjson")
+	s, err := openIdemStore(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same key accepted again and again: one live key, many lines.
+	rec := &record{tenant: "t", idemKey: "k", response: []byte(`{"accepted":1}`), at: time.Now().Unix()}
+	s.accept("t", "k", rec.response, time.Now())
+	batch := make([]*record, 1000)
+	for i := range batch {
+		batch[i] = rec
+	}
+	for range compactSlack/len(batch) + 2 {
+		if err := s.persist(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.lines > len(batch)+1 {
+		t.Fatalf("%d lines after persisting %d: no compaction", s.lines, compactSlack+2000)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := openIdemStore(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.close()
+	if resp, found, err := s2.begin("t", "k"); err != nil || !found || string(resp) != `{"accepted":1}` {
+		t.Fatalf("after compaction and reopen: %q %v %v", resp, found, err)
+	}
+}
