@@ -236,3 +236,43 @@ func TestLogSegmentsDeletedOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("rows = %d", n)
 	}
 }
+
+// A replayed batch that DuckDB refuses does not stop the server from
+// starting: it stays queued, is retried, and ends in the quarantine table.
+func TestRecoveryWithAFailingBatchStillStarts(t *testing.T) {
+	slow := func(c *envConfig) {
+		c.batcher.FlushInterval = time.Hour
+		c.batcher.RetryBackoff = time.Millisecond
+		c.batcher.QuarantineAfter = 3
+	}
+	e := newEnv(t, slow)
+	id, key := e.tenant("acme")
+	h, err := e.pool.Acquire(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A table no batch of positive numbers can go into.
+	if _, err := h.DB.Exec(`CREATE TABLE t (a BIGINT CHECK (a < 0))`); err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	if r := e.do("POST", "/api/data/insert/t", []byte(`{"a":5}`), "X-API-KEY", key); r.status != 200 {
+		t.Fatalf("insert: %d %s", r.status, r.body)
+	}
+	e.crash()
+	e2 := startEnv(t, e.dir, slow) // fails the test if recovery returns an error
+	if r := e2.do("GET", "/healthz", nil); r.status != 200 {
+		t.Fatalf("healthz after recovery: %d", r.status)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e2.batcher.Stats().Quarantined.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failing batch was never quarantined")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e2.stop()
+	if n := queryInt(t, e2, id, `SELECT count(*) FROM _duckgate_quarantine WHERE table_name = 't' AND "row"->>'a' = '5'`); n != 1 {
+		t.Fatalf("quarantined rows = %d, want 1", n)
+	}
+}
