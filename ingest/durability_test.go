@@ -272,7 +272,7 @@ func TestRecoveryWithAFailingBatchStillStarts(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e2.stop()
-	if n := queryInt(t, e2, id, `SELECT count(*) FROM _duckgate_quarantine WHERE table_name = 't' AND "row"->>'a' = '5'`); n != 1 {
+	if n := queryInt(t, e2, id, `SELECT count(*) FROM _duckgate_quarantine WHERE table_name = 't' AND ("row"->>'a') = '5'`); n != 1 {
 		t.Fatalf("quarantined rows = %d, want 1", n)
 	}
 }
