@@ -9,4 +9,17 @@
 // size or an age, the writer evolves the table's schema (package schema) and
 // appends the whole batch with the DuckDB Appender inside one transaction,
 // so a batch lands whole or not at all. Handlers never touch DuckDB.
+//
+// Durability: Submit numbers an insert under its writer's lock (so a table's
+// inserts are numbered in buffer order), writes it to the write-ahead log
+// (batcher/wal) and returns once the log is fsynced. A flush takes only the
+// head of a buffer whose log writes are done and records, in the same DuckDB
+// transaction, the number of the last insert it committed; Recover replays
+// exactly the inserts above that number. A log segment is released once no
+// uncommitted insert can be in it.
+//
+// Locks: Batcher.mu, writer.mu, Batcher.walMu and the idempotency store's
+// mutex are each held only for bookkeeping, never across I/O or DuckDB, and
+// never two at a time, except that walMu is held around wal.Log.Floor, which
+// takes the log's own mutex (and the log never calls back into the batcher).
 package batcher
