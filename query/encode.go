@@ -153,6 +153,26 @@ func appendInterval(b []byte, iv duckdb.Interval) []byte {
 	return b
 }
 
+// appendSortedObject writes m as a JSON object with its keys sorted (Go maps
+// have no order; sorting makes the output stable).
+func appendSortedObject(b []byte, m map[string]any) []byte {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, key := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonstr.Append(b, key)
+		b = append(b, ':')
+		b = appendJSONValue(b, m[key], kindOther)
+	}
+	return append(b, '}')
+}
+
 // appendJSONValue appends v as a JSON value. Numbers stay numbers and exact
 // (integers from their int64/uint64/*big.Int form, DECIMAL from its exact
 // decimal string); NaN and ±Inf, which JSON cannot carry, are null. Nested
@@ -206,21 +226,7 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		}
 		return append(b, ']')
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for key := range v {
-			keys = append(keys, key)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, key := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonstr.Append(b, key)
-			b = append(b, ':')
-			b = appendJSONValue(b, v[key], kindOther)
-		}
-		return append(b, '}')
+		return appendSortedObject(b, v)
 	case duckdb.OrderedMap:
 		keys, vals := v.Keys(), v.Values()
 		b = append(b, '{')
@@ -234,24 +240,11 @@ func appendJSONValue(b []byte, v any, k kind) []byte {
 		}
 		return append(b, '}')
 	case duckdb.Map:
-		keys := make([]string, 0, len(v))
 		byKey := make(map[string]any, len(v))
 		for key, val := range v {
-			s := string(appendMapKey(nil, key))
-			keys = append(keys, s)
-			byKey[s] = val
+			byKey[string(appendMapKey(nil, key))] = val
 		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, key := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonstr.Append(b, key)
-			b = append(b, ':')
-			b = appendJSONValue(b, byKey[key], kindOther)
-		}
-		return append(b, '}')
+		return appendSortedObject(b, byKey)
 	case duckdb.Union:
 		return appendJSONValue(b, v.Value, kindOther)
 	case string:
