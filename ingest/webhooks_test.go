@@ -124,36 +124,20 @@ func hookCount(t *testing.T, db *sql.DB, table string) int {
 	return n
 }
 
-// hookQuery runs q and returns its rows with every value as text.
+// hookQuery runs q and returns its rows with every value as text, NULL as
+// "null".
 func hookQuery(t *testing.T, db *sql.DB, q string) [][]string {
 	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out [][]string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			row[i] = "null"
-			if v.Valid {
-				row[i] = v.String
+	for _, row := range queryText(t, db, q) {
+		r := make([]string, len(row))
+		for i, v := range row {
+			r[i] = "null"
+			if s, ok := v.(string); ok {
+				r[i] = s
 			}
 		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		out = append(out, r)
 	}
 	return out
 }
