@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -216,4 +217,45 @@ func TestWriteFaults(t *testing.T) {
 	if l.Size() != st.Size {
 		t.Fatalf("Size after reopen %d; the log counted %d", l.Size(), st.Size)
 	}
+}
+
+// A segment that cannot be moved aside after a corrupt one fails the
+// replay instead of passing unnoticed, and the next start still recovers
+// the good prefix (followed by the intact later segments it kept).
+func TestCorruptRepairMoveFails(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, Config{Dir: dir, SegmentSize: 512, NoSync: true})
+	recs := makeRecs(40, 0)
+	pos := appendAll(t, l, recs)
+	closeT(t, l)
+	const bad = 5
+	path := filepath.Join(dir, segName(pos[bad].Segment))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := int64(0)
+	if pos[bad-1].Segment == pos[bad].Segment {
+		start = pos[bad-1].Offset
+	}
+	b[start+hdrSize+3] ^= 0x40
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	renameAside = func(string, string) error { return syscall.EIO }
+	l = openT(t, Config{Dir: dir, NoSync: true})
+	_, err = l.Replay(func(Position, []byte) error { return nil })
+	renameAside = os.Rename
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Replay with a failing move: %v; want EIO", err)
+	}
+	_ = l.Close()
+
+	l, r := reopenReplay(t, dir)
+	defer l.Close()
+	if len(r.recs) < bad {
+		t.Fatalf("second start recovered %d records; want the %d before the damage", len(r.recs), bad)
+	}
+	mustEqualRecs(t, r.recs[:bad], recs[:bad])
 }

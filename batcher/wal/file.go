@@ -155,8 +155,11 @@ func copyAside(src string, sync bool) (string, error) {
 // moveAside renames src to a fresh "<src>.corrupt" name and returns it.
 func moveAside(src string) (string, error) {
 	dst := freeName(src + ".corrupt")
-	return dst, os.Rename(src, dst)
+	return dst, renameAside(src, dst)
 }
+
+// renameAside renames a segment aside; tests replace it to fail the move.
+var renameAside = os.Rename
 
 func (l *Log) segPath(seq uint64) string {
 	return filepath.Join(l.dir, segName(seq))

@@ -194,9 +194,10 @@ func (l *Log) repair(old []segment, i int, bad int64, reason string, st *ReplayS
 	l.mu.Unlock()
 	var moved []uint64
 	for _, s := range old[i+1:] {
-		dst, err := moveAside(l.segPath(s.seq))
-		if err != nil {
-			err = fmt.Errorf("wal: move segment aside: %w", err)
+		dst, merr := moveAside(l.segPath(s.seq))
+		if merr != nil {
+			// Stop here, reported: the log must stay a contiguous run.
+			err = fmt.Errorf("wal: move segment aside: %w", merr)
 			break
 		}
 		st.Quarantined = append(st.Quarantined, dst)
