@@ -81,6 +81,8 @@ type Key struct {
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
 	Hash     string    `json:"hash"` // hex SHA-256 of the key
+
+	sum [32]byte // Hash decoded, for the comparison on every request
 }
 
 // Config configures a Store.
@@ -137,6 +139,7 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("tenant registry %s: key %s: %w", cfg.Path, k.ID, err)
 		}
 		s.keys[k.ID] = k
+		k.sum = h
 		s.byHash[h] = k
 	}
 	return s, nil
@@ -197,7 +200,7 @@ func (s *Store) Authenticate(key []byte) (Tenant, Key, error) {
 	}
 	// The map lookup already matched the hash; compare again in constant
 	// time so no timing of the comparison depends on the key.
-	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(h[:])), []byte(k.Hash)) != 1 {
+	if subtle.ConstantTimeCompare(h[:], k.sum[:]) != 1 {
 		return Tenant{}, Key{}, ErrUnauthorized
 	}
 	// Last use is kept to the second: the write lock is taken once per key
@@ -381,7 +384,7 @@ func (s *Store) newKeyLocked(tenantID string, scope Scope) (*Key, string) {
 	_, _ = rand.Read(secret)
 	key := "dg_" + base64.RawURLEncoding.EncodeToString(secret)
 	h := sha256.Sum256([]byte(key))
-	k := &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:])}
+	k := &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:]), sum: h}
 	s.keys[k.ID] = k
 	s.byHash[h] = k
 	return k, key

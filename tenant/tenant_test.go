@@ -93,3 +93,20 @@ func TestCreateTenantValidates(t *testing.T) {
 		t.Fatalf("plan of pro tenant: %+v", p)
 	}
 }
+
+// Authenticate runs on every request: it must not allocate.
+func TestAuthenticateAllocs(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "meta.json"))
+	_, _, key, err := s.CreateTenant("acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := []byte(key)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := s.Authenticate(k); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("Authenticate allocates %v times", n)
+	}
+}
