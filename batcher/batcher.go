@@ -253,11 +253,6 @@ type Request struct {
 	Response       []byte
 }
 
-// Insert queues rows for tenant's table; see Submit.
-func (b *Batcher) Insert(tenant, table string, rows *Rows, wait bool) (*Ticket, error) {
-	return b.Submit(Request{Tenant: tenant, Table: table, Rows: rows, Wait: wait})
-}
-
 // Submit queues an insert. It returns once the rows are durable (in the
 // write-ahead log, fsynced) or, without a log, buffered; it never waits for
 // DuckDB. A full buffer is ErrBufferFull, a log that cannot write is

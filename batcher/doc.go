@@ -2,7 +2,7 @@
 // into the tenant's DuckDB database in large batches.
 //
 // Data flow: the ingest handler decodes a request into Rows (Builder) and
-// calls Insert. Insert charges the rows against the global memory cap,
+// calls Submit. Submit charges the rows against the global memory cap,
 // makes them durable (write-ahead log, when configured) and queues them on
 // the tenant's writer. One writer goroutine per tenant owns all writes to
 // that tenant's database: when a table's buffer reaches a row count, a byte

@@ -70,7 +70,7 @@ func (tb *testBatcher) reopen(tenant string) *sql.DB {
 
 func (tb *testBatcher) insert(tenant, table string, rows *Rows, wait bool) *Ticket {
 	tb.t.Helper()
-	ticket, err := tb.b.Insert(tenant, table, rows, wait)
+	ticket, err := tb.b.Submit(Request{Tenant: tenant, Table: table, Rows: rows, Wait: wait})
 	if err != nil {
 		tb.t.Fatalf("insert into %s.%s: %v", tenant, table, err)
 	}

@@ -253,9 +253,6 @@ func (s *Server) handleDeleteTenant(ctx *fasthttp.RequestCtx, id string) {
 		}
 	}
 	s.log.Info("tenant deleted", zap.String("tenant", id))
-	if s.cfg.OnTenantDeleted != nil {
-		s.cfg.OnTenantDeleted(id)
-	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"deleted": id})
 }
 

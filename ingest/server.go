@@ -49,12 +49,6 @@ type Config struct {
 	Batcher *batcher.Batcher
 	// Query serves queries and table listings; nil answers 404.
 	Query QueryAPI
-	// OnTenantCreated is called after the admin API creates a tenant
-	// (optional).
-	OnTenantCreated func(tenant.Tenant)
-	// OnTenantDeleted is called after the admin API deleted a tenant and
-	// its files (optional), e.g. to drop its share links and webhooks.
-	OnTenantDeleted func(tenantID string)
 	// Pool is the tenant databases. The admin API counts tables and rows
 	// in them, measures them, closes one after a plan change, deletes a
 	// tenant's files and snapshots them for operator queries; the storage
@@ -412,9 +406,6 @@ func (s *Server) handleCreateTenant(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("tenant created", zap.String("tenant", t.ID), zap.String("plan", t.Plan))
-	if s.cfg.OnTenantCreated != nil {
-		s.cfg.OnTenantCreated(t)
-	}
 	writeJSON(ctx, fasthttp.StatusCreated, CreateTenantResponse{TenantID: t.ID, Name: t.Name, Plan: t.Plan, KeyID: k.ID, APIKey: key})
 }
 

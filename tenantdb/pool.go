@@ -307,7 +307,7 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 	if p.cfg.LimitsOf != nil {
 		lim = p.cfg.LimitsOf(tenantID)
 	}
-	c, err := duckdb.NewConnector(p.Path(tenantID)+"?"+SandboxDSN(lim).Encode(), nil)
+	c, err := duckdb.NewConnector(p.Path(tenantID)+"?"+sandboxDSN(lim).Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open database of tenant %s: %w", tenantID, err)
 	}
@@ -333,13 +333,13 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 	return db, nil
 }
 
-// SandboxDSN returns the DuckDB configuration a tenant database is opened
+// sandboxDSN returns the DuckDB configuration a tenant database is opened
 // with: its limits, and no extension may be installed or loaded (JSON,
 // Parquet and ICU are built in). openDB then turns external access off
 // (read_csv('/etc/passwd'), COPY TO, ATTACH all fail inside DuckDB, except
 // in the tenant's scratch directory) and locks the configuration, so no
 // SET/RESET can undo it.
-func SandboxDSN(lim Limits) url.Values {
+func sandboxDSN(lim Limits) url.Values {
 	v := url.Values{}
 	if lim.MemoryLimit != "" {
 		v.Set("memory_limit", lim.MemoryLimit)
