@@ -198,7 +198,9 @@ func (e *env) do(method, uri string, body []byte, hdr ...string) response {
 		e.t.Fatalf("%s %s: %v", method, uri, err)
 	}
 	r := response{status: resp.StatusCode(), body: append([]byte(nil), resp.Body()...), header: map[string]string{}}
-	resp.Header.VisitAll(func(k, v []byte) { r.header[string(k)] = string(v) })
+	for k, v := range resp.Header.All() {
+		r.header[string(k)] = string(v)
+	}
 	return r
 }
 
