@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/atomicfile"
-	"duckgate/batcher/wal"
 	"duckgate/tenantdb"
+	"duckgate/wal"
 )
 
 // Errors of this package, mapped to HTTP status by the ingest handler.

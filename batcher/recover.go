@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"duckgate/batcher/wal"
+	"duckgate/wal"
 )
 
 // RecoveryStats says what Recover found in the write-ahead log.

@@ -19,6 +19,8 @@ import (
 	"duckgate/query"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
+
+	"duckgate/schema"
 )
 
 // Operator queries (POST /api/admin/query) run over snapshots.
@@ -176,11 +178,11 @@ func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
 			}
 		} else {
 			// No data yet: an empty database, so that the name resolves.
-			if _, err := h.DB.ExecContext(ctx, `ATTACH `+sqlQuote(dst)+` AS "`+id+`"; DETACH "`+id+`"`); err != nil {
+			if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS "`+id+`"; DETACH "`+id+`"`); err != nil {
 				return fmt.Errorf("empty database for tenant %s: %w", id, err)
 			}
 		}
-		if _, err := h.DB.ExecContext(ctx, `ATTACH `+sqlQuote(dst)+` AS "`+id+`" (READ_ONLY)`); err != nil {
+		if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS "`+id+`" (READ_ONLY)`); err != nil {
 			return fmt.Errorf("attach snapshot of tenant %s: %w", id, err)
 		}
 	}
@@ -203,9 +205,4 @@ func (aq *adminQuery) cleanup() {
 	if err := os.RemoveAll(aq.dir); err != nil {
 		aq.s.log.Warn("remove operator query snapshots", zap.String("query", aq.id), zap.Error(err))
 	}
-}
-
-// sqlQuote quotes s as a SQL string literal.
-func sqlQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
-	"duckgate/batcher/wal"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
+	"duckgate/wal"
 )
 
 // clickEvents returns n NDJSON click events with 10 top-level keys.

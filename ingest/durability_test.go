@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"duckgate/batcher/wal"
+	"duckgate/wal"
 )
 
 func queryInt(t *testing.T, e *env, tenantID, q string) int {

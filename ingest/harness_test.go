@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"duckgate/batcher"
-	"duckgate/batcher/wal"
 	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
+	"duckgate/wal"
 )
 
 // env is a whole duckgate (registry, databases, batcher, HTTP server) in a

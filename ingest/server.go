@@ -17,12 +17,12 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
-	"duckgate/ingest/webhook/hookstore"
 	"duckgate/query"
 	"duckgate/schema"
 	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
+	"duckgate/webhook"
 )
 
 // QueryAPI serves reads for an authenticated tenant (package query).
@@ -62,7 +62,7 @@ type Config struct {
 	AdminQuery query.Config
 	// Webhooks keeps webhook endpoints and seen delivery ids; nil answers
 	// 404 on /api/webhooks.
-	Webhooks *hookstore.Store
+	Webhooks *webhook.Store
 	// WebhookTolerance is how far a Stripe or Standard Webhooks signed
 	// timestamp may be from now. Default webhook.DefaultTolerance (5 min).
 	WebhookTolerance time.Duration

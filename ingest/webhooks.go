@@ -14,10 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
-	"duckgate/ingest/webhook"
-	"duckgate/ingest/webhook/hookstore"
 	"duckgate/schema"
 	"duckgate/tenant"
+	"duckgate/webhook"
 )
 
 // Webhook endpoints.
@@ -79,7 +78,7 @@ type WebhookResponse struct {
 	Duplicate bool `json:"duplicate"`
 }
 
-func endpointView(e hookstore.Endpoint) WebhookEndpoint {
+func endpointView(e webhook.Endpoint) WebhookEndpoint {
 	return WebhookEndpoint{ID: e.ID, URL: "/api/webhooks/" + e.ID, Provider: string(e.Provider), Table: e.Table, Created: e.Created}
 }
 
@@ -135,9 +134,9 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 // package's errors, for statusOf.
 func webhookStoreError(err error) error {
 	switch {
-	case errors.Is(err, hookstore.ErrNotFound):
+	case errors.Is(err, webhook.ErrNotFound):
 		return fmt.Errorf("%w: %v", ErrNotFound, err)
-	case errors.Is(err, hookstore.ErrLimit), errors.Is(err, webhook.ErrBadSecret), errors.Is(err, webhook.ErrUnknownProvider):
+	case errors.Is(err, webhook.ErrLimit), errors.Is(err, webhook.ErrBadSecret), errors.Is(err, webhook.ErrUnknownProvider):
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	return err
@@ -233,7 +232,7 @@ func (s *Server) handleDelivery(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 
-	var claim *hookstore.Claim
+	var claim *webhook.Claim
 	if d.ID != "" {
 		cctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 		c, dup, err := s.cfg.Webhooks.Claim(cctx, e.ID, d.ID)

@@ -17,8 +17,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"duckgate/ingest/webhook"
-	"duckgate/ingest/webhook/hookstore"
+	"duckgate/webhook"
 )
 
 // Secrets of the tests' endpoints, shaped like the providers' own.
@@ -33,7 +32,7 @@ const (
 // directory, as cmd/duckgate wires it.
 func startHookEnv(t *testing.T, dir string) *env {
 	t.Helper()
-	st, err := hookstore.Open(hookstore.Config{Dir: dir})
+	st, err := webhook.Open(webhook.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +279,7 @@ func TestWebhookSignaturesEndToEnd(t *testing.T) {
 
 func TestWebhookToleranceIsConfigurable(t *testing.T) {
 	dir := t.TempDir()
-	st, err := hookstore.Open(hookstore.Config{Dir: dir})
+	st, err := webhook.Open(webhook.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +449,7 @@ func TestWebhookRegistry(t *testing.T) {
 		}
 	}
 	grepSecrets()
-	for _, name := range []string{hookstore.KeyFile, hookstore.EndpointsFile, hookstore.SeenFile} {
+	for _, name := range []string{webhook.KeyFile, webhook.EndpointsFile, webhook.SeenFile} {
 		fi, err := os.Stat(filepath.Join(e.dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"duckgate/schema"
+
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
@@ -36,7 +38,7 @@ func (e *Engine) ExportParquet(ctx context.Context, tenantID string, req Request
 	}()
 	// As in runParquet: the newline ends a trailing -- comment, and checkOne
 	// makes sure the whole text is one COPY before anything runs.
-	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + sqlString(path) + " (FORMAT parquet)"
+	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + schema.QuoteString(path) + " (FORMAT parquet)"
 	if err := checkOne(s.conn, copySQL, duckdb.STATEMENT_TYPE_COPY); err != nil {
 		return "", 0, fmt.Errorf("%w: the query cannot be exported as Parquet (remove a trailing comment?)", ErrBadQuery)
 	}

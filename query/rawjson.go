@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/jsonstr"
+	"duckgate/schema"
 )
 
 // JSON columns are read as their text.
@@ -146,7 +147,7 @@ func wrapRawJSON(q string, names []string, isJSON []bool) string {
 			sb.WriteString("::VARCHAR")
 		}
 		sb.WriteString(" AS ")
-		sb.WriteString(quoteIdent(name))
+		sb.WriteString(schema.QuoteIdent(name))
 	}
 	sb.WriteString(" FROM (")
 	sb.WriteString(trimStatement(q))

@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/jsonstr"
+
+	"duckgate/schema"
 )
 
 // streamBufSize is the bufio.Writer size of a result stream: rows are sent
@@ -212,7 +214,7 @@ func (e *Engine) runParquet(ctx context.Context, tenantID string, req Request) (
 	// The tenant's SQL was checked to be exactly one SELECT; the newline
 	// ends a trailing -- comment, and checkOne below makes sure the COPY is
 	// one COPY statement before anything runs.
-	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + sqlString(path) + " (FORMAT parquet)"
+	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + schema.QuoteString(path) + " (FORMAT parquet)"
 	if err := checkOne(s.conn, copySQL, duckdb.STATEMENT_TYPE_COPY); err != nil {
 		return nil, 0, fmt.Errorf("%w: the query cannot be exported as Parquet (remove a trailing comment?)", ErrBadQuery)
 	}
@@ -242,11 +244,6 @@ func (e *Engine) runParquet(ctx context.Context, tenantID string, req Request) (
 // trimStatement drops trailing white space and semicolons.
 func trimStatement(q string) string {
 	return strings.TrimRight(q, " \t\r\n;")
-}
-
-// sqlString quotes s as a SQL string literal.
-func sqlString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // column is a result column as the encoders need it.

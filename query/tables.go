@@ -8,6 +8,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"duckgate/jsonstr"
+
+	"duckgate/schema"
 )
 
 // internalPrefix marks the gateway's own schemas and tables, hidden from tenants.
@@ -56,7 +58,7 @@ func (e *Engine) Tables(ctx context.Context, tenantID string) ([]TableInfo, erro
 		return nil, wrapRunError(ctx, err)
 	}
 	for i := range tables {
-		q := "SELECT count(*) FROM main." + quoteIdent(tables[i].Name)
+		q := "SELECT count(*) FROM main." + schema.QuoteIdent(tables[i].Name)
 		if err := s.conn.QueryRowContext(ctx, q).Scan(&tables[i].Rows); err != nil {
 			return nil, wrapRunError(ctx, fmt.Errorf("count rows of %s: %w", tables[i].Name, err))
 		}
@@ -149,9 +151,4 @@ func writeJSON(ctx *fasthttp.RequestCtx, b []byte) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(b)
-}
-
-// quoteIdent quotes a SQL identifier.
-func quoteIdent(s string) string {
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

@@ -92,3 +92,10 @@ func ValidTableName(name string) bool {
 func QuoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
+
+// QuoteString returns s as a SQL string literal, doubling embedded single
+// quotes ('it”s' for it's). Never put a value into SQL any other way where a
+// parameter cannot be used (a path in COPY or ATTACH, a setting).
+func QuoteString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

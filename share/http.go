@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/query"
+	"duckgate/schema"
 )
 
 // createBody is the JSON body of POST /api/data/query/share.
@@ -165,7 +166,7 @@ func (s *Service) download(ctx *fasthttp.RequestCtx, l *link, f query.Format) {
 			s.sendFile(ctx, l, path, filename)
 			return
 		}
-		req = query.Request{SQL: "SELECT * FROM read_parquet(" + sqlString(path) + ")", Format: f}
+		req = query.Request{SQL: "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ")", Format: f}
 	} else {
 		params, err := decodeParams(l.params)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/query"
+	"duckgate/schema"
 )
 
 // maxCellRunes is the longest cell shown in the preview; longer is cut.
@@ -183,7 +184,7 @@ func (s *Service) preview(l *link, d *pageData) error {
 		if path == "" {
 			return ErrGone
 		}
-		sql = "SELECT * FROM read_parquet(" + sqlString(path) + ") LIMIT " + strconv.Itoa(n+1)
+		sql = "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ") LIMIT " + strconv.Itoa(n+1)
 		d.Rows, d.RowsKnown = l.rows, true
 	} else {
 		var err error

@@ -684,11 +684,6 @@ func trimStatement(q string) string {
 	return strings.TrimRight(q, " \t\r\n;")
 }
 
-// sqlString quotes s as a SQL string literal.
-func sqlString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
 // decodeParams is the inverse of the JSON encoding of params in Create:
 // numbers come back as json.Number, as package query wants them.
 func decodeParams(b json.RawMessage) ([]any, error) {

@@ -10,13 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/zap"
+
+	"duckgate/schema"
 )
 
 // ErrClosed is returned by Acquire after Close.
@@ -103,11 +104,6 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 // Parquet exports and share snapshots. It is removed with the tenant.
 func (p *Pool) ScratchDir(tenantID string) string {
 	return filepath.Join(p.cfg.Dir, tenantID+".scratch")
-}
-
-// sqlString quotes s as a SQL string literal.
-func sqlString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // Path is the file of a tenant's database.
@@ -322,7 +318,7 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 	// files (Parquet exports, share snapshots); DuckDB normalises paths, so
 	// "scratch/../x" is refused. The lock goes last so that nothing after it
 	// can change a setting.
-	sandbox := "SET GLOBAL allowed_directories = [" + sqlString(scratch+string(filepath.Separator)) + "];" +
+	sandbox := "SET GLOBAL allowed_directories = [" + schema.QuoteString(scratch+string(filepath.Separator)) + "];" +
 		"SET GLOBAL enable_external_access = false;" +
 		"SET GLOBAL TimeZone = 'UTC';" +
 		"SET GLOBAL lock_configuration = true"

@@ -1,6 +1,8 @@
 package tenantdb
 
 import (
+	"duckgate/schema"
+
 	"context"
 	"errors"
 	"fmt"
@@ -62,7 +64,7 @@ func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, err
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
 	}
 	const alias = "_duckgate_snapshot"
-	if _, err := conn.ExecContext(ctx, `ATTACH `+sqlString(dst)+` AS `+alias); err != nil {
+	if _, err := conn.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS `+alias); err != nil {
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
 	}
 	_, err = conn.ExecContext(ctx, `COPY FROM DATABASE "`+strings.ReplaceAll(src, `"`, `""`)+`" TO `+alias)

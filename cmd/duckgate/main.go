@@ -25,14 +25,13 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"duckgate/batcher"
-	"duckgate/batcher/wal"
 	"duckgate/ingest"
-	"duckgate/ingest/webhook"
-	"duckgate/ingest/webhook/hookstore"
 	"duckgate/query"
 	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/tenantdb"
+	"duckgate/wal"
+	"duckgate/webhook"
 )
 
 func main() {
@@ -74,7 +73,7 @@ func serve(args []string) error {
 	walSegment := fs.Int64("wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
 	walBacklog := fs.Int64("wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
 	idemWindow := fs.Duration("ingest.idempotency-window", 24*time.Hour, "how long an Idempotency-Key is remembered")
-	webhookWindow := fs.Duration("webhooks.dedup-window", hookstore.DefaultDedupWindow, "how long a webhook delivery id is remembered; a redelivery within it is answered 200 and not stored again")
+	webhookWindow := fs.Duration("webhooks.dedup-window", webhook.DefaultDedupWindow, "how long a webhook delivery id is remembered; a redelivery within it is answered 200 and not stored again")
 	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
 	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
@@ -104,7 +103,7 @@ func serve(args []string) error {
 		return err
 	}
 
-	hooks, err := hookstore.Open(hookstore.Config{Dir: *dataDir, DedupWindow: *webhookWindow})
+	hooks, err := webhook.Open(webhook.Config{Dir: *dataDir, DedupWindow: *webhookWindow})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package hookstore
+package webhook
 
 import (
 	"crypto/aes"
@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"duckgate/atomicfile"
-	"duckgate/ingest/webhook"
 )
 
 // Errors of this package, wrapped with detail; test with errors.Is.
@@ -73,11 +72,11 @@ type Config struct {
 
 // Endpoint is a registered webhook endpoint, without its secret.
 type Endpoint struct {
-	ID       string           `json:"id"`
-	TenantID string           `json:"tenant_id"`
-	Provider webhook.Provider `json:"provider"`
-	Table    string           `json:"table"`
-	Created  time.Time        `json:"created"`
+	ID       string    `json:"id"`
+	TenantID string    `json:"tenant_id"`
+	Provider Provider  `json:"provider"`
+	Table    string    `json:"table"`
+	Created  time.Time `json:"created"`
 }
 
 // record is an endpoint as webhooks.json keeps it.
@@ -116,7 +115,7 @@ type Store struct {
 // server key on first start.
 func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("hookstore: Config.Dir is required")
+		return nil, errors.New("webhook store: Config.Dir is required")
 	}
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = DefaultDedupWindow
@@ -128,7 +127,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
-		return nil, fmt.Errorf("hookstore: %w", err)
+		return nil, fmt.Errorf("webhook store: %w", err)
 	}
 	s := &Store{cfg: cfg, endpoints: map[string]*entry{}, seen: map[[32]byte]int64{}, inflight: map[[32]byte]chan struct{}{}}
 	recs, err := s.readEndpoints()
@@ -175,13 +174,13 @@ func (s *Store) readEndpoints() ([]record, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hookstore: read %s: %w", EndpointsFile, err)
+		return nil, fmt.Errorf("webhook store: read %s: %w", EndpointsFile, err)
 	}
 	var f struct {
 		Endpoints []record `json:"endpoints"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("hookstore: parse %s: %w", s.path(EndpointsFile), err)
+		return nil, fmt.Errorf("webhook store: parse %s: %w", s.path(EndpointsFile), err)
 	}
 	return f.Endpoints, nil
 }
@@ -199,7 +198,7 @@ func (s *Store) loadKey(sealed int) ([]byte, error) {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 		if err := atomicfile.Write(p, []byte(hex.EncodeToString(key)+"\n")); err != nil {
-			return nil, fmt.Errorf("hookstore: create %s: %w", p, err)
+			return nil, fmt.Errorf("webhook store: create %s: %w", p, err)
 		}
 		return key, nil
 	}
@@ -242,9 +241,9 @@ func (s *Store) open(e Endpoint, sealed string) (string, error) {
 
 // Create registers an endpoint for tenantID that stores deliveries of
 // provider p, signed with secret, into table. The caller has checked table;
-// Create checks the secret with webhook.ValidateSecret.
-func (s *Store) Create(tenantID string, p webhook.Provider, table, secret string) (Endpoint, error) {
-	if err := webhook.ValidateSecret(p, secret); err != nil {
+// Create checks the secret with ValidateSecret.
+func (s *Store) Create(tenantID string, p Provider, table, secret string) (Endpoint, error) {
+	if err := ValidateSecret(p, secret); err != nil {
 		return Endpoint{}, err
 	}
 	var id [idBytes]byte
@@ -354,10 +353,10 @@ func (s *Store) saveLocked() error {
 	slices.SortFunc(f.Endpoints, func(a, b record) int { return compareEndpoints(a.Endpoint, b.Endpoint) })
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return fmt.Errorf("hookstore: encode endpoints: %w", err)
+		return fmt.Errorf("webhook store: encode endpoints: %w", err)
 	}
 	if err := atomicfile.Write(s.path(EndpointsFile), append(b, '\n')); err != nil {
-		return fmt.Errorf("hookstore: save %s: %w", EndpointsFile, err)
+		return fmt.Errorf("webhook store: save %s: %w", EndpointsFile, err)
 	}
 	return nil
 }

@@ -1,4 +1,29 @@
-// Package hookstore keeps duckgate's webhook endpoints and the delivery ids
+// Package webhook verifies provider webhook deliveries: Stripe, GitHub,
+// Shopify and Standard Webhooks (standardwebhooks.com).
+//
+// A user registers an endpoint (provider, secret, target table); the provider
+// then POSTs to /api/webhooks/{id} without our API key, so the signature is the
+// only authentication. The handler looks up the endpoint, reads the raw body and
+// calls Verifier.Verify with the endpoint's secret and a Header getter. Verify
+// checks the MAC exactly as the provider specifies it (constant-time
+// comparison, timestamp tolerance where the provider signs one) and returns the
+// Delivery's id, for dedup, and its event name. ValidateSecret checks a secret
+// when the endpoint is registered. The Sign* functions produce what a provider
+// would send, for tests, docs and bench.
+//
+// Verify and ValidateSecret are pure: no I/O, nothing kept after they return.
+// Verify itself is pure; registered endpoints, their sealed secrets and the
+// delivery ids already stored are kept by the Store (store.go, seen.go).
+//
+// What the signature covers differs by provider, and so does what dedup on
+// Delivery.ID can promise:
+//   - Stripe signs the body (which holds the id) and a timestamp.
+//   - Standard Webhooks signs the id, a timestamp and the body.
+//   - GitHub and Shopify sign only the body: no timestamp, and the id and event
+//     headers are not covered, so a captured delivery can be replayed with a
+//     fresh id. Dedup there catches the providers' own retries, not an attacker.//
+//
+// Stored state: the Store keeps duckgate's webhook endpoints and the delivery ids
 // already stored, in three files of the data directory:
 //
 //	webhooks.json     the endpoints: id, tenant, provider, table and the sealed secret
@@ -28,4 +53,4 @@
 // The endpoints file is small and rewritten atomically (temp file, fsync,
 // rename) on every change; nothing here is on the insert hot path. The
 // package has no DuckDB or HTTP dependency.
-package hookstore
+package webhook

@@ -1,4 +1,4 @@
-package hookstore
+package webhook
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"duckgate/ingest/webhook"
 )
 
 const secret = "gh-8d0a2f1c9b7e4a63b5f0c2d9e1a7b3c4"
@@ -28,11 +26,11 @@ func open(t *testing.T, dir string, now func() time.Time) *Store {
 func TestSecretsSealedUnderTheKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, nil)
-	a, err := s.Create("t1", webhook.GitHub, "events", secret)
+	a, err := s.Create("t1", GitHub, "events", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := s.Create("t2", webhook.Shopify, "orders", "another-secret")
+	b, err := s.Create("t2", Shopify, "orders", "another-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +82,12 @@ func TestLimitAndOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a, _ := s.Create("t1", webhook.GitHub, "a", secret)
-	_, _ = s.Create("t1", webhook.GitHub, "b", secret)
-	if _, err := s.Create("t1", webhook.GitHub, "c", secret); !errors.Is(err, ErrLimit) {
+	a, _ := s.Create("t1", GitHub, "a", secret)
+	_, _ = s.Create("t1", GitHub, "b", secret)
+	if _, err := s.Create("t1", GitHub, "c", secret); !errors.Is(err, ErrLimit) {
 		t.Fatalf("third endpoint: %v, want ErrLimit", err)
 	}
-	if _, err := s.Create("t2", webhook.Standard, "c", "not base64!"); !errors.Is(err, webhook.ErrBadSecret) {
+	if _, err := s.Create("t2", Standard, "c", "not base64!"); !errors.Is(err, ErrBadSecret) {
 		t.Fatalf("bad secret: %v", err)
 	}
 	if err := s.Delete("t2", a.ID); !errors.Is(err, ErrNotFound) {

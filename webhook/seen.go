@@ -1,4 +1,4 @@
-package hookstore
+package webhook
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func (s *Store) Claim(ctx context.Context, endpointID, deliveryID string) (c *Cl
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return nil, false, fmt.Errorf("hookstore: the same delivery is being stored by another request: %w", ctx.Err())
+			return nil, false, fmt.Errorf("webhook store: the same delivery is being stored by another request: %w", ctx.Err())
 		}
 	}
 }
@@ -73,13 +73,13 @@ func (c *Claim) Commit() error {
 	delete(s.inflight, c.pair)
 	close(c.done)
 	if s.log == nil {
-		return errors.New("hookstore: the store is closed")
+		return errors.New("webhook store: the store is closed")
 	}
 	if _, err := s.log.Write(seenLine(nil, now, c.pair)); err != nil {
-		return fmt.Errorf("hookstore: append to %s: %w", SeenFile, err)
+		return fmt.Errorf("webhook store: append to %s: %w", SeenFile, err)
 	}
 	if err := s.log.Sync(); err != nil {
-		return fmt.Errorf("hookstore: fsync %s: %w", SeenFile, err)
+		return fmt.Errorf("webhook store: fsync %s: %w", SeenFile, err)
 	}
 	s.appended++
 	if s.appended >= minCompact && s.appended > len(s.seen) {
@@ -112,7 +112,7 @@ func (s *Store) openSeen() error {
 	p := s.path(SeenFile)
 	b, err := os.ReadFile(p)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("hookstore: read %s: %w", p, err)
+		return fmt.Errorf("webhook store: read %s: %w", p, err)
 	}
 	cutoff := s.cfg.Now().Unix() - int64(s.cfg.DedupWindow.Seconds())
 	for line := range bytes.Lines(b) {
@@ -151,11 +151,11 @@ func (s *Store) compactLocked() error {
 	}
 	p := s.path(SeenFile)
 	if err := atomicfile.Write(p, b); err != nil {
-		return fmt.Errorf("hookstore: compact %s: %w", p, err)
+		return fmt.Errorf("webhook store: compact %s: %w", p, err)
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("hookstore: open %s: %w", p, err)
+		return fmt.Errorf("webhook store: open %s: %w", p, err)
 	}
 	if s.log != nil {
 		s.log.Close()
