@@ -284,3 +284,35 @@ func gunzip(body []byte, limit int64) (*bytebufferpool.ByteBuffer, error) {
 	}
 	return buf, nil
 }
+
+// DecodeOne adds body, one JSON value, to b as one row after the columns
+// the caller added: an object's fields as an insert's would be, any other
+// value whole as JSON in the column named whole. Webhook deliveries use it.
+// It returns ErrBadBody when body cannot be stored, and keeps no reference
+// to body.
+func DecodeOne(b *batcher.Builder, body []byte, whole []byte) error {
+	trimmed := bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")))
+	if len(trimmed) == 0 {
+		return fmt.Errorf("%w: the body is empty", ErrBadBody)
+	}
+	p := parserPool.Get()
+	defer parserPool.Put(p)
+	v, err := p.ParseBytes(trimmed)
+	if err != nil {
+		return fmt.Errorf("%w: the body is not JSON (%s)", ErrBadBody, shortErr(err))
+	}
+	if v.Type() == fastjson.TypeObject {
+		dec := decoder{b: b}
+		if msg := dec.row(v); msg != "" {
+			return fmt.Errorf("%w: %s", ErrBadBody, msg)
+		}
+		return nil
+	}
+	text := v.MarshalTo(nil)
+	if !utf8.Valid(text) {
+		return fmt.Errorf("%w: the body is not valid UTF-8", ErrBadBody)
+	}
+	b.AddJSON(whole, text)
+	b.EndRow()
+	return nil
+}

@@ -1,119 +1,62 @@
 package ingest
 
-import (
-	"bytes"
-	"errors"
-	"fmt"
-	"strconv"
+import "errors"
 
-	json "github.com/goccy/go-json"
-	"github.com/valyala/fasthttp"
-
-	"duckgate/batcher"
-	"duckgate/tenant"
-)
-
-// Errors of this package. statusOf maps them, and those of the packages
-// ingest calls, to HTTP status in one place.
+// Errors of this package, wrapped with detail; test with errors.Is. Package
+// api maps them to HTTP status; the status each one gets is in its comment.
 var (
 	// ErrBadBody means nothing in the body could be stored: not JSON,
-	// empty, a top-level scalar, or every element invalid.
+	// empty, a top-level scalar, or every element invalid (400). When some
+	// elements were examined, the error is a *RejectedError listing them.
 	ErrBadBody = errors.New("bad request body")
-	// ErrBadTable means the table name is not acceptable.
+	// ErrBadTable means the table name is not acceptable (400).
 	ErrBadTable = errors.New("bad table name")
-	// ErrTooLarge means the body exceeds the size limit after decompression.
-	ErrTooLarge = errors.New("request body too large")
-	// ErrForbidden means the key's scope or the tenant's status forbids the call.
-	ErrForbidden = errors.New("forbidden")
-	// ErrBadRequest is any other malformed request.
+	// ErrBadRequest is any other malformed request: an unknown
+	// Content-Encoding, an over-long Idempotency-Key (400).
 	ErrBadRequest = errors.New("bad request")
-	// ErrNotFound means no such route or resource.
-	ErrNotFound = errors.New("not found")
+	// ErrTooLarge means the body exceeds the size limit after
+	// decompression (413).
+	ErrTooLarge = errors.New("request body too large")
+	// ErrRateLimited means the tenant inserts more rows per second than its
+	// plan allows (429 with Retry-After). It comes as a *RateLimitError.
+	ErrRateLimited = errors.New("ingest rate limit reached")
+	// ErrQuota means the tenant's database reached its plan's storage
+	// quota (403: retrying does not help until the operator moves the
+	// tenant to a larger plan; 507 would invite retries, 413 is about the
+	// request's own size).
+	ErrQuota = errors.New("storage quota reached")
+	// ErrWaitTimeout means an insert with ?wait=true was not committed in
+	// time; its rows are durable and stay queued (504).
+	ErrWaitTimeout = errors.New("the rows were not committed in time")
+	// ErrQuarantined means an insert with ?wait=true ended in the
+	// quarantine table after its batch kept failing (422).
+	ErrQuarantined = errors.New("the batch was quarantined")
 )
 
-// statusOf maps an error to its HTTP status: client faults are 4xx (do not
-// retry as is), overload is 503 (retry later), the rest 500.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, ErrBadBody), errors.Is(err, ErrBadTable), errors.Is(err, ErrBadRequest), errors.Is(err, tenant.ErrInvalid):
-		return fasthttp.StatusBadRequest
-	case errors.Is(err, tenant.ErrUnauthorized):
-		return fasthttp.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
-		return fasthttp.StatusForbidden
-	case errors.Is(err, ErrNotFound), errors.Is(err, tenant.ErrNotFound):
-		return fasthttp.StatusNotFound
-	case errors.Is(err, tenant.ErrExists):
-		return fasthttp.StatusConflict
-	case errors.Is(err, ErrTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrRateLimited):
-		return fasthttp.StatusTooManyRequests
-	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable):
-		return fasthttp.StatusServiceUnavailable
-	case errors.Is(err, batcher.ErrInProgress):
-		return fasthttp.StatusConflict
-	}
-	return fasthttp.StatusInternalServerError
+// RateLimitError is ErrRateLimited with the time after which the client may
+// retry.
+type RateLimitError struct {
+	// RetryAfter is whole seconds, at least 1.
+	RetryAfter int
+	msg        string
 }
 
-// writeError answers err as JSON {"error": "..."} with its status. A 401
-// carries no detail; a 503 says when to retry.
-func writeError(ctx *fasthttp.RequestCtx, err error) {
-	status := statusOf(err)
-	var rej *rejectedError
-	if errors.As(err, &rej) {
-		writeJSON(ctx, status, struct {
-			Error string `json:"error"`
-			InsertResponse
-		}{err.Error(), rej.resp})
-		return
-	}
-	msg := err.Error()
-	switch status {
-	case fasthttp.StatusUnauthorized:
-		msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
-	case fasthttp.StatusServiceUnavailable:
-		ctx.Response.Header.Set("Retry-After", "1")
-		switch {
-		case errors.Is(err, batcher.ErrBufferFull):
-			msg += ": the server is ingesting as fast as DuckDB takes rows; retry after a second, or raise -batcher.max-buffered"
-		case errors.Is(err, batcher.ErrLogUnavailable):
-			msg += ": nothing was stored; retry after a second (the operator should check the data disk)"
-		}
-	case fasthttp.StatusTooManyRequests:
-		if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
-			ctx.Response.Header.Set("Retry-After", strconv.Itoa(rl.RetryAfter))
-		}
-	case fasthttp.StatusInternalServerError:
-		msg = "internal error: " + msg
-	}
-	writeJSON(ctx, status, errorBody{Error: msg})
+// Error returns the message for the client.
+func (e *RateLimitError) Error() string { return e.msg }
+
+// Unwrap makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// RejectedError is a body with nothing storable (ErrBadBody) whose elements
+// were examined: the answer lists why each was refused.
+type RejectedError struct {
+	// Response is the answer's counts and per-element errors.
+	Response InsertResponse
+	err      error
 }
 
-type errorBody struct {
-	Error string `json:"error"`
-}
+// Error returns the message for the client.
+func (e *RejectedError) Error() string { return e.err.Error() }
 
-// writeJSON answers v as JSON with status.
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = fasthttp.StatusInternalServerError
-		b = []byte(`{"error":"internal error: cannot encode the response"}`)
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(append(b, '\n'))
-}
-
-// decodeJSON decodes a small JSON request body into v.
-func decodeJSON(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return fmt.Errorf("%w: the body is empty; send a JSON object", ErrBadRequest)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err)
-	}
-	return nil
-}
+// Unwrap makes errors.Is(err, ErrBadBody) true.
+func (e *RejectedError) Unwrap() error { return e.err }

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -85,6 +86,29 @@ func ValidTableName(name string) bool {
 		}
 	}
 	return true
+}
+
+// ReservedPrefix begins the names of the tables duckgate keeps in a tenant's
+// database for itself (_duckgate_applied, _duckgate_quarantine). No insert,
+// webhook or query result may create or fill a table so named; the prefix is
+// matched without regard to ASCII case, as DuckDB matches names.
+const ReservedPrefix = "_duckgate"
+
+// CheckTableName returns nil if name can be a tenant's table, or an error
+// saying what to send instead: the name is not ValidTableName, or it starts
+// with ReservedPrefix.
+func CheckTableName(name string) error {
+	if !ValidTableName(name) {
+		shown := name
+		if len(shown) > 64 {
+			shown = shown[:64] + "…"
+		}
+		return fmt.Errorf("table name %q: use letters, digits and underscore, starting with a letter or underscore, at most %d characters", shown, maxTableNameLen)
+	}
+	if len(name) >= len(ReservedPrefix) && strings.EqualFold(name[:len(ReservedPrefix)], ReservedPrefix) {
+		return fmt.Errorf("table name %q: names starting with %s are reserved for duckgate's own tables; choose another name", name, ReservedPrefix)
+	}
+	return nil
 }
 
 // QuoteIdent returns name as a DuckDB quoted identifier, doubling embedded quotes ("a""b" for a"b).

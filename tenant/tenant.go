@@ -453,3 +453,19 @@ func RandomKey() string {
 	_, _ = rand.Read(b)
 	return "dga_" + base64.RawURLEncoding.EncodeToString(b)
 }
+
+// ValidID reports whether id has the shape of the tenant ids this package
+// makes: "t_" and 16 lowercase hex digits. Ids name files, so nothing else
+// may reach a tenant's database.
+func ValidID(id string) bool {
+	hex, ok := strings.CutPrefix(id, "t_")
+	if !ok || len(hex) != 16 {
+		return false
+	}
+	for _, c := range []byte(hex) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

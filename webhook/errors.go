@@ -41,3 +41,23 @@ var (
 	// Shopify or Standard.
 	ErrUnknownProvider = errors.New("webhook: unknown provider")
 )
+
+// Errors of the HTTP handlers, wrapped with detail; package api maps them
+// (and the ones above, and the Store's) to HTTP status:
+//
+//	ErrMissingSignature, ErrMalformedSignature, ErrBadSignature, ErrStaleTimestamp: 401
+//	ErrMalformedBody, ErrBadRequest, ErrLimit: 400
+//	ErrNotFound: 404; ErrForbidden: 403; ErrEncoding: 415; ErrBusy: 503
+var (
+	// ErrBadRequest means a registration the handler cannot accept: not
+	// JSON, an unknown provider, a bad table name or secret.
+	ErrBadRequest = errors.New("bad webhook registration")
+	// ErrForbidden means the endpoint's tenant is suspended.
+	ErrForbidden = errors.New("webhook deliveries refused")
+	// ErrEncoding means the delivery is compressed: providers sign the
+	// body as sent, uncompressed.
+	ErrEncoding = errors.New("unsupported Content-Encoding")
+	// ErrBusy means the same delivery is being stored by a concurrent
+	// request that did not settle in time: retry.
+	ErrBusy = errors.New("delivery in progress")
+)

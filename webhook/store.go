@@ -56,8 +56,8 @@ const (
 	minCompact = 4096
 )
 
-// Config configures a Store.
-type Config struct {
+// StoreConfig configures a Store.
+type StoreConfig struct {
 	// Dir is the data directory holding the three files. Required.
 	Dir string
 	// DedupWindow is how long a stored delivery id is remembered. Default
@@ -98,7 +98,7 @@ type entry struct {
 //
 // Lock order: mu and seenMu are never held together.
 type Store struct {
-	cfg  Config
+	cfg StoreConfig
 	aead cipher.AEAD
 
 	mu        sync.RWMutex
@@ -113,7 +113,7 @@ type Store struct {
 
 // Open loads the endpoints and the seen log from cfg.Dir, creating the
 // server key on first start.
-func Open(cfg Config) (*Store, error) {
+func Open(cfg StoreConfig) (*Store, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("webhook store: Config.Dir is required")
 	}

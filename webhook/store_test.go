@@ -15,7 +15,7 @@ const secret = "gh-8d0a2f1c9b7e4a63b5f0c2d9e1a7b3c4"
 
 func open(t *testing.T, dir string, now func() time.Time) *Store {
 	t.Helper()
-	s, err := Open(Config{Dir: dir, Now: now})
+	s, err := Open(StoreConfig{Dir: dir, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSecretsSealedUnderTheKeyFile(t *testing.T) {
 	f.Endpoints[0].Sealed, f.Endpoints[1].Sealed = f.Endpoints[1].Sealed, f.Endpoints[0].Sealed
 	swapped, _ := json.Marshal(map[string]any{"endpoints": f.Endpoints})
 	_ = os.WriteFile(p, swapped, 0o600)
-	if _, err := Open(Config{Dir: dir}); !errors.Is(err, ErrKey) {
+	if _, err := Open(StoreConfig{Dir: dir}); !errors.Is(err, ErrKey) {
 		t.Fatalf("swapped sealed secrets: %v, want ErrKey", err)
 	}
 	_ = os.WriteFile(p, orig, 0o600)
@@ -62,11 +62,11 @@ func TestSecretsSealedUnderTheKeyFile(t *testing.T) {
 	kp := filepath.Join(dir, KeyFile)
 	key, _ := os.ReadFile(kp)
 	_ = os.WriteFile(kp, []byte(strings.Repeat("ab", 32)), 0o600)
-	if _, err := Open(Config{Dir: dir}); !errors.Is(err, ErrKey) {
+	if _, err := Open(StoreConfig{Dir: dir}); !errors.Is(err, ErrKey) {
 		t.Fatalf("wrong key: %v, want ErrKey", err)
 	}
 	_ = os.Remove(kp)
-	if _, err := Open(Config{Dir: dir}); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "missing") {
+	if _, err := Open(StoreConfig{Dir: dir}); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("missing key: %v, want ErrKey", err)
 	}
 	_ = os.WriteFile(kp, key, 0o600)
@@ -77,7 +77,7 @@ func TestSecretsSealedUnderTheKeyFile(t *testing.T) {
 }
 
 func TestLimitAndOwnership(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir(), MaxPerTenant: 2})
+	s, err := Open(StoreConfig{Dir: t.TempDir(), MaxPerTenant: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"duckgate/admin"
+	"duckgate/api"
 	"duckgate/batcher"
 	"duckgate/ingest"
 	"duckgate/query"
@@ -103,7 +105,7 @@ func serve(args []string) error {
 		return err
 	}
 
-	hooks, err := webhook.Open(webhook.Config{Dir: *dataDir, DedupWindow: *webhookWindow})
+	hooks, err := webhook.Open(webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow})
 	if err != nil {
 		return err
 	}
@@ -174,18 +176,38 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := ingest.New(ingest.Config{
-		Metrics:          set,
-		MaxBodySize:      *maxBody,
-		WaitTimeout:      *waitTimeout,
-		Tenants:          tenants,
-		Batcher:          b,
-		Query:            qe,
-		Webhooks:         hooks,
-		WebhookTolerance: *webhookTolerance,
-		Share:            shares,
-		Pool:             pool,
-		AdminQuery:       query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+	ih := ingest.New(ingest.Config{
+		Metrics:     set,
+		MaxBodySize: *maxBody,
+		WaitTimeout: *waitTimeout,
+		Tenants:     tenants,
+		Batcher:     b,
+		Pool:        pool,
+	}, log)
+	ah := admin.New(admin.Config{
+		Tenants:  tenants,
+		Batcher:  b,
+		Pool:     pool,
+		Ingest:   ih,
+		Share:    shares,
+		Webhooks: hooks,
+		Query:    query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+	}, log)
+	srv := api.New(api.Config{
+		Metrics:     set,
+		MaxBodySize: *maxBody,
+		Tenants:     tenants,
+		Ingest:      ih,
+		Query:       qe,
+		Share:       shares,
+		Webhooks: webhook.NewHandler(webhook.Config{
+			Store:     hooks,
+			Tenants:   tenants,
+			Batcher:   b,
+			Ingest:    ih,
+			Tolerance: *webhookTolerance,
+		}, log),
+		Admin: ah,
 	}, log)
 	httpSrv := srv.HTTPServer()
 
@@ -225,6 +247,11 @@ func serve(args []string) error {
 		// Requests still running past this get ErrClosed (503) from the
 		// batcher below: nothing they sent is acknowledged, so none is lost.
 		log.Warn("HTTP connections still open at shutdown; closing anyway", zap.Error(err))
+	}
+	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelAdmin()
+	if err := ah.Close(adminCtx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := shares.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close share links: %w", err))

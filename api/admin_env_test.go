@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"net"
@@ -24,7 +24,7 @@ type adminEnvConfig struct {
 	plans   map[string]tenant.Plan
 	maxOpen int
 	noQuery bool
-	ingest  func(*Config)
+	ingest  func(*serverConfig)
 }
 
 // newAdminEnv is newEnv wired as cmd/duckgate serve wires it: the pool and
@@ -58,7 +58,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic := Config{Tenants: tenants, Batcher: b, Pool: pool, QuotaCheckInterval: time.Millisecond}
+	ic := serverConfig{Tenants: tenants, Batcher: b, Pool: pool, QuotaCheckInterval: time.Millisecond}
 	if !ac.noQuery {
 		ic.Query = query.New(query.Config{}, pool, b, log)
 	}
@@ -69,7 +69,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	if ac.ingest != nil {
 		ac.ingest(&ic)
 	}
-	srv := New(ic, log)
+	srv := ic.build(t, log)
 	srv.SetReady()
 	ln := fasthttputil.NewInmemoryListener()
 	hs := srv.HTTPServer()

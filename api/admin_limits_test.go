@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"duckgate/admin"
 	"duckgate/tenant"
 )
 
@@ -61,7 +62,7 @@ func TestStorageQuota(t *testing.T) {
 	e := newAdminEnv(t, adminEnvConfig{plans: limitPlans()})
 	r := e.admin("POST", "/api/admin/tenants", `{"name":"q","plan":"small"}`)
 	wantStatus(t, r, 201, "create")
-	c := decodeBody[CreateTenantResponse](t, r)
+	c := decodeBody[admin.CreateTenantResponse](t, r)
 	wantStatus(t, e.insert(c.APIKey, "ev", rowsJSON(3)), 200, "below quota")
 	time.Sleep(5 * time.Millisecond) // past QuotaCheckInterval
 	r = e.insert(c.APIKey, "ev", rowsJSON(1))

@@ -1,4 +1,4 @@
-package ingest
+package admin
 
 import (
 	"context"
@@ -38,6 +38,12 @@ type TenantInfo struct {
 	StatsError string `json:"stats_error,omitempty"`
 }
 
+// statsCache is a tenant's last counted tables and rows.
+type statsCache struct {
+	mu    sync.Mutex
+	stats tableStats // guarded by mu
+}
+
 // tableStats are a tenant's counted tables and rows, valid while its files
 // keep the signature sig.
 type tableStats struct {
@@ -67,19 +73,12 @@ func statFile(path string) (size, mod int64, err error) {
 // info returns t with its table and row counts, bytes on disk and last
 // ingest. Counts are cached per tenant and recounted only when the database
 // files changed, so listing many idle tenants does not reopen them.
-func (s *Server) info(ctx context.Context, t tenant.Tenant) TenantInfo {
+func (h *Handler) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 	ti := TenantInfo{Tenant: t}
-	if st := s.states.peek(t.ID); st != nil {
-		if ns := st.lastIngest.Load(); ns != 0 {
-			at := time.Unix(0, ns).UTC()
-			ti.LastIngest = &at
-		}
+	if at, ok := h.cfg.Ingest.LastIngest(t.ID); ok {
+		ti.LastIngest = &at
 	}
-	pool := s.cfg.Pool
-	if pool == nil {
-		ti.StatsError = "the server has no tenant database pool configured"
-		return ti
-	}
+	pool := h.cfg.Pool
 	var sig fileSig
 	var err1, err2 error
 	path := pool.Path(t.ID)
@@ -93,11 +92,12 @@ func (s *Server) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 	if sig.dbMod == 0 { // never written: do not create the file by opening it
 		return ti
 	}
-	st := s.states.get(t.ID)
-	st.statsMu.Lock()
-	defer st.statsMu.Unlock()
+	v, _ := h.stats.LoadOrStore(t.ID, &statsCache{})
+	st := v.(*statsCache)
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if !st.stats.valid || st.stats.sig != sig {
-		tables, rows, err := s.countRows(ctx, t.ID)
+		tables, rows, err := h.countRows(ctx, t.ID)
 		if err != nil {
 			ti.StatsError = err.Error()
 			return ti
@@ -110,13 +110,13 @@ func (s *Server) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 
 // countRows counts the tenant's tables and their rows exactly, in one
 // read-only transaction of its pooled database.
-func (s *Server) countRows(ctx context.Context, tenantID string) (int, int64, error) {
-	h, err := s.cfg.Pool.Acquire(tenantID)
+func (h *Handler) countRows(ctx context.Context, tenantID string) (int, int64, error) {
+	db, err := h.cfg.Pool.Acquire(tenantID)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer h.Release()
-	tx, err := h.DB.BeginTx(ctx, nil)
+	defer db.Release()
+	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count rows: %w", err)
 	}
@@ -162,7 +162,7 @@ func (s *Server) countRows(ctx context.Context, tenantID string) (int, int64, er
 
 // infos returns the info of each tenant, counting up to statsWorkers
 // databases at once.
-func (s *Server) infos(ctx context.Context, ts []tenant.Tenant) []TenantInfo {
+func (h *Handler) infos(ctx context.Context, ts []tenant.Tenant) []TenantInfo {
 	out := make([]TenantInfo, len(ts))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -171,7 +171,7 @@ func (s *Server) infos(ctx context.Context, ts []tenant.Tenant) []TenantInfo {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i] = s.info(ctx, ts[i])
+				out[i] = h.info(ctx, ts[i])
 			}
 		}()
 	}

@@ -1,51 +1,24 @@
 package ingest
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"duckgate/tenant"
 )
-
-// ErrRateLimited means the tenant inserts more rows per second than its
-// plan allows: 429 with Retry-After. It comes as a *RateLimitError.
-var ErrRateLimited = errors.New("ingest rate limit reached")
-
-// RateLimitError is ErrRateLimited with the time after which the client may
-// retry.
-type RateLimitError struct {
-	// RetryAfter is whole seconds, at least 1.
-	RetryAfter int
-	msg        string
-}
-
-// Error returns the message for the client.
-func (e *RateLimitError) Error() string { return e.msg }
-
-// Unwrap makes errors.Is(err, ErrRateLimited) true.
-func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
-
-// ErrQuota means the tenant's database reached its plan's storage quota. It
-// wraps ErrForbidden: 403, because retrying does not help until the
-// operator moves the tenant to a larger plan (507 would invite retries, 413
-// is about the request's own size).
-var ErrQuota = fmt.Errorf("%w: storage quota reached", ErrForbidden)
 
 // defaultQuotaCheckInterval is how long a tenant's measured database size is
 // trusted before the quota check stats the files again. A tenant can
 // overshoot its quota by what it ingests in this time.
 const defaultQuotaCheckInterval = 5 * time.Second
 
-// tenantState is what the server keeps in memory per tenant for the hot
-// path and the admin API. It is created on first use and dropped when the
+// tenantState is what the handler keeps in memory per tenant for the hot
+// path. It is created on first use and dropped when the
 // tenant is deleted; a restart starts it afresh (last ingest unknown, full
 // token bucket).
 type tenantState struct {
@@ -60,8 +33,6 @@ type tenantState struct {
 	tokens   float64 // rows that may be inserted now; negative is debt; guarded by mu
 	refilled int64   // unix ns of the last refill, 0 before the first insert; guarded by mu
 
-	statsMu sync.Mutex
-	stats   tableStats // guarded by statsMu
 }
 
 // tenantStates maps tenant ids to their state.
@@ -86,43 +57,25 @@ func (ts *tenantStates) peek(id string) *tenantState {
 
 func (ts *tenantStates) drop(id string) { ts.m.Delete(id) }
 
-// noteIngest records that the tenant's insert was accepted now.
-func (s *Server) noteIngest(tenantID string) {
-	s.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())
+// NoteIngest records that the tenant's insert was accepted now.
+func (h *Handler) NoteIngest(tenantID string) {
+	h.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())
 }
 
-// admitRows is admit for handlers that answer at once: it writes the
-// error and returns false when the insert must not go on.
-func (s *Server) admitRows(ctx *fasthttp.RequestCtx, t tenant.Tenant, n int) bool {
-	err := s.admit(t, n)
-	if err == nil {
-		return true
-	}
-	// The 429 is written here too, so that this does not depend on
-	// statusOf knowing ErrRateLimited.
-	if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(rl.RetryAfter))
-		writeJSON(ctx, fasthttp.StatusTooManyRequests, errorBody{Error: err.Error()})
-		return false
-	}
-	writeError(ctx, err)
-	return false
-}
-
-// admit applies the tenant's plan to an insert of n rows: the storage
+// Admit applies the tenant's plan to an insert of n rows: the storage
 // quota (ErrQuota, 403), then the rows-per-second token bucket
 // (*RateLimitError, 429). Both checks are a map load, an atomic or two and
 // a short mutex: the quota stats the database files at most once per
 // Config.QuotaCheckInterval.
-func (s *Server) admit(t tenant.Tenant, n int) error {
-	plan, ok := s.cfg.Tenants.Plan(t.Plan)
+func (h *Handler) Admit(t tenant.Tenant, n int) error {
+	plan, ok := h.cfg.Tenants.Plan(t.Plan)
 	if !ok || (plan.StorageBytes <= 0 && plan.RowsPerSecond <= 0) {
 		return nil
 	}
-	st := s.states.get(t.ID)
+	st := h.states.get(t.ID)
 	now := time.Now().UnixNano()
-	if plan.StorageBytes > 0 && s.cfg.Pool != nil {
-		if size := s.sizeOf(st, t.ID, now); size >= plan.StorageBytes {
+	if plan.StorageBytes > 0 && h.cfg.Pool != nil {
+		if size := h.sizeOf(st, t.ID, now); size >= plan.StorageBytes {
 			return fmt.Errorf("%w: storage quota of %d bytes reached (plan %q); the database holds %d bytes: ask the operator for a larger plan",
 				ErrQuota, plan.StorageBytes, t.Plan, size)
 		}
@@ -165,23 +118,30 @@ func (st *tenantState) take(rate float64, n int, now int64) (time.Duration, bool
 // sizeOf returns the tenant's bytes on disk, measured at most once per
 // QuotaCheckInterval: one caller refreshes while the others use the
 // previous figure.
-func (s *Server) sizeOf(st *tenantState, tenantID string, now int64) int64 {
+func (h *Handler) sizeOf(st *tenantState, tenantID string, now int64) int64 {
 	at := st.sizeAt.Load()
-	if now-at < int64(s.quotaCheckInterval()) || !st.sizeAt.CompareAndSwap(at, now) {
+	if now-at < int64(h.cfg.QuotaCheckInterval) || !st.sizeAt.CompareAndSwap(at, now) {
 		return st.size.Load()
 	}
-	size, err := s.cfg.Pool.Size(tenantID)
+	size, err := h.cfg.Pool.Size(tenantID)
 	if err != nil {
-		s.log.Warn("measure tenant database", zap.String("tenant", tenantID), zap.Error(err))
+		h.log.Warn("measure tenant database", zap.String("tenant", tenantID), zap.Error(err))
 		return st.size.Load()
 	}
 	st.size.Store(size)
 	return size
 }
 
-func (s *Server) quotaCheckInterval() time.Duration {
-	if s.cfg.QuotaCheckInterval > 0 {
-		return s.cfg.QuotaCheckInterval
+// LastIngest returns when the tenant's last insert was accepted since the
+// server started, and false if none was.
+func (h *Handler) LastIngest(tenantID string) (time.Time, bool) {
+	st := h.states.peek(tenantID)
+	if st == nil {
+		return time.Time{}, false
 	}
-	return defaultQuotaCheckInterval
+	ns := st.lastIngest.Load()
+	return time.Unix(0, ns).UTC(), ns != 0
 }
+
+// Forget drops what the handler keeps about a deleted tenant.
+func (h *Handler) Forget(tenantID string) { h.states.drop(tenantID) }

@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 // the secret). Package share does the work.
 func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 	if s.cfg.Share == nil {
-		writeError(ctx, fmt.Errorf("%w: share links are not enabled", ErrNotFound))
+		writeError(ctx, fmt.Errorf("%w: share links are not enabled", errNotFound))
 		return
 	}
 	if rest, ok := strings.CutPrefix(path, "/share/"); ok {
@@ -23,22 +23,22 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 	}
 	rest, ok := strings.CutPrefix(path, "/api/data/query/share")
 	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
-		writeError(ctx, fmt.Errorf("%w: no route for %s %s", ErrNotFound, method, path))
+		writeError(ctx, fmt.Errorf("%w: no route for %s %s", errNotFound, method, truncate(path)))
 		return
 	}
 	ref := strings.TrimPrefix(rest, "/")
 	switch {
 	case ref == "" && method == fasthttp.MethodPost:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleCreate(ctx, t.ID) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) { s.cfg.Share.HandleCreate(ctx, t.ID); return nil, nil })
 	case ref == "" && method == fasthttp.MethodGet:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleList(ctx, t.ID) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) { s.cfg.Share.HandleList(ctx, t.ID); return nil, nil })
 	case ref == "":
-		methodNotAllowed(ctx, "GET, POST")
+		writeError(ctx, methodNotAllowed("GET, POST"))
 	case strings.Contains(ref, "/"):
-		writeError(ctx, fmt.Errorf("%w: use /api/data/query/share/{link_id}", ErrNotFound))
+		writeError(ctx, fmt.Errorf("%w: use /api/data/query/share/{link_id}", errNotFound))
 	case method == fasthttp.MethodDelete:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleRevoke(ctx, t.ID, ref) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) { s.cfg.Share.HandleRevoke(ctx, t.ID, ref); return nil, nil })
 	default:
-		methodNotAllowed(ctx, "DELETE")
+		writeError(ctx, methodNotAllowed("DELETE"))
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"duckgate/ingest"
 )
 
 // TestHostileInput sends what a hostile or broken client sends and checks
@@ -54,7 +56,7 @@ func TestHostileInput(t *testing.T) {
 	expectStatus("invalid UTF-8 only row", e.insert(key, "events", "{\"s\":\"\xff\xfe\"}"), 400)
 	r := e.insert(key, "events", "{\"s\":\"ok\"}\n{\"s\":\"\xff\"}\n{\"\xc3\":1}")
 	expectStatus("invalid UTF-8 lines", r, 200)
-	var ir InsertResponse
+	var ir ingest.InsertResponse
 	_ = json.Unmarshal(r.body, &ir)
 	if ir.Accepted != 1 || ir.Rejected != 2 {
 		t.Errorf("invalid UTF-8 lines: %s", r.body)
@@ -122,5 +124,41 @@ func TestHostileInput(t *testing.T) {
 	odb := e.openDB(otherID)
 	if err := odb.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil || n != 5 {
 		t.Errorf("bystander rows = %d, %v; want 5", n, err)
+	}
+}
+
+// TestReservedTableNames: the tables duckgate keeps for itself cannot be
+// written by an insert or a webhook, in any letter case; nothing is stored.
+func TestReservedTableNames(t *testing.T) {
+	e := newHookEnv(t)
+	id, key := e.tenant("acme")
+	for _, table := range []string{"_duckgate_applied", "_duckgate_quarantine", "_DuckGate_x", "_duckgate"} {
+		r := e.insert(key, table, `{"table_name":"x","seq":1}`)
+		if r.status != 400 || !strings.Contains(string(r.body), "reserved") {
+			t.Errorf("insert into %s: %d %s", table, r.status, r.body)
+		}
+		r = e.do("POST", "/api/webhooks", []byte(`{"provider":"github","table":"`+table+`","secret":"s3cret-s3cret"}`), "X-API-KEY", key)
+		if r.status != 400 || !strings.Contains(string(r.body), "reserved") {
+			t.Errorf("webhook into %s: %d %s", table, r.status, r.body)
+		}
+	}
+	if r := e.insert(key, "duckgate_events", `{"a":1}`); r.status != 200 {
+		t.Errorf("a name merely containing duckgate: %d %s", r.status, r.body)
+	}
+	e.stop()
+	db := e.openDB(id)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name ILIKE '_duckgate%' AND table_name NOT IN ('_duckgate_applied')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d reserved tables were created", n)
+	}
+	var applied int
+	if err := db.QueryRow(`SELECT count(*) FROM _duckgate_applied WHERE tbl ILIKE '_duckgate%'`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 0 {
+		t.Errorf("_duckgate_applied holds %d forged rows", applied)
 	}
 }

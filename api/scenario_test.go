@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"duckgate/ingest"
 )
 
 // scenario is one file under testdata/scenarios: requests sent in order,
@@ -91,7 +93,7 @@ func runScenario(t *testing.T, file string) {
 		if want != 200 {
 			continue
 		}
-		var ir InsertResponse
+		var ir ingest.InsertResponse
 		if err := json.Unmarshal(resp.body, &ir); err != nil {
 			t.Fatalf("request %d: %v: %s", i, err, resp.body)
 		}

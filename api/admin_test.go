@@ -1,9 +1,11 @@
-package ingest
+package api
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"duckgate/admin"
 )
 
 func decodeBody[T any](t *testing.T, r response) T {
@@ -26,7 +28,7 @@ func TestAdminTenantLifecycle(t *testing.T) {
 	e := newAdminEnv(t, adminEnvConfig{})
 	r := e.admin("POST", "/api/admin/tenants", `{"name":"acme","plan":"pro"}`)
 	wantStatus(t, r, 201, "create")
-	c := decodeBody[CreateTenantResponse](t, r)
+	c := decodeBody[admin.CreateTenantResponse](t, r)
 	if c.TenantID == "" || c.APIKey == "" || c.KeyID == "" {
 		t.Fatalf("create: %s", r.body)
 	}
@@ -35,7 +37,7 @@ func TestAdminTenantLifecycle(t *testing.T) {
 
 	r = e.admin("GET", "/api/admin/tenants", "")
 	wantStatus(t, r, 200, "list")
-	list := decodeBody[struct{ Tenants []TenantInfo }](t, r)
+	list := decodeBody[struct{ Tenants []admin.TenantInfo }](t, r)
 	if len(list.Tenants) != 1 {
 		t.Fatalf("list: %s", r.body)
 	}
@@ -45,7 +47,7 @@ func TestAdminTenantLifecycle(t *testing.T) {
 	}
 	r = e.admin("GET", "/api/admin/tenants/"+c.TenantID, "")
 	wantStatus(t, r, 200, "get")
-	d := decodeBody[TenantDetail](t, r)
+	d := decodeBody[admin.TenantDetail](t, r)
 	if d.Rows != 4 || d.Limits.MemoryLimit != "1GB" {
 		t.Fatalf("get: %s", r.body)
 	}
@@ -58,7 +60,7 @@ func TestAdminTenantLifecycle(t *testing.T) {
 
 	r = e.admin("PATCH", "/api/admin/tenants/"+c.TenantID, `{"plan":"free"}`)
 	wantStatus(t, r, 200, "patch")
-	if p := decodeBody[PatchTenantResponse](t, r); p.Plan != "free" || !p.LimitsApplied {
+	if p := decodeBody[admin.PatchTenantResponse](t, r); p.Plan != "free" || !p.LimitsApplied {
 		t.Fatalf("patch: %s", r.body)
 	}
 	r = e.do("GET", "/api/data/query?query="+strings.ReplaceAll("SELECT current_setting('memory_limit') AS m, count(*) AS n FROM orders", " ", "+"), nil, "X-API-KEY", c.APIKey)
@@ -69,14 +71,14 @@ func TestAdminTenantLifecycle(t *testing.T) {
 
 	r = e.admin("POST", "/api/admin/tenants/"+c.TenantID+"/keys", `{"scope":"ingest"}`)
 	wantStatus(t, r, 201, "create key")
-	k := decodeBody[CreateKeyResponse](t, r)
+	k := decodeBody[admin.CreateKeyResponse](t, r)
 	wantStatus(t, e.insert(k.APIKey, "orders", `{"id":5}`), 200, "insert with ingest key")
 	r = e.admin("GET", "/api/admin/tenants/"+c.TenantID+"/keys", "")
 	wantStatus(t, r, 200, "list keys")
 	if strings.Contains(string(r.body), "hash") || strings.Contains(string(r.body), k.APIKey) || strings.Contains(string(r.body), c.APIKey) {
 		t.Fatalf("key list shows secrets: %s", r.body)
 	}
-	keys := decodeBody[struct{ Keys []KeyInfo }](t, r)
+	keys := decodeBody[struct{ Keys []admin.KeyInfo }](t, r)
 	if len(keys.Keys) != 2 {
 		t.Fatalf("keys: %s", r.body)
 	}

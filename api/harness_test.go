@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 	"duckgate/tenant"
 	"duckgate/tenantdb"
 	"duckgate/wal"
+	"duckgate/webhook"
 )
 
 // env is a whole duckgate (registry, databases, batcher, HTTP server) in a
@@ -32,6 +33,7 @@ type env struct {
 	batcher *batcher.Batcher
 	wal     *wal.Log // nil with noWAL
 	server  *Server
+	hooks   *webhook.Store // nil unless the test wired webhooks
 	share   *share.Service // nil unless envConfig.share is set
 	ln      *fasthttputil.InmemoryListener
 	client  *fasthttp.Client
@@ -43,7 +45,7 @@ const testAdminKey = "test-admin-key"
 // envConfig adjusts an env before it starts.
 type envConfig struct {
 	batcher batcher.Config
-	ingest  Config
+	ingest  serverConfig
 	noWAL   bool             // -durability=none
 	walFile wal.OpenFileFunc // fault injection for the log's files
 	walSeg  int64            // segment size of the log; 0 for the default
@@ -95,12 +97,12 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	ic := cfg.ingest
-	ic.Tenants, ic.Batcher, ic.Metrics = tenants, b, set
+	ic.Tenants, ic.Batcher, ic.Pool, ic.Metrics = tenants, b, pool, set
 	var sh *share.Service
 	if cfg.share != nil {
 		sh = startShare(t, dir, *cfg.share, pool, b, log, &ic)
 	}
-	srv := New(ic, log)
+	srv := ic.build(t, log)
 	srv.SetReady()
 	ln := fasthttputil.NewInmemoryListener()
 	hs := srv.HTTPServer()
@@ -111,6 +113,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 			MaxResponseBodySize: 1 << 30,
 		}}
 	e.share = sh
+	e.hooks = ic.Webhooks
 	t.Cleanup(e.stop)
 	return e
 }

@@ -1,10 +1,11 @@
-package ingest
+package api
 
 import (
 	"net/url"
 	"strings"
 	"testing"
 
+	"duckgate/admin"
 	"duckgate/tenant"
 )
 
@@ -146,7 +147,7 @@ func TestScopes(t *testing.T) {
 	keyOf := func(scope string) string {
 		r := e.admin("POST", "/api/admin/tenants/"+id+"/keys", `{"scope":"`+scope+`"}`)
 		wantStatus(t, r, 201, "create "+scope+" key")
-		return decodeBody[CreateKeyResponse](t, r).APIKey
+		return decodeBody[admin.CreateKeyResponse](t, r).APIKey
 	}
 	keys := map[tenant.Scope]string{tenant.ScopeIngest: keyOf("ingest"), tenant.ScopeQuery: keyOf("query"), tenant.ScopeFull: full}
 	type call struct {

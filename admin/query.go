@@ -1,4 +1,4 @@
-package ingest
+package admin
 
 import (
 	"bytes"
@@ -49,59 +49,50 @@ type adminQueryBody struct {
 	Timeout json.RawMessage `json:"timeout"`
 }
 
-func (s *Server) handleAdminQuery(ctx *fasthttp.RequestCtx) {
+// Query serves POST /api/admin/query: read-only SQL across tenants,
+// streamed like a tenant's query.
+func (h *Handler) Query(ctx *fasthttp.RequestCtx) error {
 	var body adminQueryBody
 	d := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
 	d.UseNumber() // params keep exact integers, as in the tenant query API
 	if len(bytes.TrimSpace(ctx.PostBody())) == 0 {
-		writeError(ctx, fmt.Errorf("%w: the body is empty; send {\"query\":\"...\",\"tenants\":[...]}", ErrBadRequest))
-		return
+		return fmt.Errorf("%w: the body is empty; send {\"query\":\"...\",\"tenants\":[...]}", ErrBadRequest)
 	}
 	if err := d.Decode(&body); err != nil {
-		writeError(ctx, fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err))
-		return
+		return fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err)
 	}
 	if strings.TrimSpace(body.Query) == "" {
-		writeError(ctx, fmt.Errorf("%w: \"query\" is empty", ErrBadRequest))
-		return
+		return fmt.Errorf("%w: \"query\" is empty", ErrBadRequest)
 	}
 	if f := ctx.QueryArgs().Peek("format"); body.Format == "" && len(f) > 0 {
 		body.Format = string(f)
 	}
 	format, err := query.ParseFormat(body.Format)
 	if err != nil {
-		writeError(ctx, fmt.Errorf("%w: %v", ErrBadRequest, err))
-		return
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	req := query.Request{SQL: body.Query, Params: body.Params, Format: format}
 	if t := strings.Trim(string(body.Timeout), `"`); t != "" && t != "null" {
 		var secs float64
 		if _, err := fmt.Sscan(t, &secs); err != nil || math.IsNaN(secs) || secs <= 0 || secs > 1e6 {
-			writeError(ctx, fmt.Errorf("%w: timeout must be a positive number of seconds, not %q", ErrBadRequest, t))
-			return
+			return fmt.Errorf("%w: timeout must be a positive number of seconds, not %q", ErrBadRequest, t)
 		}
 		req.Timeout = time.Duration(secs * float64(time.Second))
 	}
-	pool, err := s.pool()
-	if err != nil {
-		writeError(ctx, err)
-		return
-	}
+	pool := h.cfg.Pool
 	var ids []string
 	if len(body.Tenants) == 0 {
-		for _, t := range s.cfg.Tenants.List() {
+		for _, t := range h.cfg.Tenants.List() {
 			ids = append(ids, t.ID)
 		}
 	} else {
 		seen := map[string]bool{}
 		for _, id := range body.Tenants {
-			if !validID(id, "t_", 16) {
-				writeError(ctx, fmt.Errorf("tenant %q: %w", truncate([]byte(id)), tenant.ErrNotFound))
-				return
+			if !tenant.ValidID(id) {
+				return fmt.Errorf("tenant %q: %w", truncate(id), tenant.ErrNotFound)
 			}
-			if _, err := s.cfg.Tenants.Get(id); err != nil {
-				writeError(ctx, err)
-				return
+			if _, err := h.cfg.Tenants.Get(id); err != nil {
+				return err
 			}
 			if !seen[id] {
 				seen[id] = true
@@ -110,29 +101,28 @@ func (s *Server) handleAdminQuery(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	aq, err := s.newAdminQuery(pool)
+	aq, err := h.newAdminQuery(pool)
 	if err != nil {
-		writeError(ctx, err)
-		return
+		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), adminTimeout+req.Timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), Timeout+req.Timeout)
 	err = aq.attach(sctx, ids)
 	cancel()
 	if err != nil {
-		aq.cleanup()
-		writeError(ctx, err)
-		return
+		aq.cleanup(nil)
+		return err
 	}
-	s.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", string(truncate([]byte(req.SQL)))))
+	h.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", truncate(req.SQL)))
 	aq.engine.Stream(ctx, aq.id, req, "")
 	// Stream holds the admin database until the body is sent; cleanup
 	// waits for that.
-	go aq.cleanup()
+	h.goBackground(aq.cleanup)
+	return nil
 }
 
 // adminQuery is one operator query's private database and its snapshots.
 type adminQuery struct {
-	s      *Server
+	h      *Handler
 	id     string
 	dir    string
 	tenant *tenantdb.Pool // the tenants' databases
@@ -140,18 +130,18 @@ type adminQuery struct {
 	engine *query.Engine
 }
 
-func (s *Server) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
+func (h *Handler) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := "admin_" + hex.EncodeToString(b[:])
 	// Beside the tenant databases, so that snapshots move by rename.
 	dir := filepath.Join(filepath.Dir(tenants.Path("x")), "."+id)
-	p, err := tenantdb.New(tenantdb.Config{Dir: dir, MaxOpen: 1}, s.log)
+	p, err := tenantdb.New(tenantdb.Config{Dir: dir, MaxOpen: 1}, h.log)
 	if err != nil {
 		return nil, err
 	}
-	return &adminQuery{s: s, id: id, dir: dir, tenant: tenants, pool: p,
-		engine: query.New(s.cfg.AdminQuery, p, nil, s.log)}, nil
+	return &adminQuery{h: h, id: id, dir: dir, tenant: tenants, pool: p,
+		engine: query.New(h.cfg.Query, p, nil, h.log)}, nil
 }
 
 // attach snapshots each tenant and attaches the copies READ_ONLY.
@@ -165,7 +155,7 @@ func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		dst := filepath.Join(scratch, id+".duckdb")
 		if aq.tenant.Exists(id) {
-			if err := aq.s.cfg.Batcher.Flush(ctx, id); err != nil {
+			if err := aq.h.cfg.Batcher.Flush(ctx, id); err != nil {
 				return fmt.Errorf("flush tenant %s: %w", id, err)
 			}
 			src, err := aq.tenant.Snapshot(ctx, id, aq.id+".duckdb")
@@ -189,20 +179,31 @@ func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// cleanupTimeout bounds how long an operator query's result may still be
+// streaming when cleanup gives up waiting and closes its database anyway.
+const cleanupTimeout = 10 * time.Minute
+
 // cleanup waits until the result is sent (the engine released the private
-// database), closes it and deletes the snapshots.
-func (aq *adminQuery) cleanup() {
-	for {
-		err := aq.pool.Evict(aq.id, time.Minute)
-		if err == nil {
+// database), closes it and deletes the snapshots. When stop is closed (the
+// server is shutting down, its HTTP connections already closed) or the
+// result is still streaming after cleanupTimeout, it closes the database
+// regardless: a stream still reading from it then fails.
+func (aq *adminQuery) cleanup(stop <-chan struct{}) {
+	deadline := time.Now().Add(cleanupTimeout)
+	for time.Now().Before(deadline) {
+		if aq.pool.Evict(aq.id, time.Second) == nil {
 			break
 		}
-		aq.s.log.Warn("operator query still streaming", zap.String("query", aq.id), zap.Error(err))
+		select {
+		case <-stop:
+			deadline = time.Time{}
+		default:
+		}
 	}
 	if err := aq.pool.Close(); err != nil {
-		aq.s.log.Warn("close operator query database", zap.String("query", aq.id), zap.Error(err))
+		aq.h.log.Warn("close operator query database", zap.String("query", aq.id), zap.Error(err))
 	}
 	if err := os.RemoveAll(aq.dir); err != nil {
-		aq.s.log.Warn("remove operator query snapshots", zap.String("query", aq.id), zap.Error(err))
+		aq.h.log.Warn("remove operator query snapshots", zap.String("query", aq.id), zap.Error(err))
 	}
 }

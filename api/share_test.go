@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 // startShare wires a query engine (if ic has none) and a share.Service
 // into ic, as cmd/duckgate does. Path defaults to <dir>/shares.json; a nil
 // TenantActive asks the env's tenant registry.
-func startShare(t *testing.T, dir string, sc share.Config, pool *tenantdb.Pool, b *batcher.Batcher, log *zap.Logger, ic *Config) *share.Service {
+func startShare(t *testing.T, dir string, sc share.Config, pool *tenantdb.Pool, b *batcher.Batcher, log *zap.Logger, ic *serverConfig) *share.Service {
 	t.Helper()
 	qe := query.New(query.Config{}, pool, b, log)
 	if ic.Query == nil {

@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"duckgate/admin"
 )
 
 // fdCount is the number of open file descriptors of this process.
@@ -107,7 +109,7 @@ func TestManyTenants(t *testing.T) {
 	e = startAdminEnv(t, e.dir, cfg)
 	r := e.admin("GET", "/api/admin/tenants", "")
 	wantStatus(t, r, 200, "list after restart")
-	list := decodeBody[struct{ Tenants []TenantInfo }](t, r)
+	list := decodeBody[struct{ Tenants []admin.TenantInfo }](t, r)
 	if len(list.Tenants) != tenants {
 		t.Fatalf("%d tenants after restart, want %d", len(list.Tenants), tenants)
 	}

@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -136,7 +136,7 @@ func benchStack(b *testing.B) (*Server, *batcher.Batcher, string, string) {
 		_ = pool.Close()
 		_ = wl.Close()
 	})
-	srv := New(Config{Tenants: tenants, Batcher: bt}, log)
+	srv := serverConfig{Tenants: tenants, Batcher: bt}.build(b, log)
 	srv.SetReady()
 	return srv, bt, tn.ID, key
 }

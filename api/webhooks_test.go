@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ const (
 // directory, as cmd/duckgate wires it.
 func startHookEnv(t *testing.T, dir string) *env {
 	t.Helper()
-	st, err := webhook.Open(webhook.Config{Dir: dir})
+	st, err := webhook.Open(webhook.StoreConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,19 +46,19 @@ func newHookEnv(t *testing.T) *env { return startHookEnv(t, t.TempDir()) }
 // its directory.
 func restartHooks(e *env) *env {
 	e.stop()
-	_ = e.server.cfg.Webhooks.Close()
+	_ = e.hooks.Close()
 	return startHookEnv(e.t, e.dir)
 }
 
 // registerWebhook creates an endpoint and fails the test unless it gets 201.
-func (e *env) registerWebhook(key, provider, table, secret string) WebhookEndpoint {
+func (e *env) registerWebhook(key, provider, table, secret string) webhook.EndpointView {
 	e.t.Helper()
 	body, _ := json.Marshal(map[string]string{"provider": provider, "table": table, "secret": secret})
 	r := e.do("POST", "/api/webhooks", body, "X-API-KEY", key)
 	if r.status != fasthttp.StatusCreated {
 		e.t.Fatalf("registerWebhook %s: %d %s", provider, r.status, r.body)
 	}
-	var ep WebhookEndpoint
+	var ep webhook.EndpointView
 	if err := json.Unmarshal(r.body, &ep); err != nil {
 		e.t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestWebhookSignaturesEndToEnd(t *testing.T) {
 
 func TestWebhookToleranceIsConfigurable(t *testing.T) {
 	dir := t.TempDir()
-	st, err := webhook.Open(webhook.Config{Dir: dir})
+	st, err := webhook.Open(webhook.StoreConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestWebhookRegistry(t *testing.T) {
 		t.Fatalf("ids %q %q: want 128 random bits each", gh.ID, st.ID)
 	}
 
-	list := func(key string) []WebhookEndpoint {
+	list := func(key string) []webhook.EndpointView {
 		t.Helper()
 		r := e.do("GET", "/api/webhooks", nil, "X-API-KEY", key)
 		hookExpect(t, "list", r, 200)
@@ -393,7 +393,7 @@ func TestWebhookRegistry(t *testing.T) {
 				t.Fatalf("the list shows %q: %s", s, r.body)
 			}
 		}
-		var out struct{ Webhooks []WebhookEndpoint }
+		var out struct{ Webhooks []webhook.EndpointView }
 		if err := json.Unmarshal(r.body, &out); err != nil {
 			t.Fatal(err)
 		}

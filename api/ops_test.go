@@ -1,0 +1,107 @@
+package api
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap/zaptest"
+
+	"duckgate/tenant"
+)
+
+func TestMetricsAndPprof(t *testing.T) {
+	e := newEnv(t)
+	_, key := e.tenant("acme")
+	if r := e.insert(key, "events", `{"a":1}`+"\n"+`{"a":2}`+"\nnot json"); r.status != 200 {
+		t.Fatalf("insert: %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/data/insert/events", []byte(`{"a":1}`)); r.status != 401 {
+		t.Fatalf("unauthenticated insert: %d", r.status)
+	}
+	r := e.do("GET", "/metrics", nil)
+	if r.status != 200 || !strings.HasPrefix(r.header["Content-Type"], "text/plain") {
+		t.Fatalf("/metrics: %d %v", r.status, r.header)
+	}
+	body := string(r.body)
+	for _, want := range []string{
+		`duckgate_insert_requests_total{status="200"} 1`,
+		`duckgate_insert_requests_total{status="401"} 1`,
+		"duckgate_rows_accepted_total 2",
+		"duckgate_rows_rejected_total 1",
+		"duckgate_rows_committed_total 2",
+		"duckgate_flushes_total 1",
+		"duckgate_flush_duration_seconds_count 1",
+		"duckgate_schema_changes_total 1",
+		"duckgate_buffered_rows 0",
+		"duckgate_wal_size_bytes",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, key) || strings.Contains(body, "tenant=") {
+		t.Error("/metrics names a key or a tenant")
+	}
+	if r := e.do("GET", "/debug/pprof/", nil); r.status != 401 {
+		t.Fatalf("pprof without the admin key: %d", r.status)
+	}
+	if r := e.do("GET", "/debug/pprof/", nil, "X-API-KEY", key); r.status != 401 || !strings.Contains(string(r.body), "needs the admin key") {
+		t.Fatalf("pprof with a tenant key: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/debug/pprof/", nil, "X-API-KEY", testAdminKey); r.status != 200 || !strings.Contains(string(r.body), "goroutine") {
+		t.Errorf("pprof index: %d %.200s", r.status, r.body)
+	}
+	if r := e.do("GET", "/debug/pprof", nil, "X-API-KEY", testAdminKey); r.status != 301 || !strings.HasSuffix(r.header["Location"], "/debug/pprof/") {
+		t.Errorf("pprof without the slash: %d %v", r.status, r.header)
+	}
+	if r := e.do("GET", "/debug/pprof/nonsense", nil, "X-API-KEY", testAdminKey); r.status != 404 || !strings.HasPrefix(string(r.body), `{"error":`) {
+		t.Errorf("unknown profile: %d %.200s", r.status, r.body)
+	}
+	if r := e.do("GET", "/debug/pprof/goroutine?debug=1", nil, "X-API-KEY", testAdminKey); r.status != 200 || !strings.Contains(string(r.body), "goroutine") {
+		t.Fatalf("pprof with the admin key: %d", r.status)
+	}
+}
+
+// TestMetricsWhileStarting: /metrics answers while the log is recovered;
+// every other route but /healthz answers 503 starting, as JSON.
+func TestMetricsWhileStarting(t *testing.T) {
+	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(t.TempDir(), "meta.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	set.NewCounter("duckgate_test_total").Inc()
+	srv := serverConfig{Tenants: tenants, Metrics: set}.build(t, zaptest.NewLogger(t))
+	ln := fasthttputil.NewInmemoryListener()
+	hs := srv.HTTPServer()
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Shutdown() })
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	get := func(path string) (int, string) {
+		status, body, err := c.GetTimeout(nil, "http://duckgate"+path, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status, string(body)
+	}
+	if status, body := get("/metrics"); status != 200 || !strings.Contains(body, "duckgate_test_total 1") {
+		t.Errorf("/metrics while starting: %d %.200s", status, body)
+	}
+	if status, body := get("/healthz"); status != 503 || !strings.Contains(body, "starting") {
+		t.Errorf("/healthz while starting: %d %s", status, body)
+	}
+	if status, body := get("/api/tables"); status != 503 || !strings.HasPrefix(body, `{"error":"starting`) {
+		t.Errorf("/api/tables while starting: %d %s", status, body)
+	}
+	srv.SetReady()
+	if status, _ := get("/healthz"); status != 200 {
+		t.Errorf("/healthz when ready: %d", status)
+	}
+}
