@@ -98,7 +98,7 @@ type entry struct {
 //
 // Lock order: mu and seenMu are never held together.
 type Store struct {
-	cfg StoreConfig
+	cfg  StoreConfig
 	aead cipher.AEAD
 
 	mu        sync.RWMutex
