@@ -1,11 +1,12 @@
 package tenant
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
 	"sort"
+
+	json "github.com/goccy/go-json"
 )
 
 // Plan is what a tenant may use.

@@ -3,11 +3,12 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"

@@ -5,13 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Header returns a request header's value by canonical or lower-case name ("" if
@@ -34,6 +35,19 @@ const (
 	hdrStandardID       = "Webhook-Id"
 	hdrStandardTime     = "Webhook-Timestamp"
 	hdrStandardSig      = "Webhook-Signature"
+	hdrSvixID           = "Svix-Id"
+	hdrSvixTime         = "Svix-Timestamp"
+	hdrSvixSig          = "Svix-Signature"
+)
+
+// standardHeaders are the three header names of a Standard Webhooks
+// delivery: webhook-* as the specification names them, or svix-* as Svix,
+// the scheme's origin, still sends them.
+type standardHeaders struct{ id, time, sig string }
+
+var (
+	webhookHeaders = standardHeaders{hdrStandardID, hdrStandardTime, hdrStandardSig}
+	svixHeaders    = standardHeaders{hdrSvixID, hdrSvixTime, hdrSvixSig}
 )
 
 const (
@@ -255,28 +269,38 @@ func verifyShopify(secret string, h Header, body []byte) (Delivery, error) {
 // [v1,<base64> ...]", the MAC being HMAC-SHA256(key, "<webhook-id>.<webhook-
 // timestamp>.<body>") with key the base64-decoded secret. Entries of other
 // versions (v1a, ...) are ignored. A missing webhook-id is signed as "".
+// Svix's header names (svix-id, svix-timestamp, svix-signature) are read
+// when webhook-signature is absent; the three names always come from one
+// family.
 func (v Verifier) verifyStandard(secret string, h Header, body []byte) (Delivery, error) {
-	hv, err := header(h, hdrStandardSig)
+	names := webhookHeaders
+	hv, err := header(h, names.sig)
 	if err != nil {
 		return Delivery{}, err
 	}
 	if hv == "" {
-		return Delivery{}, missing(hdrStandardSig)
+		names = svixHeaders
+		if hv, err = header(h, names.sig); err != nil {
+			return Delivery{}, err
+		}
 	}
-	id, err := header(h, hdrStandardID)
+	if hv == "" {
+		return Delivery{}, missing(hdrStandardSig + " (or " + hdrSvixSig + ")")
+	}
+	id, err := header(h, names.id)
 	if err != nil {
 		return Delivery{}, err
 	}
-	ts, err := header(h, hdrStandardTime)
+	ts, err := header(h, names.time)
 	if err != nil {
 		return Delivery{}, err
 	}
 	if ts == "" {
-		return Delivery{}, malformed(hdrStandardTime, "missing")
+		return Delivery{}, malformed(names.time, "missing")
 	}
 	unix, ok := parseUnix(ts)
 	if !ok {
-		return Delivery{}, malformed(hdrStandardTime, "not a unix time in seconds")
+		return Delivery{}, malformed(names.time, "not a unix time in seconds")
 	}
 	var (
 		sigs  [maxSignatures][sha256.Size]byte
@@ -285,22 +309,22 @@ func (v Verifier) verifyStandard(secret string, h Header, body []byte) (Delivery
 	)
 	for item := range strings.FieldsSeq(hv) {
 		if nall++; nall > maxSignatures {
-			return Delivery{}, malformed(hdrStandardSig, "more than 16 signatures")
+			return Delivery{}, malformed(names.sig, "more than 16 signatures")
 		}
 		version, sig, ok := strings.Cut(item, ",")
 		if !ok {
-			return Delivery{}, malformed(hdrStandardSig, "an entry is not version,signature")
+			return Delivery{}, malformed(names.sig, "an entry is not version,signature")
 		}
 		if version != "v1" {
 			continue // v1a (asymmetric) and future versions
 		}
 		if !decodeBase64MAC(&sigs[nsigs], sig) {
-			return Delivery{}, malformed(hdrStandardSig, "v1 is not a base64 SHA-256 MAC")
+			return Delivery{}, malformed(names.sig, "v1 is not a base64 SHA-256 MAC")
 		}
 		nsigs++
 	}
 	if nsigs == 0 {
-		return Delivery{}, malformed(hdrStandardSig, "no v1 signature")
+		return Delivery{}, malformed(names.sig, "no v1 signature")
 	}
 	key, err := standardKey(secret)
 	if err != nil || len(key) == 0 {
@@ -314,7 +338,7 @@ func (v Verifier) verifyStandard(secret string, h Header, body []byte) (Delivery
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	if !anyEqual(mac, sigs[:nsigs]) {
-		return Delivery{}, fmt.Errorf("%w: no v1 in %s matches", ErrBadSignature, hdrStandardSig)
+		return Delivery{}, fmt.Errorf("%w: no v1 in %s matches", ErrBadSignature, names.sig)
 	}
 	if err := v.checkTime(unix); err != nil {
 		return Delivery{}, err

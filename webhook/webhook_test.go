@@ -516,3 +516,27 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestStandardSvixHeaders: Svix sends the Standard Webhooks scheme under
+// svix-* header names; they verify like webhook-*, never mixed with them.
+func TestStandardSvixHeaders(t *testing.T) {
+	const (
+		docSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		docID     = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+		docTS     = "1614265330"
+		docBody   = `{"test": 2432232314}`
+		docSig    = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	)
+	v := Verifier{Provider: Standard, Now: func() time.Time { return time.Unix(1614265330, 0) }}
+	d, err := v.Verify(docSecret, headers(t, "svix-id", docID, "svix-timestamp", docTS, "svix-signature", docSig), []byte(docBody))
+	if err != nil || d != (Delivery{ID: docID}) {
+		t.Fatalf("svix headers: %+v, %v", d, err)
+	}
+	// webhook-signature wins; its own id and timestamp are then required.
+	_, err = v.Verify(docSecret, headers(t, "svix-id", docID, "svix-timestamp", docTS, "webhook-signature", docSig), []byte(docBody))
+	wantErr(t, err, ErrMalformedSignature, "webhook-signature with svix-timestamp")
+	_, err = v.Verify(docSecret, headers(t, "svix-id", docID, "svix-timestamp", docTS, "svix-signature", "v1,"+strings.Repeat("A", 43)+"="), []byte(docBody))
+	wantErr(t, err, ErrBadSignature, "svix headers, wrong signature")
+	_, err = v.Verify(docSecret, headers(t, "svix-id", docID, "svix-timestamp", docTS), []byte(docBody))
+	wantErr(t, err, ErrMissingSignature, "no signature header of either family")
+}
