@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -48,8 +47,8 @@ func runCLI(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	fs := flag.NewFlagSet("duckgate "+args[0]+" "+args[1], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr(getenv, "DUCKGATE_ADDR", "http://127.0.0.1:8080"), "server address")
-	adminKey := fs.String("admin-key", getenv("DUCKGATE_ADMIN_KEY"), "admin API key")
+	addr := fs.String("addr", envOr(getenv, "DUCKGATE_ADDR", "http://127.0.0.1:8080"), "server address: host:port or http(s)://host:port")
+	adminKey := fs.String("admin-key", "", "admin API key (default $DUCKGATE_ADMIN_KEY)")
 	plan := fs.String("plan", "", "plan of a new tenant (server default: free)")
 	scope := fs.String("scope", "full", "scope of a new key: ingest, query or full")
 	confirm := fs.Bool("confirm", false, "confirm deleting a tenant and all its data")
@@ -64,10 +63,13 @@ func runCLI(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		return 2
 	}
 	if *adminKey == "" {
+		*adminKey = getenv("DUCKGATE_ADMIN_KEY")
+	}
+	if *adminKey == "" {
 		fmt.Fprintln(stderr, "duckgate: no admin key: pass -admin-key or set DUCKGATE_ADMIN_KEY")
 		return 2
 	}
-	status, body, err := cliDo(&http.Client{Timeout: *timeout}, strings.TrimRight(*addr, "/"), *adminKey, req)
+	status, body, err := cliDo(&http.Client{Timeout: *timeout}, serverURL(*addr), *adminKey, req)
 	if err != nil {
 		fmt.Fprintln(stderr, "duckgate:", err)
 		return 1

@@ -38,10 +38,7 @@ func TestCrashRecovery(t *testing.T) {
 		crashes, _ = strconv.Atoi(s)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "duckgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
 	srv := &server{t: t, bin: bin, data: data, addr: addr}

@@ -40,8 +40,13 @@ func main() {
 	if len(os.Args) >= 2 && (os.Args[1] == "tenant" || os.Args[1] == "key") {
 		os.Exit(runCLI(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 	}
+	const usage = "usage:\n  duckgate serve [flags]        run the gateway (duckgate serve -h lists the flags)\n  duckgate tenant|key ...       manage a running server (duckgate tenant prints their usage)"
+	if len(os.Args) >= 2 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" || os.Args[1] == "help") {
+		fmt.Println(usage)
+		os.Exit(0)
+	}
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage:\n  duckgate serve [flags]        run the gateway (duckgate serve -h lists the flags)\n  duckgate tenant|key ...       manage a running server (duckgate tenant prints their usage)")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	if err := serve(os.Args[2:]); err != nil {
@@ -52,28 +57,28 @@ func main() {
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on: host:port or http://host:port")
 	dataDir := fs.String("data", "./data", "data directory: tenant registry, tenant databases, write-ahead log")
-	adminKey := fs.String("admin-key", os.Getenv("DUCKGATE_ADMIN_KEY"), "admin API key (default $DUCKGATE_ADMIN_KEY; if neither is set, a random one is made on first start and printed once)")
+	adminKey := fs.String("admin-key", "", "admin API key (default $DUCKGATE_ADMIN_KEY; if neither is set, a random one is made on first start and printed once)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	plansFile := fs.String("plans", "", "JSON file of plans {\"free\":{\"memory_limit\":\"256MB\",\"threads\":2,...}}; default: built-in free, pro, enterprise")
-	maxBody := fs.Int64("ingest.max-body", 64<<20, "largest insert body in bytes, after gzip decompression; larger gets 413")
+	maxBody := bytesFlag(fs, "ingest.max-body", 64<<20, "largest insert body in bytes, after gzip decompression; larger gets 413")
 	waitTimeout := fs.Duration("ingest.wait-timeout", 30*time.Second, "how long an insert with ?wait=true waits for its commit before 504")
 	flushRows := fs.Int("batcher.flush-rows", 100_000, "flush a table's buffer at this many rows")
-	flushBytes := fs.Int64("batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
+	flushBytes := bytesFlag(fs, "batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
 	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
 	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
-	maxBuffered := fs.Int64("batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
+	maxBuffered := bytesFlag(fs, "batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
 	queryMaxRows := fs.Int64("query.max-rows", query.DefaultMaxRows, "most rows one query result may have")
-	queryMaxBytes := fs.Int64("query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
+	queryMaxBytes := bytesFlag(fs, "query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
 	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait in arrival order")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
-	walSegment := fs.Int64("wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
-	walBacklog := fs.Int64("wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
+	walSegment := bytesFlag(fs, "wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
+	walBacklog := bytesFlag(fs, "wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
 	idemWindow := fs.Duration("ingest.idempotency-window", 24*time.Hour, "how long an Idempotency-Key is remembered")
 	webhookWindow := fs.Duration("webhooks.dedup-window", webhook.DefaultDedupWindow, "how long a webhook delivery id is remembered; a redelivery within it is answered 200 and not stored again")
 	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
@@ -81,6 +86,14 @@ func serve(args []string) error {
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	_ = fs.Parse(args)
+	if *adminKey == "" {
+		// Read here, not as the flag's default: -h must never print it.
+		*adminKey = os.Getenv("DUCKGATE_ADMIN_KEY")
+	}
+	listenOn, err := listenAddr(*listen)
+	if err != nil {
+		return err
+	}
 
 	log, err := newLogger(*logLevel)
 	if err != nil {
@@ -211,7 +224,7 @@ func serve(args []string) error {
 	}, log)
 	httpSrv := srv.HTTPServer()
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listenOn)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
