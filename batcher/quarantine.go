@@ -19,7 +19,7 @@ const quarantineTable = "_duckgate_quarantine"
 // applied, in one transaction.
 func (w *writer) quarantine(table string, items []*pending, cause error) (err error) {
 	ctx := context.Background()
-	h, err := w.b.pool.Acquire(w.tenant)
+	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 // loadApplied reads the numbers of the last committed insert per table.
 func (b *Batcher) loadApplied(ctx context.Context, tenant string) (map[string]uint64, error) {
 	out := make(map[string]uint64)
-	h, err := b.pool.Acquire(tenant)
+	h, err := b.pool.Acquire(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("recover tenant %s: %w", tenant, err)
 	}

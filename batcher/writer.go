@@ -408,7 +408,7 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 		size += p.rows.Size
 	}
 	ctx := context.Background()
-	h, err := w.b.pool.Acquire(w.tenant)
+	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}

@@ -156,7 +156,7 @@ func (s *Server) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
 
 // attach snapshots each tenant and attaches the copies READ_ONLY.
 func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
-	h, err := aq.pool.Acquire(aq.id)
+	h, err := aq.pool.Acquire(ctx, aq.id)
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ func (s *Server) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 // countRows counts the tenant's tables and their rows exactly, in one
 // read-only transaction of its pooled database.
 func (s *Server) countRows(ctx context.Context, tenantID string) (int, int64, error) {
-	h, err := s.cfg.Pool.Acquire(tenantID)
+	h, err := s.cfg.Pool.Acquire(ctx, tenantID)
 	if err != nil {
 		return 0, 0, err
 	}
