@@ -175,6 +175,11 @@ func TestRecoverExactlyOnceAfterCrash(t *testing.T) {
 		ended, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = crashed.Close(ended)
+		select {
+		case <-crashed.idem.done:
+		default:
+			t.Error("idempotency key writer still running after Close")
+		}
 	})
 
 	wb = openWALBatcher(t, dir)

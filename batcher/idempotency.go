@@ -322,8 +322,9 @@ func (s *idemStore) writeQueued() {
 // keys before it is rewritten.
 const compactSlack = 100_000
 
-// close stops the file writer once it has written what was queued, or
-// when ctx ends.
+// close stops the file writer once it has written what was queued. Its
+// last group is one write and one fsync: when ctx ends first, close still
+// waits for it, up to stopGrace, so that no goroutine outlives the batcher.
 func (s *idemStore) close(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closed {
@@ -337,7 +338,14 @@ func (s *idemStore) close(ctx context.Context) error {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("stop the idempotency key writer: %w", ctx.Err())
+	}
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-grace.C:
+		return fmt.Errorf("stop the idempotency key writer: %w; still writing %s after it", ctx.Err(), stopGrace)
 	}
 }
 
