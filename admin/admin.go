@@ -58,9 +58,14 @@ type Handler struct {
 	closeMu sync.Once
 }
 
-// New returns a Handler.
+// New returns a Handler. It removes the snapshot directories of operator
+// queries that a crash interrupted.
 func New(cfg Config, log *zap.Logger) *Handler {
-	return &Handler{cfg: cfg, log: log, stop: make(chan struct{})}
+	h := &Handler{cfg: cfg, log: log, stop: make(chan struct{})}
+	if cfg.Pool != nil {
+		h.removeLeftovers()
+	}
+	return h
 }
 
 // Close stops the background work and waits for it until ctx is done.

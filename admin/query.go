@@ -147,7 +147,7 @@ func (h *Handler) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
 
 // attach snapshots each tenant and attaches the copies READ_ONLY.
 func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
-	h, err := aq.pool.Acquire(aq.id)
+	h, err := aq.pool.Acquire(ctx, aq.id)
 	if err != nil {
 		return err
 	}
@@ -206,5 +206,21 @@ func (aq *adminQuery) cleanup(stop <-chan struct{}) {
 	}
 	if err := os.RemoveAll(aq.dir); err != nil {
 		aq.h.log.Warn("remove operator query snapshots", zap.String("query", aq.id), zap.Error(err))
+	}
+}
+
+// removeLeftovers deletes the private directories (".admin_<hex>", beside
+// the tenant databases) of operator queries that a crash interrupted.
+func (h *Handler) removeLeftovers() {
+	dirs, err := filepath.Glob(filepath.Join(filepath.Dir(h.cfg.Pool.Path("x")), ".admin_*"))
+	if err != nil {
+		return
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			h.log.Warn("remove an interrupted operator query's snapshots", zap.String("dir", d), zap.Error(err))
+			continue
+		}
+		h.log.Info("removed an interrupted operator query's snapshots", zap.String("dir", filepath.Base(d)))
 	}
 }

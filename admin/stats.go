@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"duckgate/tenant"
+	"duckgate/tenantdb"
 )
-
-// internalTablePrefix marks duckgate's own tables in a tenant database; they
-// are not counted (package query hides them too).
-const internalTablePrefix = "_duckgate"
 
 // statsWorkers is how many tenant databases GET /api/admin/tenants counts
 // at once: enough to hide open latency, few enough to leave the pool's
@@ -111,7 +107,7 @@ func (h *Handler) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 // countRows counts the tenant's tables and their rows exactly, in one
 // read-only transaction of its pooled database.
 func (h *Handler) countRows(ctx context.Context, tenantID string) (int, int64, error) {
-	db, err := h.cfg.Pool.Acquire(tenantID)
+	db, err := h.cfg.Pool.Acquire(ctx, tenantID)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -121,43 +117,15 @@ func (h *Handler) countRows(ctx context.Context, tenantID string) (int, int64, e
 		return 0, 0, fmt.Errorf("count rows: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	rs, err := tx.QueryContext(ctx, `SELECT table_name FROM duckdb_tables()
-		WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal AND NOT temporary
-		ORDER BY table_name`)
+	tables, err := tenantdb.Tables(ctx, tx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("list tables: %w", err)
-	}
-	var names []string
-	for rs.Next() {
-		var n string
-		if err := rs.Scan(&n); err != nil {
-			rs.Close()
-			return 0, 0, fmt.Errorf("list tables: %w", err)
-		}
-		if !strings.HasPrefix(n, internalTablePrefix) {
-			names = append(names, n)
-		}
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return 0, 0, fmt.Errorf("list tables: %w", err)
-	}
-	if len(names) == 0 {
-		return 0, 0, nil
-	}
-	var q strings.Builder
-	q.WriteString("SELECT ")
-	for i, n := range names {
-		if i > 0 {
-			q.WriteString(" + ")
-		}
-		q.WriteString(`(SELECT count(*) FROM main."` + strings.ReplaceAll(n, `"`, `""`) + `")`)
+		return 0, 0, err
 	}
 	var rows int64
-	if err := tx.QueryRowContext(ctx, q.String()).Scan(&rows); err != nil {
-		return 0, 0, fmt.Errorf("count rows: %w", err)
+	for _, t := range tables {
+		rows += t.Rows
 	}
-	return len(names), rows, nil
+	return len(tables), rows, nil
 }
 
 // infos returns the info of each tenant, counting up to statsWorkers

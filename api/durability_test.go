@@ -247,7 +247,7 @@ func TestRecoveryWithAFailingBatchStillStarts(t *testing.T) {
 	}
 	e := newEnv(t, slow)
 	id, key := e.tenant("acme")
-	h, err := e.pool.Acquire(id)
+	h, err := e.pool.Acquire(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

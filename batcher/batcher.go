@@ -137,10 +137,15 @@ type Batcher struct {
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
 
+	// ctx is the writers' context: Close cancels it when its own context
+	// ends, aborting flushes in flight (their rows stay in the log).
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.RWMutex
-	writers map[string]*writer // by tenant id; guarded by mu
-	closed  bool               // guarded by mu
-	wg      sync.WaitGroup
+	writers map[string]*writer   // by tenant id; guarded by mu
+	running map[*writer]struct{} // writers whose goroutine has not returned, Forgotten ones too; guarded by mu
+	closed  bool                 // guarded by mu
 }
 
 // Stats are counters for metrics. Read them with Snapshot.
@@ -158,7 +163,7 @@ type Stats struct {
 func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	cfg.setDefaults()
 	b := &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer), segCount: make(map[uint64]int),
-		flushSlots: make(chan struct{}, cfg.MaxConcurrentFlushes)}
+		running: make(map[*writer]struct{}), flushSlots: make(chan struct{}, cfg.MaxConcurrentFlushes)}
 	idemPath := ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
@@ -176,9 +181,10 @@ func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 		return nil, errors.New("batcher: a WAL needs a StateDir")
 	}
 	var err error
-	if b.idem, err = openIdemStore(idemPath, cfg.IdempotencyWindow); err != nil {
+	if b.idem, err = openIdemStore(idemPath, cfg.IdempotencyWindow, log); err != nil {
 		return nil, err
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	set := cfg.Metrics
 	if set == nil {
 		set = metrics.NewSet()
@@ -393,17 +399,81 @@ func (b *Batcher) writer(tenant string) (*writer, error) {
 	if w == nil {
 		w = newWriter(b, tenant)
 		b.writers[tenant] = w
-		b.wg.Add(1)
+		b.running[w] = struct{}{}
 		go func() {
-			defer b.wg.Done()
+			defer close(w.done) // last: stopWriters waits for this
 			w.run()
+			b.mu.Lock()
+			delete(b.running, w)
+			b.mu.Unlock()
 		}()
 	}
 	return w, nil
 }
 
+// stopGrace bounds the wait for writers whose context was canceled because
+// the caller's deadline passed: each of their waits ends with that context,
+// so they return within a DuckDB interrupt.
+const stopGrace = 10 * time.Second
+
+// flushWriters asks every writer of ws to flush all it holds, so that they
+// flush at once (at most MaxConcurrentFlushes at a time), and waits for
+// them until ctx ends. errs[i] is the error of ws[i].
+func flushWriters(ctx context.Context, ws []*writer) (errs []error) {
+	errs = make([]error, len(ws))
+	chs := make([]chan error, len(ws))
+	for i, w := range ws {
+		chs[i] = w.requestFlush()
+	}
+	for i, w := range ws {
+		errs[i] = w.waitFlush(ctx, chs[i])
+	}
+	return errs
+}
+
+// stopWriters stops the writers of ws, each after a last flush, and waits
+// for their goroutines until ctx ends. Writers still running then have
+// their context canceled, which aborts what they are doing, and are waited
+// for stopGrace more.
+func stopWriters(ctx context.Context, ws []*writer) error {
+	for _, w := range ws {
+		w.quitOnce()
+	}
+	var stuck []*writer
+	for i, w := range ws {
+		select {
+		case <-w.done:
+			continue
+		case <-ctx.Done():
+		}
+		for _, w := range ws[i:] {
+			select {
+			case <-w.done:
+			default:
+				w.cancel()
+				stuck = append(stuck, w)
+			}
+		}
+		break
+	}
+	if len(stuck) == 0 {
+		return nil
+	}
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+	for i, w := range stuck {
+		select {
+		case <-w.done:
+		case <-grace.C:
+			return fmt.Errorf("stop tenant writers: %w; %d still running %s after it", ctx.Err(), len(stuck)-i, stopGrace)
+		}
+	}
+	return fmt.Errorf("stop tenant writers: %w; %d stopped by aborting their flush", ctx.Err(), len(stuck))
+}
+
 // Forget stops the tenant's writer after flushing it, e.g. before the tenant
-// is deleted or its database must be reopened.
+// is deleted or its database must be reopened. When ctx ends first, the
+// writer's flush is aborted: its rows stay in the log.
 func (b *Batcher) Forget(ctx context.Context, tenant string) error {
 	b.mu.Lock()
 	w := b.writers[tenant]
@@ -413,32 +483,50 @@ func (b *Batcher) Forget(ctx context.Context, tenant string) error {
 		return nil
 	}
 	err := w.flushAll(ctx)
-	w.stop()
-	return err
+	return errors.Join(err, stopWriters(ctx, []*writer{w}))
 }
 
-// Close flushes every buffer and stops the writers. Inserts after Close get
-// ErrClosed. A buffer whose flush keeps failing is given up when ctx ends;
-// the error says how many rows were not committed.
+// Close flushes every buffer and stops the writers, all tenants at once
+// (at most MaxConcurrentFlushes flushes at a time). Inserts after Close get
+// ErrClosed. When ctx ends first, the flushes in flight are aborted and
+// Close returns an error that says how many rows were not committed: with a
+// write-ahead log they are replayed by the next Recover, without one they
+// are lost. Close returns once every goroutine of the batcher has, or, if
+// one ignores the abort, stopGrace after ctx ended, with an error.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	ws := make([]*writer, 0, len(b.writers))
-	for _, w := range b.writers {
+	ws := make([]*writer, 0, len(b.running))
+	for w := range b.running {
 		ws = append(ws, w)
 	}
 	b.mu.Unlock()
+	if ctx.Err() != nil {
+		b.cancel()
+	}
+	stopAbort := context.AfterFunc(ctx, b.cancel)
+	defer stopAbort()
+
 	var errs []error
-	for _, w := range ws {
-		if err := w.flushAll(ctx); err != nil {
+	for _, err := range flushWriters(ctx, ws) {
+		if err != nil {
 			errs = append(errs, err)
 		}
-		w.stop()
 	}
-	b.wg.Wait()
-	b.releaseLog()
-	if err := b.idem.close(); err != nil {
+	if err := stopWriters(ctx, ws); err != nil {
 		errs = append(errs, err)
+	}
+	b.cancel()
+	b.releaseLog()
+	if err := b.idem.close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if n := b.bufferedRows.Load(); n > 0 {
+		fate := "lost (no write-ahead log)"
+		if b.cfg.WAL != nil {
+			fate = "kept in the write-ahead log for Recover"
+		}
+		errs = append(errs, fmt.Errorf("close batcher: %d rows not committed, %s", n, fate))
 	}
 	return errors.Join(errs...)
 }

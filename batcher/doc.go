@@ -3,20 +3,34 @@
 //
 // Data flow: the ingest handler decodes a request into Rows (Builder) and
 // calls Submit. Submit charges the rows against the global memory cap,
-// makes them durable (write-ahead log, when configured) and queues them on
-// the tenant's writer. One writer goroutine per tenant owns all writes to
-// that tenant's database: when a table's buffer reaches a row count, a byte
-// size or an age, the writer evolves the table's schema (package schema) and
-// appends the whole batch with the DuckDB Appender inside one transaction,
-// so a batch lands whole or not at all. Handlers never touch DuckDB.
+// makes them durable (write-ahead log, package wal, when configured) and
+// queues them on the tenant's writer. One writer goroutine per tenant owns
+// all writes to that tenant's database: when a table's buffer reaches a row
+// count, a byte size or an age, the writer evolves the table's schema
+// (package schema) and appends the whole batch with the DuckDB Appender
+// inside one transaction, so a batch lands whole or not at all. At most
+// Config.MaxConcurrentFlushes flushes run at once, across tenants. Handlers
+// never touch DuckDB.
 //
 // Durability: Submit numbers an insert under its writer's lock (so a table's
 // inserts are numbered in buffer order), writes it to the write-ahead log
-// (batcher/wal) and returns once the log is fsynced. A flush takes only the
-// head of a buffer whose log writes are done and records, in the same DuckDB
+// and returns once the log is fsynced. A flush takes only the head of a
+// buffer whose log writes are done and records, in the same DuckDB
 // transaction, the number of the last insert it committed; Recover replays
-// exactly the inserts above that number. A log segment is released once no
-// uncommitted insert can be in it.
+// exactly the inserts above that number, flushing all tenants at once. A
+// log segment is released once no uncommitted insert can be in it.
+//
+// Idempotency keys travel in their insert's log record; once its rows are
+// committed, the key store's own goroutine appends the key to its file
+// (one write and fsync per group of waiting flushes) before the record's
+// segment may go, so an acknowledged key survives a crash.
+//
+// Goroutines and shutdown: the writers and the key store's file writer are
+// the batcher's goroutines. Close (and Forget, for one tenant) flushes and
+// stops them under the caller's context; when it ends, the writers' own
+// context is canceled, which aborts their DuckDB statements and their waits
+// for a flush slot or a key fsync, and Close waits for them to return.
+// Aborted rows stay in the log for Recover.
 //
 // Locks: Batcher.mu, writer.mu, Batcher.walMu and the idempotency store's
 // mutex are each held only for bookkeeping, never across I/O or DuckDB, and

@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"duckgate/atomicfile"
 	"duckgate/jsonstr"
@@ -23,20 +26,37 @@ var ErrInProgress = errors.New("an insert with this Idempotency-Key is in progre
 // accepted insert for a window of time.
 //
 // A key becomes durable with its rows: it travels in the insert's log
-// record, and once the rows are committed the writer appends it to the
-// store's file (one fsync per flush) before the log segment can go. On
-// start the file is read back, dropping keys older than the window, and the
-// log replay re-adds keys of records not yet in the file.
+// record, and once the rows are committed the writer has the key appended to
+// the store's file before the log segment can go. One goroutine owns the
+// file and commits in groups, as the write-ahead log does: persist queues
+// its lines under mu and waits; the file writer takes the whole queue,
+// writes it and fsyncs once, then answers every waiter. So begin and accept
+// (every insert with a key) never wait for the disk. On start the file is
+// read back, dropping keys older than the window, and the log replay
+// re-adds keys of records not yet in the file.
 type idemStore struct {
 	path   string
 	window time.Duration
+	log    *zap.Logger
 
 	mu      sync.Mutex
 	entries map[string]*idemEntry // by tenant + "\x00" + key; guarded by mu
-	f       *os.File              // append-only file; guarded by mu
-	lines   int                   // lines in the file; guarded by mu
+	queue   []byte                // lines for the file writer; guarded by mu
+	queued  int                   // lines in queue; guarded by mu
+	waiting []chan error          // persist calls whose lines are in queue; guarded by mu
+	closed  bool                  // guarded by mu
+
+	wake chan struct{} // 1-slot: "the queue has lines"
+	quit chan struct{} // closed by close
+	done chan struct{} // closed when the file writer has returned
+
+	// Owned by the file writer goroutine (by openIdemStore before it starts).
+	f        *os.File             // append-only file
+	lines    int                  // lines in the file
+	syncFile func(*os.File) error // (*os.File).Sync; tests stall it
 }
 
+// idemEntry is immutable once in the map: accept and begin replace it.
 type idemEntry struct {
 	resp []byte    // nil while in progress
 	at   time.Time // when accepted
@@ -52,11 +72,18 @@ type idemLine struct {
 
 func idemID(tenant, key string) string { return tenant + "\x00" + key }
 
-// openIdemStore loads path, keeping keys younger than window, and rewrites
-// it compacted. An empty path keeps keys in memory only.
-func openIdemStore(path string, window time.Duration) (*idemStore, error) {
-	s := &idemStore{path: path, window: window, entries: make(map[string]*idemEntry)}
+// errIdemClosed is persist after close.
+var errIdemClosed = errors.New("idempotency key store is closed")
+
+// openIdemStore loads path, keeping keys younger than window, rewrites it
+// compacted and starts the file writer, which close stops. An empty path
+// keeps keys in memory only.
+func openIdemStore(path string, window time.Duration, log *zap.Logger) (*idemStore, error) {
+	s := &idemStore{path: path, window: window, log: log, entries: make(map[string]*idemEntry),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		syncFile: (*os.File).Sync}
 	if path == "" {
+		close(s.done)
 		return s, nil
 	}
 	if f, err := os.Open(path); err == nil {
@@ -79,14 +106,41 @@ func openIdemStore(path string, window time.Duration) (*idemStore, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open idempotency keys: %w", err)
 	}
-	if err := s.compact(); err != nil {
+	if err := s.compact(s.live()); err != nil {
 		return nil, err
 	}
+	go s.run()
 	return s, nil
 }
 
-// compact rewrites the file with the entries kept, atomically.
-func (s *idemStore) compact() error {
+// idemKV is an accepted key, as compact writes it.
+type idemKV struct {
+	id string
+	e  *idemEntry
+}
+
+// live returns the accepted keys younger than the window, dropping older
+// ones from the map.
+func (s *idemStore) live() []idemKV {
+	cutoff := time.Now().Add(-s.window)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]idemKV, 0, len(s.entries))
+	for id, e := range s.entries {
+		switch {
+		case e.at.Before(cutoff):
+			delete(s.entries, id)
+		case e.resp != nil:
+			out = append(out, idemKV{id, e})
+		}
+	}
+	return out
+}
+
+// compact rewrites the file with the keys kept, atomically, and appends to
+// the new file from then on. On error the old file stays in use: it is
+// still complete. Called by the file writer only (or before it starts).
+func (s *idemStore) compact(keep []idemKV) error {
 	tmp := s.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -94,15 +148,10 @@ func (s *idemStore) compact() error {
 	}
 	w := bufio.NewWriter(f)
 	var line []byte
-	s.lines = 0
-	for id, e := range s.entries {
-		if e.resp == nil {
-			continue
-		}
-		tenant, key, _ := cutID(id)
-		line = appendIdemLine(line[:0], tenant, key, e)
+	for _, kv := range keep {
+		tenant, key, _ := cutID(kv.id)
+		line = appendIdemLine(line[:0], tenant, key, kv.e)
 		_, _ = w.Write(line)
-		s.lines++
 	}
 	err = w.Flush()
 	if err == nil {
@@ -115,13 +164,18 @@ func (s *idemStore) compact() error {
 		err = os.Rename(tmp, s.path)
 	}
 	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("compact idempotency keys: %w", err)
 	}
 	_ = atomicfile.SyncDir(filepath.Dir(s.path))
-	s.f, err = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	nf, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open idempotency keys: %w", err)
 	}
+	if s.f != nil {
+		_ = s.f.Close()
+	}
+	s.f, s.lines = nf, len(keep)
 	return nil
 }
 
@@ -179,67 +233,120 @@ func (s *idemStore) accept(tenant, key string, resp []byte, at time.Time) {
 	s.entries[idemID(tenant, key)] = &idemEntry{resp: resp, at: at}
 }
 
-// persist appends keys whose rows are committed to the file, with one fsync.
-func (s *idemStore) persist(recs []*record) error {
-	if s.f == nil || len(recs) == 0 {
+// persist makes the keys of committed records durable: it queues their
+// lines for the file writer and returns once they are fsynced, or when ctx
+// ends (the keys are then still in the write-ahead log).
+func (s *idemStore) persist(ctx context.Context, recs []*record) error {
+	if s.path == "" || len(recs) == 0 {
 		return nil
 	}
 	var buf []byte
 	for _, r := range recs {
 		buf = appendIdemLine(buf, r.tenant, r.idemKey, &idemEntry{resp: r.response, at: time.Unix(r.at, 0)})
 	}
+	ch := make(chan error, 1)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.f.Write(buf); err != nil {
-		return fmt.Errorf("persist idempotency keys: %w", err)
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("persist idempotency keys: %w", errIdemClosed)
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("persist idempotency keys: %w", err)
+	s.queue = append(s.queue, buf...)
+	s.queued += len(recs)
+	s.waiting = append(s.waiting, ch)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // the file writer is already awake
 	}
-	s.lines += len(recs)
-	if s.lines > 2*len(s.entries)+compactSlack {
-		// The file holds mostly expired or repeated keys: rewrite it with
-		// the live ones, so it stays bounded while the process runs.
-		s.expireLocked()
-		_ = s.f.Close()
-		if err := s.compact(); err != nil {
-			// Keep appending to the old file: it is still complete.
-			s.f, _ = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
-			return err
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("persist idempotency keys: %w", ctx.Err())
+	}
+}
+
+// run is the file writer: it writes what persist queued, a group at a time,
+// until close.
+func (s *idemStore) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.wake:
+			s.writeQueued()
+		case <-s.quit:
+			s.writeQueued() // close has stopped persist: this is the last
+			if err := s.f.Close(); err != nil {
+				s.log.Warn("close idempotency keys", zap.Error(err))
+			}
+			return
 		}
 	}
-	return nil
+}
+
+// writeQueued writes the queued lines with one fsync and answers their
+// waiters, then compacts the file if it has grown far beyond the live keys.
+func (s *idemStore) writeQueued() {
+	s.mu.Lock()
+	buf, n, waiting := s.queue, s.queued, s.waiting
+	s.queue, s.queued, s.waiting = nil, 0, nil
+	s.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	_, err := s.f.Write(buf)
+	if err == nil {
+		err = s.syncFile(s.f)
+	}
+	if err != nil {
+		err = fmt.Errorf("persist idempotency keys: %w", err)
+	} else {
+		s.lines += n
+	}
+	for _, ch := range waiting {
+		ch <- err
+	}
+	s.mu.Lock()
+	grown := s.lines > 2*len(s.entries)+compactSlack
+	s.mu.Unlock()
+	if err == nil && grown {
+		// The file holds mostly expired or repeated keys: rewrite it with
+		// the live ones, so it stays bounded while the process runs.
+		if err := s.compact(s.live()); err != nil {
+			s.log.Warn("idempotency keys not compacted; still appending to the complete old file", zap.Error(err))
+		}
+	}
 }
 
 // compactSlack is how many lines the file may hold beyond twice the live
 // keys before it is rewritten.
 const compactSlack = 100_000
 
-// expire drops keys older than the window.
-func (s *idemStore) expire() {
+// close stops the file writer once it has written what was queued. Its
+// last group is one write and one fsync: when ctx ends first, close still
+// waits for it, up to stopGrace, so that no goroutine outlives the batcher.
+func (s *idemStore) close(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expireLocked()
-}
-
-func (s *idemStore) expireLocked() {
-	cutoff := time.Now().Add(-s.window)
-	for id, e := range s.entries {
-		if e.at.Before(cutoff) {
-			delete(s.entries, id)
+	if !s.closed {
+		s.closed = true
+		if s.path != "" {
+			close(s.quit)
 		}
 	}
-}
-
-func (s *idemStore) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
+	s.mu.Unlock()
+	select {
+	case <-s.done:
 		return nil
+	case <-ctx.Done():
 	}
-	err := s.f.Close()
-	s.f = nil
-	return err
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-grace.C:
+		return fmt.Errorf("stop the idempotency key writer: %w; still writing %s after it", ctx.Err(), stopGrace)
+	}
 }
 
 func timeUnix(sec int64) time.Time { return time.Unix(sec, 0) }

@@ -1,21 +1,24 @@
 package batcher
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func openIdemT(t *testing.T, path string, window time.Duration) *idemStore {
 	t.Helper()
-	s, err := openIdemStore(path, window)
+	s, err := openIdemStore(path, window, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.close() })
+	t.Cleanup(func() { _ = s.close(context.Background()) })
 	return s
 }
 
@@ -51,20 +54,20 @@ func TestIdemBeginAcceptAbort(t *testing.T) {
 	checkBegin(t, s, "t1", "k", `{"accepted":1}`, nil)
 	checkBegin(t, s, "t2", "k", "", ErrInProgress)
 
-	// A key accepted longer ago than the window is free again, and expire
-	// drops it.
+	// A key accepted longer ago than the window is free again, and live
+	// (what compaction keeps) drops it.
 	s.accept("t1", "old", []byte(`{}`), time.Now().Add(-2*time.Hour))
 	s.accept("t1", "old2", []byte(`{}`), time.Now().Add(-2*time.Hour))
 	checkBegin(t, s, "t1", "old", "", nil)
-	s.expire()
+	s.live()
 	s.mu.Lock()
 	_, kept := s.entries[idemID("t1", "old2")]
 	_, fresh := s.entries[idemID("t1", "k")]
 	s.mu.Unlock()
 	if kept || !fresh {
-		t.Fatalf("after expire: old key kept %v, fresh key kept %v", kept, fresh)
+		t.Fatalf("after live: old key kept %v, fresh key kept %v", kept, fresh)
 	}
-	if err := s.persist([]*record{{tenant: "t1", idemKey: "k", response: []byte(`{}`)}}); err != nil {
+	if err := s.persist(context.Background(), []*record{{tenant: "t1", idemKey: "k", response: []byte(`{}`)}}); err != nil {
 		t.Fatalf("persist without a file: %v", err)
 	}
 }
@@ -79,13 +82,13 @@ func TestIdemPersistReopen(t *testing.T) {
 		{tenant: "t2", idemKey: "k\n2", response: []byte(`{"accepted":1}`), at: now.Unix()},
 		{tenant: "t1", idemKey: "old", response: []byte(`{"accepted":9}`), at: now.Add(-2 * time.Hour).Unix()},
 	}
-	if err := s.persist(recs[:2]); err != nil {
+	if err := s.persist(context.Background(), recs[:2]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.persist(recs[2:]); err != nil {
+	if err := s.persist(context.Background(), recs[2:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.close(); err != nil {
+	if err := s.close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -94,7 +97,7 @@ func TestIdemPersistReopen(t *testing.T) {
 	checkBegin(t, s, "t2", "k\n2", `{"accepted":1}`, nil)
 	checkBegin(t, s, "t1", "old", "", nil) // beyond the window: dropped on reopen
 	checkBegin(t, s, "t2", `key "one" ü\`, "", nil)
-	if err := s.close(); err != nil {
+	if err := s.close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// The reopen compacted the file: the old key is gone from it.
@@ -120,10 +123,10 @@ func TestIdemTornLine(t *testing.T) {
 	checkBegin(t, s, "t", "good", `{"accepted":1}`, nil)
 	checkBegin(t, s, "t", "torn", "", nil)
 	// A key saved after the torn line must not be glued to it.
-	if err := s.persist([]*record{{tenant: "t", idemKey: "after", response: []byte(`{"accepted":3}`), at: at}}); err != nil {
+	if err := s.persist(context.Background(), []*record{{tenant: "t", idemKey: "after", response: []byte(`{"accepted":3}`), at: at}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.close(); err != nil {
+	if err := s.close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s = openIdemT(t, path, time.Hour)
@@ -135,10 +138,7 @@ func TestIdemTornLine(t *testing.T) {
 // than live keys, and what it keeps still reopens.
 func TestIdemStoreCompactsWhileRunning(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "idem.ndjson")
-	s, err := openIdemStore(path, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openIdemT(t, path, time.Hour)
 	// The same key accepted again and again: one live key, many lines.
 	rec := &record{tenant: "t", idemKey: "k", response: []byte(`{"accepted":1}`), at: time.Now().Unix()}
 	s.accept("t", "k", rec.response, time.Now())
@@ -147,22 +147,65 @@ func TestIdemStoreCompactsWhileRunning(t *testing.T) {
 		batch[i] = rec
 	}
 	for range compactSlack/len(batch) + 2 {
-		if err := s.persist(batch); err != nil {
+		if err := s.persist(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s.lines > len(batch)+1 {
-		t.Fatalf("%d lines after persisting %d: no compaction", s.lines, compactSlack+2000)
-	}
-	if err := s.close(); err != nil {
+	if err := s.close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := openIdemStore(path, time.Hour)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.close()
+	if n := strings.Count(string(raw), "\n"); n > len(batch)+1 {
+		t.Fatalf("%d lines after persisting %d: no compaction", n, compactSlack+2000)
+	}
+	s2 := openIdemT(t, path, time.Hour)
 	if resp, found, err := s2.begin("t", "k"); err != nil || !found || string(resp) != `{"accepted":1}` {
 		t.Fatalf("after compaction and reopen: %q %v %v", resp, found, err)
+	}
+}
+
+// An insert with a key looks it up and accepts it while another one's keys
+// wait for their fsync: the store's lock is never held across the disk.
+func TestIdemBeginNotBlockedByFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idem.ndjson")
+	s := openIdemT(t, path, time.Hour)
+	syncing, unblock := make(chan struct{}), make(chan struct{})
+	s.syncFile = func(f *os.File) error { // set before the first persist: the writer reads it after
+		close(syncing)
+		<-unblock
+		return f.Sync()
+	}
+	persisted := make(chan error, 1)
+	go func() {
+		persisted <- s.persist(context.Background(), []*record{{tenant: "t", idemKey: "a", response: []byte(`{}`), at: time.Now().Unix()}})
+	}()
+	<-syncing
+	looked := make(chan error, 1)
+	go func() {
+		_, found, err := s.begin("t", "b")
+		if err == nil && found {
+			err = errors.New("found a key never accepted")
+		}
+		s.accept("t", "b", []byte(`{"accepted":1}`), time.Now())
+		looked <- err
+	}()
+	deadline := time.NewTimer(time.Minute) // a hang, not a duration, fails
+	defer deadline.Stop()
+	select {
+	case err := <-looked:
+		if err != nil {
+			close(unblock)
+			t.Fatal(err)
+		}
+	case <-deadline.C:
+		close(unblock)
+		t.Fatal("begin waited for another insert's fsync")
+	}
+	close(unblock)
+	if err := <-persisted; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,9 +18,8 @@ const quarantineTable = "_duckgate_quarantine"
 
 // quarantine stores items as JSON rows in quarantineTable, marking them
 // applied, in one transaction.
-func (w *writer) quarantine(table string, items []*pending, cause error) (err error) {
-	ctx := context.Background()
-	h, err := w.b.pool.Acquire(w.tenant)
+func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) (err error) {
+	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return err
 	}
@@ -34,11 +34,14 @@ func (w *writer) quarantine(table string, items []*pending, cause error) (err er
 	}
 	defer func() {
 		if err != nil {
-			_, _ = conn.ExecContext(ctx, "ROLLBACK")
+			if rbErr := rollback(ctx, conn); rbErr != nil {
+				err = errors.Join(err, rbErr)
+			}
 			return
 		}
 		if _, cerr := conn.ExecContext(ctx, "COMMIT"); cerr != nil {
 			err = fmt.Errorf("commit: %w", cerr)
+			_ = rollback(ctx, conn) // in case the transaction is still open
 		}
 	}()
 	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+quarantineTable+

@@ -89,7 +89,7 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("replay write-ahead log: %w", err)
 	}
-	if err := b.idem.persist(keys); err != nil {
+	if err := b.idem.persist(ctx, keys); err != nil {
 		return st, err
 	}
 	// A table's inserts must enter its buffer in number order.
@@ -112,20 +112,22 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 		st.Replayed++
 		st.Rows += it.rec.rows.Len()
 	}
-	// Commit what was replayed before serving, and let the log go.
+	// Commit what was replayed before serving, all tenants at once (at most
+	// MaxConcurrentFlushes flushes at a time), and let the log go.
 	b.mu.Lock()
 	ws := make([]*writer, 0, len(b.writers))
 	for _, w := range b.writers {
 		ws = append(ws, w)
 	}
 	b.mu.Unlock()
-	for _, w := range ws {
+	for i, err := range flushWriters(ctx, ws) {
 		// A batch DuckDB refuses stays in its buffer (and in the log): the
 		// writer retries it with backoff and quarantines it in the end. It
-		// must not keep the whole server from starting.
-		if err := w.flushAll(ctx); err != nil {
+		// must not keep the whole server from starting, nor must a tenant
+		// whose flush outlasts ctx.
+		if err != nil {
 			st.FlushErrors++
-			b.log.Error("replayed rows not committed yet; the writer keeps retrying", zap.String("tenant", w.tenant), zap.Error(err))
+			b.log.Error("replayed rows not committed yet; the writer keeps retrying", zap.String("tenant", ws[i].tenant), zap.Error(err))
 		}
 	}
 	b.releaseLog()
@@ -135,7 +137,7 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 // loadApplied reads the numbers of the last committed insert per table.
 func (b *Batcher) loadApplied(ctx context.Context, tenant string) (map[string]uint64, error) {
 	out := make(map[string]uint64)
-	h, err := b.pool.Acquire(tenant)
+	h, err := b.pool.Acquire(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("recover tenant %s: %w", tenant, err)
 	}

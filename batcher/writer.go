@@ -15,6 +15,7 @@ import (
 
 	"duckgate/jsonstr"
 	"duckgate/schema"
+	"duckgate/tenantdb"
 )
 
 // pending is one Insert waiting in a table's buffer.
@@ -47,8 +48,13 @@ type writer struct {
 	tenant string
 	log    *zap.Logger
 	wake   chan struct{} // 1-slot: "look at the buffers"
-	quit   chan struct{}
-	done   chan struct{}
+	quit   chan struct{} // closed by quitOnce: flush once more and return
+	done   chan struct{} // closed when run returns
+	// ctx bounds every wait and statement of the writer goroutine; it is
+	// canceled when whoever stops the writer gives up waiting.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	quitter sync.Once // closes quit
 
 	mu     sync.Mutex
 	tables map[string]*tableBuf // guarded by mu
@@ -60,7 +66,10 @@ type writer struct {
 }
 
 func newWriter(b *Batcher, tenant string) *writer {
+	ctx, cancel := context.WithCancel(b.ctx)
 	return &writer{
+		ctx:     ctx,
+		cancel:  cancel,
 		b:       b,
 		tenant:  tenant,
 		log:     b.log.With(zap.String("tenant", tenant)),
@@ -126,34 +135,48 @@ func (w *writer) markFailed(p *pending) {
 	w.mu.Unlock()
 }
 
-// flushAll asks the writer to flush every buffer and waits for it.
+// flushAll asks the writer to flush every buffer and waits for it until ctx
+// ends.
 func (w *writer) flushAll(ctx context.Context) error {
-	ch := make(chan error, 1)
+	return w.waitFlush(ctx, w.requestFlush())
+}
+
+// requestFlush asks the writer to flush every buffer; waitFlush waits for
+// the answer on the returned channel.
+func (w *writer) requestFlush() chan error {
+	ch := make(chan error, 1) // the writer never blocks on a caller gone
 	w.mu.Lock()
 	w.reqs = append(w.reqs, ch)
 	w.mu.Unlock()
 	w.signal()
+	return ch
+}
+
+func (w *writer) waitFlush(ctx context.Context, ch chan error) error {
 	select {
 	case err := <-ch:
 		return err
 	case <-w.done:
-		return ErrClosed
+		select {
+		case err := <-ch: // answered by its last flush
+			return err
+		default:
+			return fmt.Errorf("flush tenant %s: %w", w.tenant, ErrClosed)
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("flush tenant %s: %w", w.tenant, ctx.Err())
 	}
 }
 
-func (w *writer) stop() {
-	select {
-	case <-w.quit:
-	default:
-		close(w.quit)
-	}
-	<-w.done
+// quitOnce tells the writer to flush once more and return; stopWriters
+// waits for it.
+func (w *writer) quitOnce() {
+	w.quitter.Do(func() { close(w.quit) })
 }
 
+// run is the writer goroutine; its starter closes done when it returns.
 func (w *writer) run() {
-	defer close(w.done)
+	defer w.cancel()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -278,16 +301,14 @@ func takeLocked(buf *tableBuf, now time.Time) []*pending {
 // back at the head of its buffer on failure, to be retried with backoff.
 func (w *writer) flushTable(bt batch) error {
 	cfg := &w.b.cfg
-	w.b.flushSlots <- struct{}{}
-	defer func() { <-w.b.flushSlots }()
 	start := time.Now()
-	n, size, err := w.commit(bt.table, bt.items)
+	n, size, err := w.commitInSlot(bt)
 	var ticketErr error
-	if err != nil && bt.buf.fails+1 >= cfg.QuarantineAfter {
+	if err != nil && w.ctx.Err() == nil && bt.buf.fails+1 >= cfg.QuarantineAfter {
 		// The batch keeps failing: move it aside rather than block the
 		// table forever. Nothing is dropped; the rows wait, as JSON, in
 		// _duckgate_quarantine with the error.
-		if qerr := w.quarantine(bt.table, bt.items, err); qerr != nil {
+		if qerr := w.quarantineInSlot(bt, err); qerr != nil {
 			err = errors.Join(err, fmt.Errorf("quarantine: %w", qerr))
 		} else {
 			w.log.Error("batch quarantined after repeated flush failures", zap.String("table", bt.table),
@@ -307,8 +328,10 @@ func (w *writer) flushTable(bt batch) error {
 			buf.rows += p.rows.Len()
 			buf.bytes += p.rows.Size
 		}
-		buf.fails++
-		backoff := cfg.RetryBackoff << min(buf.fails-1, 10)
+		if w.ctx.Err() == nil { // an aborted flush is no failure of the batch
+			buf.fails++
+		}
+		backoff := cfg.RetryBackoff << min(max(buf.fails, 1)-1, 10)
 		backoff = min(backoff, 30*time.Second)
 		buf.retryAt = time.Now().Add(backoff)
 		w.mu.Unlock()
@@ -329,6 +352,33 @@ func (w *writer) flushTable(bt batch) error {
 	return nil
 }
 
+// commitInSlot commits bt once a flush slot is free (see
+// MaxConcurrentFlushes).
+func (w *writer) commitInSlot(bt batch) (rows int, size int64, err error) {
+	select {
+	case w.b.flushSlots <- struct{}{}:
+	case <-w.ctx.Done():
+		for _, p := range bt.items {
+			rows += p.rows.Len()
+			size += p.rows.Size
+		}
+		return rows, size, fmt.Errorf("flush %s.%s: wait for a flush slot: %w", w.tenant, bt.table, w.ctx.Err())
+	}
+	defer func() { <-w.b.flushSlots }()
+	return w.commit(w.ctx, bt.table, bt.items)
+}
+
+// quarantineInSlot quarantines bt once a flush slot is free.
+func (w *writer) quarantineInSlot(bt batch, cause error) error {
+	select {
+	case w.b.flushSlots <- struct{}{}:
+	case <-w.ctx.Done():
+		return fmt.Errorf("wait for a flush slot: %w", w.ctx.Err())
+	}
+	defer func() { <-w.b.flushSlots }()
+	return w.quarantine(w.ctx, bt.table, bt.items, cause)
+}
+
 // finish settles committed items: their idempotency keys are made durable
 // first, then their log records are released, then waiting clients learn.
 func (w *writer) finish(items []*pending, size int64, ticketErr error) {
@@ -339,7 +389,7 @@ func (w *writer) finish(items []*pending, size int64, ticketErr error) {
 		}
 	}
 	keysSaved := true
-	if err := w.b.idem.persist(recs); err != nil {
+	if err := w.b.idem.persist(w.ctx, recs); err != nil {
 		// Keep the log records: a restart replays their keys.
 		keysSaved = false
 		w.log.Error("save idempotency keys", zap.Error(err))
@@ -402,13 +452,12 @@ func (w *writer) nextDue() time.Duration {
 
 // commit writes items into table in one transaction: schema changes, then
 // every row through the Appender. It returns the rows and bytes written.
-func (w *writer) commit(table string, items []*pending) (rows int, size int64, err error) {
+func (w *writer) commit(ctx context.Context, table string, items []*pending) (rows int, size int64, err error) {
 	for _, p := range items {
 		rows += p.rows.Len()
 		size += p.rows.Size
 	}
-	ctx := context.Background()
-	h, err := w.b.pool.Acquire(w.tenant)
+	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
@@ -451,13 +500,14 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 	}
 	defer func() {
 		if err != nil {
-			if _, rbErr := conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
-				err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+			if rbErr := rollback(ctx, conn); rbErr != nil {
+				err = errors.Join(err, rbErr)
 			}
 			return
 		}
 		if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
 			err = fmt.Errorf("flush %s.%s: commit: %w", w.tenant, table, cErr)
+			_ = rollback(ctx, conn) // in case the transaction is still open
 			return
 		}
 		w.schemas[table] = tbl
@@ -492,6 +542,21 @@ func (w *writer) commit(table string, items []*pending) (rows int, size int64, e
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
 	return rows, size, nil
+}
+
+// rollbackTimeout bounds a ROLLBACK, which runs even when the flush's
+// context has ended: the connection goes back to the pool and must not stay
+// inside the transaction.
+const rollbackTimeout = 10 * time.Second
+
+// rollback ends the transaction open on conn.
+func rollback(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
 }
 
 // appliedTable records, per table, the sequence number of the last insert
@@ -578,29 +643,18 @@ func (w *writer) tableSchema(ctx context.Context, conn *sql.Conn, table string) 
 	if t := w.schemas[table]; t != nil {
 		return t, true, nil
 	}
-	rows, err := conn.QueryContext(ctx,
-		`SELECT column_name, data_type FROM information_schema.columns
-		 WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ?
-		 ORDER BY ordinal_position`, table)
+	list, err := tenantdb.Columns(ctx, conn, table)
 	if err != nil {
 		return nil, false, err
 	}
-	defer rows.Close()
-	var cols []schema.Column
-	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			return nil, false, err
-		}
-		t, ok := schema.ParseType(typ)
+	cols := make([]schema.Column, len(list))
+	for i, c := range list {
+		t, ok := schema.ParseType(c.Type)
 		if !ok {
 			// A column someone added by hand: treat it as text.
 			t = schema.TypeVarchar
 		}
-		cols = append(cols, schema.Column{Name: name, Type: t})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
+		cols[i] = schema.Column{Name: c.Name, Type: t}
 	}
 	return schema.NewTable(cols), len(cols) > 0, nil
 }

@@ -57,12 +57,12 @@ func BenchmarkWriterCommit(b *testing.B) {
 		defer bt.Close(context.Background())
 		w, _ := bt.writer("t")
 		items := []*pending{{rows: rows, durable: true, seq: 1}}
-		if _, _, err := w.commit("events", items); err != nil { // create the table outside the timing
+		if _, _, err := w.commit(w.ctx, "events", items); err != nil { // create the table outside the timing
 			b.Fatal(err)
 		}
 		b.ResetTimer()
 		for range b.N {
-			if _, _, err := w.commit("events", items); err != nil {
+			if _, _, err := w.commit(w.ctx, "events", items); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -214,7 +214,7 @@ func TestWriterQuarantine(t *testing.T) {
 	// Rows the table refuses: DuckDB reports the CHECK at append time. (A
 	// hand-made INTEGER column would refuse every row: the writer sends text
 	// to columns of types it does not know.)
-	h, err := tb.pool.Acquire("t1")
+	h, err := tb.pool.Acquire(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}

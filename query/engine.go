@@ -285,8 +285,11 @@ type session struct {
 
 // open acquires the tenant's database and a connection of it.
 func (e *Engine) open(ctx context.Context, tenantID string) (*session, error) {
-	h, err := e.pool.Acquire(tenantID)
+	h, err := e.pool.Acquire(ctx, tenantID)
 	if err != nil {
+		if ctx.Err() != nil { // the query's timeout ran out waiting for a database slot
+			return nil, wrapRunError(ctx, err)
+		}
 		return nil, fmt.Errorf("open database of tenant: %w", err)
 	}
 	conn, err := h.DB.Conn(ctx)

@@ -82,7 +82,7 @@ func (silentLogger) Printf(string, ...any) {}
 // exec runs setup SQL in a tenant's database outside the sandboxed query path.
 func (env *testEnv) exec(t testing.TB, tenant string, stmts ...string) {
 	t.Helper()
-	h, err := env.pool.Acquire(tenant)
+	h, err := env.pool.Acquire(context.Background(), tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,9 +54,11 @@ type Pool struct {
 	open   map[string]*entry // guarded by mu
 	lru    *list.List        // of *entry, front = most recently used; guarded by mu
 	closed bool              // guarded by mu
-	// room is signalled (with mu held by the waiter) whenever an entry
-	// leaves the pool or becomes idle, for Acquire calls waiting for room.
-	room *sync.Cond
+	// room is closed, and replaced by a new channel, whenever an entry
+	// leaves the pool or becomes idle: Acquire calls waiting for room and
+	// Evict calls waiting for a release select on it with their deadline.
+	// Guarded by mu.
+	room chan struct{}
 }
 
 type entry struct {
@@ -92,8 +94,10 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create tenant database directory: %w", err)
 	}
-	p := &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New()}
-	p.room = sync.NewCond(&p.mu)
+	if err := removeSnapshotLeftovers(cfg.Dir); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New(), room: make(chan struct{})}
 	if cfg.Metrics != nil {
 		cfg.Metrics.NewGauge("duckgate_tenant_databases_open", func() float64 { return float64(p.OpenCount()) })
 	}
@@ -113,8 +117,9 @@ func (p *Pool) Path(tenantID string) string {
 
 // Acquire returns the tenant's open database, opening it if needed. When
 // MaxOpen databases are open and all are in use, it waits until one is
-// released, so that no more than MaxOpen are ever open.
-func (p *Pool) Acquire(tenantID string) (*Handle, error) {
+// released, so that no more than MaxOpen are ever open, or until ctx ends:
+// a query's timeout covers its wait for a slot.
+func (p *Pool) Acquire(ctx context.Context, tenantID string) (*Handle, error) {
 	p.mu.Lock()
 	for {
 		if p.closed {
@@ -124,14 +129,26 @@ func (p *Pool) Acquire(tenantID string) (*Handle, error) {
 		if _, ok := p.open[tenantID]; ok || len(p.open) < p.cfg.MaxOpen || p.hasIdleLocked() {
 			break
 		}
-		p.room.Wait()
+		room := p.room
+		p.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for a database slot for tenant %s: %w", tenantID, ctx.Err())
+		}
+		p.mu.Lock()
 	}
 	e, ok := p.open[tenantID]
 	if ok {
 		e.refs++
 		p.lru.MoveToFront(e.elem)
 		p.mu.Unlock()
-		<-e.ready
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			p.release(e)
+			return nil, fmt.Errorf("wait for the database of tenant %s to open: %w", tenantID, ctx.Err())
+		}
 		if e.err != nil {
 			p.release(e)
 			return nil, e.err
@@ -155,7 +172,7 @@ func (p *Pool) Acquire(tenantID string) (*Handle, error) {
 			delete(p.open, tenantID)
 			p.lru.Remove(e.elem)
 		}
-		p.room.Broadcast()
+		p.broadcastLocked()
 		p.mu.Unlock()
 		return nil, e.err
 	}
@@ -197,12 +214,19 @@ func (p *Pool) release(e *entry) {
 		victims = p.evictLocked()
 	}
 	if e.refs == 0 {
-		p.room.Broadcast()
+		p.broadcastLocked()
 	}
 	p.mu.Unlock()
 	for _, v := range victims {
 		p.closeEntry(v)
 	}
+}
+
+// broadcastLocked wakes every Acquire and Evict waiting for room or a
+// release.
+func (p *Pool) broadcastLocked() {
+	close(p.room)
+	p.room = make(chan struct{})
 }
 
 func (p *Pool) closeEntry(e *entry) {
@@ -236,9 +260,10 @@ func (p *Pool) Cold(tenantID string) bool {
 // Acquire reopens it with fresh limits. It waits up to timeout for handles to
 // be released.
 func (p *Pool) Evict(tenantID string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
 		e, ok := p.open[tenantID]
 		if !ok {
 			p.mu.Unlock()
@@ -247,16 +272,19 @@ func (p *Pool) Evict(tenantID string, timeout time.Duration) error {
 		if e.refs == 0 {
 			delete(p.open, tenantID)
 			p.lru.Remove(e.elem)
-			p.room.Broadcast()
+			p.broadcastLocked()
 			p.mu.Unlock()
 			p.closeEntry(e)
 			return nil
 		}
+		released := p.room
 		p.mu.Unlock()
-		if time.Now().After(deadline) {
+		select {
+		case <-released:
+		case <-deadline.C:
 			return fmt.Errorf("evict tenant %s: database still in use after %s", tenantID, timeout)
 		}
-		time.Sleep(10 * time.Millisecond)
+		p.mu.Lock()
 	}
 }
 
@@ -284,7 +312,7 @@ func (p *Pool) Close() error {
 	}
 	p.open = make(map[string]*entry)
 	p.lru.Init()
-	p.room.Broadcast()
+	p.broadcastLocked()
 	p.mu.Unlock()
 	var errs []error
 	for _, e := range entries {

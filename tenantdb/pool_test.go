@@ -1,6 +1,8 @@
 package tenantdb
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ func newPool(t *testing.T, maxOpen int) *Pool {
 
 func TestSandboxAndPersistence(t *testing.T) {
 	p := newPool(t, 4)
-	h, err := p.Acquire("t1")
+	h, err := p.Acquire(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func TestSandboxAndPersistence(t *testing.T) {
 	if n := p.OpenCount(); n != 0 {
 		t.Fatalf("open after evict = %d", n)
 	}
-	h, err = p.Acquire("t1")
+	h, err = p.Acquire(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +72,12 @@ func TestSandboxAndPersistence(t *testing.T) {
 
 func TestLRUKeepsOpenBounded(t *testing.T) {
 	p := newPool(t, 3)
-	held, err := p.Acquire("held")
+	held, err := p.Acquire(context.Background(), "held")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		h, err := p.Acquire(fmt.Sprintf("t%d", i))
+		h, err := p.Acquire(context.Background(), fmt.Sprintf("t%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +98,7 @@ func TestLRUKeepsOpenBounded(t *testing.T) {
 
 func TestScratchDirIsTheOnlyWritablePlace(t *testing.T) {
 	p := newPool(t, 4)
-	h, err := p.Acquire("t1")
+	h, err := p.Acquire(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,5 +115,100 @@ func TestScratchDirIsTheOnlyWritablePlace(t *testing.T) {
 		if _, err := h.DB.Exec(q); err == nil {
 			t.Errorf("%s: want error", q)
 		}
+	}
+}
+
+// With every slot held, Acquire of another tenant gives up when its
+// context ends, and gets a slot once one is released.
+func TestAcquireWaitsUnderContext(t *testing.T) {
+	p := newPool(t, 1)
+	held, err := p.Acquire(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if h, err := p.Acquire(ctx, "t2"); !errors.Is(err, context.Canceled) {
+		if h != nil {
+			h.Release()
+		}
+		t.Fatalf("Acquire with a full pool and an ended context: %v; want context.Canceled", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		h, err := p.Acquire(context.Background(), "t2")
+		if err == nil {
+			h.Release()
+		}
+		got <- err
+	}()
+	held.Release()
+	if err := <-got; err != nil {
+		t.Fatalf("Acquire after a release: %v", err)
+	}
+}
+
+// Evict waits for the last handle to be released, and gives up at its
+// deadline while one is held.
+func TestEvictWaitsForRelease(t *testing.T) {
+	p := newPool(t, 4)
+	h, err := p.Acquire(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Evict("t1", 0); err == nil {
+		t.Fatal("Evict of a held database succeeded")
+	}
+	evicted := make(chan error, 1)
+	go func() { evicted <- p.Evict("t1", time.Minute) }()
+	h.Release()
+	if err := <-evicted; err != nil {
+		t.Fatalf("Evict after release: %v", err)
+	}
+	if n := p.OpenCount(); n != 0 {
+		t.Fatalf("open after evict = %d", n)
+	}
+}
+
+func TestTablesAndColumns(t *testing.T) {
+	p := newPool(t, 4)
+	ctx := context.Background()
+	h, err := p.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	if ts, err := Tables(ctx, h.DB); err != nil || len(ts) != 0 {
+		t.Fatalf("Tables of an empty database = %v, %v", ts, err)
+	}
+	if _, err := h.DB.Exec(`CREATE TABLE "b ""q""" (x BIGINT, y JSON);
+		INSERT INTO "b ""q""" SELECT range, '{}' FROM range(3);
+		CREATE TABLE a (t TIMESTAMPTZ);
+		CREATE TABLE _duckgate_applied (tbl VARCHAR, seq UBIGINT);
+		INSERT INTO _duckgate_applied VALUES ('a', 1);
+		CREATE TEMPORARY TABLE tmp (x INT)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := h.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	ts, err := Tables(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ts); got != `[{a 0} {b "q" 3}]` {
+		t.Fatalf("Tables = %s", got)
+	}
+	cols, err := Columns(ctx, tx, `b "q"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cols); got != `[{x BIGINT} {y JSON}]` {
+		t.Fatalf("Columns = %s", got)
+	}
+	if cols, err := Columns(ctx, tx, "nope"); err != nil || len(cols) != 0 {
+		t.Fatalf("Columns of an unknown table = %v, %v", cols, err)
 	}
 }

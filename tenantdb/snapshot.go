@@ -1,8 +1,6 @@
 package tenantdb
 
 import (
-	"duckgate/schema"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"duckgate/schema"
 )
+
+// snapshotPrefix starts the file name of every snapshot copy, so that New
+// can tell the copies a crash left in the scratch directories from the
+// other files there (Parquet exports, share snapshots).
+const snapshotPrefix = ".snapshot-"
 
 // Size is the bytes the tenant's database takes on disk: its file and its
 // write-ahead log. A tenant that never stored a row has size 0.
@@ -38,22 +43,24 @@ func (p *Pool) Exists(tenantID string) bool {
 }
 
 // Snapshot writes a consistent copy of the tenant's database to a new
-// DuckDB file named name inside the tenant's scratch directory, and returns
-// its path. The copy is made by the tenant's own open database (ATTACH the
+// DuckDB file inside the tenant's scratch directory, and returns its path
+// (the file is named after name, with a prefix of its own). The copy is made by the tenant's own open database (ATTACH the
 // new file, COPY FROM DATABASE, DETACH), so it is one transaction's view and
 // the live file is never opened a second time: two DuckDB instances on one
 // file in one process are unsafe, since the file lock is per process. The
-// caller owns the returned file (move or delete it).
+// caller owns the returned file: move it out of the scratch directory or
+// delete it. A copy still in the scratch directory when the process stops
+// (a crash mid-query) is deleted by the next New.
 func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, error) {
 	if name == "" || strings.ContainsAny(name, `/\'"`) || !strings.HasSuffix(name, ".duckdb") {
 		return "", fmt.Errorf("snapshot of tenant %s: bad file name %q", tenantID, name)
 	}
-	h, err := p.Acquire(tenantID)
+	h, err := p.Acquire(ctx, tenantID)
 	if err != nil {
 		return "", err
 	}
 	defer h.Release()
-	dst := filepath.Join(p.ScratchDir(tenantID), name)
+	dst := filepath.Join(p.ScratchDir(tenantID), snapshotPrefix+name)
 	conn, err := h.DB.Conn(ctx)
 	if err != nil {
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
@@ -77,4 +84,33 @@ func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, err
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
 	}
 	return dst, nil
+}
+
+// removeSnapshotLeftovers deletes the snapshot copies (and their DuckDB
+// write-ahead logs) that a crash left in the tenants' scratch directories
+// under dir. Nothing else in those directories is touched.
+func removeSnapshotLeftovers(dir string) error {
+	tenants, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("find snapshot leftovers: %w", err)
+	}
+	for _, t := range tenants {
+		if !t.IsDir() || !strings.HasSuffix(t.Name(), ".scratch") {
+			continue
+		}
+		scratch := filepath.Join(dir, t.Name())
+		files, err := os.ReadDir(scratch)
+		if err != nil {
+			return fmt.Errorf("find snapshot leftovers: %w", err)
+		}
+		for _, f := range files {
+			if !strings.HasPrefix(f.Name(), snapshotPrefix) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(scratch, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove snapshot leftover: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -3,11 +3,17 @@ package tenantdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func TestSnapshotIsAConsistentCopy(t *testing.T) {
@@ -15,7 +21,7 @@ func TestSnapshotIsAConsistentCopy(t *testing.T) {
 	if p.Exists("t1") {
 		t.Fatal("Exists before first use")
 	}
-	h, err := p.Acquire("t1")
+	h, err := p.Acquire(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,43 +57,71 @@ func TestAcquireNeverExceedsMaxOpen(t *testing.T) {
 	const maxOpen = 3
 	p := newPool(t, maxOpen)
 	var peak atomic.Int64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := int64(p.OpenCount()); n > peak.Load() {
-				peak.Store(n)
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-	}()
 	var wg sync.WaitGroup
 	for i := range 12 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range 3 {
-				h, err := p.Acquire(fmt.Sprintf("t%d", (i+j)%12))
+				h, err := p.Acquire(context.Background(), fmt.Sprintf("t%d", (i+j)%12))
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				time.Sleep(5 * time.Millisecond) // all held at once
+				// The count only grows in Acquire: look at it while held.
+				if n := int64(p.OpenCount()); n > peak.Load() {
+					peak.Store(n)
+				}
+				time.Sleep(5 * time.Millisecond) // hold it while others queue
 				h.Release()
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	sampler.Wait()
 	if peak.Load() > maxOpen {
 		t.Fatalf("peak open = %d, want <= %d", peak.Load(), maxOpen)
+	}
+}
+
+// A crash between Snapshot and the caller moving the copy away leaves it in
+// the scratch directory: the next pool deletes it, and nothing else there.
+func TestSnapshotLeftoversRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	p, err := New(Config{Dir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Acquire(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DB.Exec(`CREATE TABLE ev AS SELECT range AS a FROM range(10)`); err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	left, err := p.Snapshot(context.Background(), "t1", "q1.duckdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(p.ScratchDir("t1"), "export.parquet")
+	if err := os.WriteFile(export, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = New(Config{Dir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("snapshot copy %s left after restart: %v", left, err)
+	}
+	if _, err := os.Stat(export); err != nil {
+		t.Fatalf("other scratch file removed: %v", err)
+	}
+	if !p.Exists("t1") {
+		t.Fatal("the database itself is gone")
 	}
 }
