@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,4 +99,21 @@ func TestAdminTenantLifecycle(t *testing.T) {
 		t.Fatal("database file remains after delete")
 	}
 	wantStatus(t, e.admin("GET", "/api/admin/tenants/"+c.TenantID, ""), 404, "get deleted")
+}
+
+// TestAdminRemovesInterruptedSnapshots: an operator query's private
+// directory left by a crash is deleted when the server starts.
+func TestAdminRemovesInterruptedSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	left := filepath.Join(dir, "tenants", ".admin_0123456789abcdef")
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(left, "t_0123456789abcdef.duckdb"), []byte("copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startAdminEnv(t, dir, adminEnvConfig{})
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted snapshot directory is still there: %v", err)
+	}
 }
