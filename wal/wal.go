@@ -78,8 +78,9 @@ type Config struct {
 	// NoSync skips every fsync. For tests and benchmarks only: an
 	// acknowledged record may be lost in a power failure.
 	NoSync bool
-	// OpenFile opens segment files for writing (default os.OpenFile). Tests
-	// set it to inject write and fsync failures.
+	// OpenFile creates segment files for writing, under their temporary
+	// ".tmp" name (default os.OpenFile). Tests set it to inject write and
+	// fsync failures.
 	OpenFile OpenFileFunc
 	// OnFsync, if set, is called by the writer with the duration of each
 	// fsync of a segment file (for a latency histogram). It must not block.
