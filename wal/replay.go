@@ -52,13 +52,17 @@ const tornScanBudget = 256 << 20
 // directory at Open, oldest first, with the record's Position. rec is valid
 // only until fn returns. An error from fn stops Replay and is returned.
 //
-// A torn tail of the newest segment (a record running past the end of the
-// file, a bad checksum or a zero-filled tail, with no valid record after it)
-// was never acknowledged: it is truncated and reported in TornTail, not as an
-// error. Any other bad record stops Replay there: the records before it have
-// been passed to fn, ReplayStats.Corrupt says where, the damaged rest is
-// moved aside (see the package documentation) and the error is nil; new
-// appends go to a fresh segment.
+// A torn or damaged tail of the newest segment (a record running past the
+// end of the file, a bad checksum or a zero-filled tail, with no valid record
+// after it) is truncated and reported in TornTail and TornBytes, not as an
+// error: it is most likely a write a crash cut short, but nothing vouches for
+// the newest segment's length, so it may have been acknowledged. Any other
+// damage (a bad record, a bad or missing segment header, a segment missing
+// from the chain, a segment shorter or longer than its successor recorded)
+// stops Replay there: the records before it have been passed to fn,
+// ReplayStats.Corrupt says where, the damaged rest is moved aside (see the
+// package documentation) and the error is nil; new appends go to a fresh
+// segment.
 //
 // Replay must be called before the first Append, and fn must not call Append.
 func (l *Log) Replay(fn func(pos Position, rec []byte) error) (ReplayStats, error) {
