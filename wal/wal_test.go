@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 func openT(t testing.TB, cfg Config) *Log {
@@ -271,10 +273,20 @@ func TestTornTail(t *testing.T) {
 			if !keepLast {
 				want = recs[:len(recs)-1]
 			}
-			l, r := reopenReplay(t, dir)
+			set := metrics.NewSet()
+			l = openT(t, Config{Dir: dir, NoSync: true, Metrics: set})
+			r := replayT(t, l)
 			mustEqualRecs(t, r.recs, want)
 			if !r.st.TornTail || r.st.TornBytes <= 0 || r.st.Corrupt != nil {
 				t.Fatalf("stats %+v; want a torn tail and no corruption", r.st)
+			}
+			if st := l.Stats(); st.TornTailBytes != uint64(r.st.TornBytes) || st.CorruptSegments != 0 {
+				t.Fatalf("Stats %+v; want TornTailBytes %d", st, r.st.TornBytes)
+			}
+			var out bytes.Buffer
+			set.WritePrometheus(&out)
+			if want := fmt.Sprintf("duckgate_wal_torn_tail_bytes_total %d\n", r.st.TornBytes); !strings.Contains(out.String(), want) {
+				t.Fatalf("metrics:\n%s\nwant %q", out.String(), want)
 			}
 			if _, err := l.Append([]byte("new")); err != nil {
 				t.Fatal(err)
@@ -350,6 +362,35 @@ func TestAppendWithoutReplayCutsTornTail(t *testing.T) {
 	l, r := reopenReplay(t, dir)
 	defer l.Close()
 	mustEqualRecs(t, r.recs, append(recs[:4:4], []byte("new")))
+	if r.st.TornTail || r.st.Corrupt != nil {
+		t.Fatalf("stats %+v; want clean", r.st)
+	}
+}
+
+// An emptied newest segment found by the writer's own check, when Append
+// comes without Replay, is set aside and counted; the log goes on after the
+// segment before it.
+func TestAppendWithoutReplaySetsEmptySegmentAside(t *testing.T) {
+	dir := t.TempDir()
+	l, recs, _ := fiveSegments(t, dir)
+	closeT(t, l)
+	if err := os.Truncate(filepath.Join(dir, segName(5)), 0); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, Config{Dir: dir, NoSync: true})
+	if _, err := l.Append([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.CorruptSegments != 1 {
+		t.Fatalf("Stats %+v; want 1 corrupt segment", st)
+	}
+	closeT(t, l)
+	if _, err := os.Stat(filepath.Join(dir, segName(5)+".corrupt")); err != nil {
+		t.Fatalf("emptied segment not set aside: %v", err)
+	}
+	l, r := reopenReplay(t, dir)
+	defer l.Close()
+	mustEqualRecs(t, r.recs, append(slices.Clone(recs[:16]), []byte("new")))
 	if r.st.TornTail || r.st.Corrupt != nil {
 		t.Fatalf("stats %+v; want clean", r.st)
 	}
