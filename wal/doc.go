@@ -17,12 +17,13 @@
 // The log is a directory (created mode 0700) of segment files (mode 0600)
 // named by a zero-padded sequence number, 00000000000000000001.wal,
 // 00000000000000000002.wal, …, so that they sort by name. Each Open writes
-// into a new segment numbered past every segment there is and every one
-// recorded as released; a segment is never written again once the writer has
-// left it. A segment is written as "<name>.tmp" until its header is fsynced,
-// then renamed and the directory fsynced, so a file with a segment's name
-// always had a whole header; Open deletes leftover "*.wal.tmp" files, which
-// never held a record. A segment is a 36-byte header followed by records:
+// into a new segment numbered past every segment there is, every one set
+// aside as corrupt, and the numbers in the files "released" and "created"
+// (below); a segment is never written again once the writer has left it. A
+// segment is written as "<name>.tmp" until its header is fsynced, then
+// renamed and the directory fsynced, so a file with a segment's name always
+// had a whole header; Open deletes leftover "*.wal.tmp" files, which never
+// held a record. A segment is a 36-byte header followed by records:
 //
 //	offset 0   4 bytes                "DGWL"
 //	offset 4   uint32 little-endian   format version, 1
@@ -49,10 +50,14 @@
 // length is thus vouched for by its successor, except for the newest one.
 //
 // Release deletes segments oldest first; before deleting, it records the
-// number of the newest one it deletes in the file "released" (written with
-// atomicfile: temporary file, fsync, rename, directory fsync). The oldest
+// number of the newest one it deletes in the file "released". The oldest
 // segment left may follow a released segment; any other missing predecessor
-// was lost.
+// was lost. Once a new segment is in place, the writer records its number in
+// the file "created": a created segment that is neither there nor released
+// was lost too. Both files hold one decimal number and a newline, mode 0600,
+// written with atomicfile (temporary file, fsync, rename, directory fsync;
+// a plain write with Config.NoSync). A crash between a segment's creation and
+// its record leaves a segment newer than the record, which is no loss.
 //
 // Segments of the format before version 1 (records from offset 0, no header)
 // are not read: Replay reports them as corrupt and moves them aside. There
@@ -70,6 +75,10 @@
 //     one left without having been released: damage at offset 0 of the
 //     missing segment (of the segment itself if its header names a
 //     predecessor older than the one present);
+//   - segments missing at the end: the newest one recorded as created is
+//     neither there nor released; damage at offset 0 of the first segment
+//     after the newest one there (checked after every segment there was
+//     read);
 //   - a bad record (length over MaxRecordSize or past the end, checksum
 //     mismatch): damage where the record starts;
 //   - a segment shorter than its successor recorded: damage at its end; the
@@ -78,30 +87,36 @@
 //     have ended.
 //
 // The records before the damage are passed to the callback, nothing after
-// it. The damage is reported in ReplayStats.Corrupt and ReplayStats.CorruptErr
-// (wrapping ErrCorrupt), logged, and counted in Stats.CorruptSegments
-// (duckgate_wal_corrupt_segments_total with Config.Metrics). The data from
-// there on is set aside, never destroyed: a segment with a bad record, or
-// longer than recorded, is copied whole to "<name>.corrupt" and cut back to
-// its good prefix; a segment with a bad header, and every later segment, is
-// renamed to "<name>.corrupt" (".corrupt.1", … if taken). A later Replay
-// reads the same good prefix followed by whatever was appended since, which
-// goes to a fresh segment chained to that prefix. A crash during the repair
-// repeats it on the next start.
+// it. The damage is reported in ReplayStats.Corrupt and
+// ReplayStats.CorruptErr (wrapping ErrCorrupt), logged, and counted in
+// Stats.CorruptSegments (duckgate_wal_corrupt_segments_total with
+// Config.Metrics). The data from there on is set aside, never destroyed: a
+// segment with a bad record, or longer than recorded, is copied whole to
+// "<name>.corrupt" and cut back to its good prefix; a segment with a bad
+// header, and every later segment, is renamed to "<name>.corrupt"
+// (".corrupt.1", … if taken). The "created" record is lowered to the newest
+// segment kept (or released), so the damage is reported once (a missing
+// segment's number may be used again). A later Replay reads the same good
+// prefix followed by whatever was appended since, which goes to a fresh
+// segment chained to that prefix. A crash during the repair repeats it on
+// the next start.
 //
-// The newest segment has no successor to vouch for its length. A bad record
-// in it with no valid record after it is a torn or damaged tail: a write cut
-// short by a crash (never acknowledged), or damage to the end of the file
-// (which may have been acknowledged); the two cannot be told apart. It is
-// truncated and reported as ReplayStats.TornTail with ReplayStats.TornBytes,
-// and counted in Stats.TornTailBytes (duckgate_wal_torn_tail_bytes_total). A
-// bad record in it followed by a valid one is corruption as above. Limits: a
-// newest segment cut exactly at a record boundary, or a newest segment
-// missing altogether, is not detected.
+// The newest segment has no successor to vouch for its length. Unless
+// segments are missing after it, a bad record in it with no valid record
+// after it is a torn or damaged tail: a write cut short by a crash (never
+// acknowledged), or damage to the end of the file (which may have been
+// acknowledged); the two cannot be told apart. It is truncated and reported
+// as ReplayStats.TornTail with ReplayStats.TornBytes, and counted in
+// Stats.TornTailBytes (duckgate_wal_torn_tail_bytes_total). A bad record in
+// it followed by a valid one is corruption as above. Limit: a newest segment
+// cut exactly at a record boundary (or cut to its header) is not detected;
+// the records cut off are lost silently.
 //
 // When Append comes without Replay, the writer first checks the newest
-// segment's header and tail the same way, so that a torn tail never ends up
-// in front of new records; the chain is checked by the next Replay.
+// segment's header and tail, and the "created" record, the same way (a
+// repair is then only logged and counted), so that neither a torn tail nor a
+// loss ends up in front of new records; the chain is checked by the next
+// Replay.
 //
 // A failed write or fsync acknowledges nothing: the segment is truncated back
 // to the end of the last acknowledged record and fsynced, and the next group

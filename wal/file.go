@@ -51,6 +51,10 @@ const (
 	segDigits = 20
 	// releasedFile holds the number of the newest segment Release deleted.
 	releasedFile = "released"
+	// createdFile holds the number of the newest segment created.
+	createdFile = "created"
+	// corruptSuffix marks a file set aside by Replay.
+	corruptSuffix = ".corrupt"
 	// dirPerm and filePerm keep tenants' rows private to the gateway's user.
 	dirPerm  = 0o700
 	filePerm = 0o600
@@ -146,26 +150,37 @@ func writeFull(f File, p []byte) error {
 	return err
 }
 
-// readReleased returns the number in dir's released file, 0 if there is none.
-func readReleased(dir string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, releasedFile))
+// readMark returns the segment number in the file name of dir
+// (releasedFile or createdFile), 0 if there is none.
+func readMark(dir, name string) (uint64, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("wal: read %s: %w", releasedFile, err)
+		return 0, fmt.Errorf("wal: read %s: %w", name, err)
 	}
 	seq, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("wal: parse %s: %w", filepath.Join(dir, releasedFile), err)
+		return 0, fmt.Errorf("wal: parse %s: %w", path, err)
 	}
 	return seq, nil
 }
 
-// writeReleased durably records that every segment up to seq was released.
-func writeReleased(dir string, seq uint64) error {
-	if err := atomicfile.Write(filepath.Join(dir, releasedFile), []byte(strconv.FormatUint(seq, 10)+"\n")); err != nil {
-		return fmt.Errorf("wal: record released segments: %w", err)
+// writeMark records seq in the file name of dir, durably with atomicfile
+// unless noSync.
+func writeMark(dir, name string, seq uint64, noSync bool) error {
+	path := filepath.Join(dir, name)
+	b := []byte(strconv.FormatUint(seq, 10) + "\n")
+	var err error
+	if noSync {
+		err = os.WriteFile(path, b, filePerm)
+	} else {
+		err = atomicfile.Write(path, b)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: record segment %d in %s: %w", seq, name, err)
 	}
 	return nil
 }
@@ -234,8 +249,8 @@ func freeName(base string) string {
 // copyAside copies src to a fresh "<src>.corrupt" name, durably, and returns
 // the name used.
 func copyAside(src string, sync bool) (string, error) {
-	dst := freeName(src + ".corrupt")
-	tmp := dst + ".tmp"
+	dst := freeName(src + corruptSuffix)
+	tmp := dst + tmpSuffix
 	in, err := os.Open(src)
 	if err != nil {
 		return "", err
@@ -264,7 +279,7 @@ func copyAside(src string, sync bool) (string, error) {
 
 // moveAside renames src to a fresh "<src>.corrupt" name and returns it.
 func moveAside(src string) (string, error) {
-	dst := freeName(src + ".corrupt")
+	dst := freeName(src + corruptSuffix)
 	return dst, renameAside(src, dst)
 }
 

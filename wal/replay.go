@@ -27,9 +27,10 @@ type ReplayStats struct {
 	TornBytes int64
 	// Corrupt is where the first damage that is not a torn tail starts, nil
 	// if none: a bad record, a missing or bad segment header, a segment
-	// missing from the chain (Offset 0 of the missing segment), or a segment
-	// shorter than the length its successor recorded (at the end of what is
-	// left). Replay stopped there; CorruptErr (wrapping ErrCorrupt) says
+	// missing from the chain or at the end of the log (Offset 0 of the
+	// missing segment), or a segment shorter or longer than the length its
+	// successor recorded (where what is left ends, or where it should have
+	// ended). Replay stopped there; CorruptErr (wrapping ErrCorrupt) says
 	// why, and Quarantined lists the files the unreadable rest was moved or
 	// copied to.
 	Corrupt     *Position
@@ -58,7 +59,8 @@ const tornScanBudget = 256 << 20
 // error: it is most likely a write a crash cut short, but nothing vouches for
 // the newest segment's length, so it may have been acknowledged. Any other
 // damage (a bad record, a bad or missing segment header, a segment missing
-// from the chain, a segment shorter or longer than its successor recorded)
+// from the chain or at the end, a segment shorter or longer than its
+// successor recorded)
 // stops Replay there: the records before it have been passed to fn,
 // ReplayStats.Corrupt says where, the damaged rest is moved aside (see the
 // package documentation) and the error is nil; new appends go to a fresh
@@ -105,9 +107,7 @@ type damage struct {
 // replay does the work of Replay; the caller holds fileMu.
 func (l *Log) replay(fn func(pos Position, rec []byte) error, st *ReplayStats) error {
 	old := l.oldSegments()
-	l.mu.Lock()
-	released := l.releasedSeq
-	l.mu.Unlock()
+	released, lost := l.lostNewest(old)
 
 	// Every header first: a segment's length is checked against its
 	// successor's header before its records are passed to fn.
@@ -157,7 +157,7 @@ func (l *Log) replay(fn func(pos Position, rec []byte) error, st *ReplayStats) e
 			return err
 		}
 		switch {
-		case bad >= 0 && i == len(old)-1:
+		case bad >= 0 && i == len(old)-1 && lost == nil:
 			return l.repairTail(old[i].seq, bad, reason, st)
 		case bad >= 0:
 			return l.repair(old, damage{pos: Position{Segment: s.seq, Offset: bad}, reason: reason, seg: i, cut: bad}, st)
@@ -171,10 +171,32 @@ func (l *Log) replay(fn func(pos Position, rec []byte) error, st *ReplayStats) e
 				seg:    i, cut: end}, st)
 		}
 	}
+	if lost != nil {
+		return l.repair(old, *lost, st)
+	}
 	l.mu.Lock()
 	l.tailChecked = true
 	l.mu.Unlock()
 	return nil
+}
+
+// lostNewest returns the newest segment recorded as released and, if the
+// newest segment recorded as created is neither in old nor released, the
+// damage of its loss (segments missing at the end of the log).
+func (l *Log) lostNewest(old []segment) (released uint64, lost *damage) {
+	l.mu.Lock()
+	released, created := l.releasedSeq, l.createdSeq
+	l.mu.Unlock()
+	top := released
+	if n := len(old); n > 0 {
+		top = max(top, old[n-1].seq)
+	}
+	if created <= top {
+		return released, nil
+	}
+	return released, &damage{pos: Position{Segment: top + 1},
+		reason: fmt.Sprintf("segments %d to %d are missing: segment %d was created and never released", top+1, created, created),
+		seg:    len(old), cut: -1}
 }
 
 // checkTail is Replay without a callback for the newest pre-Open segment
@@ -190,9 +212,10 @@ func (l *Log) checkTail() error {
 		return nil
 	}
 	old := l.oldSegments()
+	_, lost := l.lostNewest(old)
+	var st ReplayStats // nobody reads it: repairs are logged and counted
 	if n := len(old); n > 0 {
 		s := old[n-1]
-		var st ReplayStats
 		_, err := readSegHeader(l.segPath(s.seq), s.seq)
 		var he *headerError
 		if errors.As(err, &he) {
@@ -203,14 +226,19 @@ func (l *Log) checkTail() error {
 		}
 		var sc scanner
 		_, _, bad, reason, err := sc.scan(l.segPath(s.seq), s.seq, -1, nil, &st)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if bad >= 0 {
+		case bad >= 0 && lost == nil:
 			if err := l.repairTail(s.seq, bad, reason, &st); err != nil {
 				return err
 			}
+		case bad >= 0:
+			return l.repair(old, damage{pos: Position{Segment: s.seq, Offset: bad}, reason: reason, seg: n - 1, cut: bad}, &st)
 		}
+	}
+	if lost != nil {
+		return l.repair(old, *lost, &st)
 	}
 	l.mu.Lock()
 	l.tailChecked = true
@@ -310,6 +338,23 @@ func (l *Log) repair(old []segment, d damage, st *ReplayStats) error {
 		l.setSegSizeLocked(seq, 0)
 	}
 	l.segs = deleteSegs(l.segs, moved)
+	kept := l.releasedSeq
+	if n := len(l.segs); n > 0 {
+		kept = max(kept, l.segs[n-1].seq)
+	}
+	lower := l.createdSeq > kept
+	l.mu.Unlock()
+	// What was moved aside, or found missing, is no longer expected.
+	if lower {
+		if merr := writeMark(l.dir, createdFile, kept, l.noSync); merr != nil {
+			err = errors.Join(err, merr)
+		} else {
+			l.mu.Lock()
+			l.createdSeq = kept
+			l.mu.Unlock()
+		}
+	}
+	l.mu.Lock()
 	if err == nil {
 		l.tailChecked = true
 	}

@@ -82,11 +82,20 @@ func TestSegmentDamage(t *testing.T) {
 				}
 			}
 
+			// Reported once: the next start finds the good prefix, clean.
+			closeT(t, l)
+			l, r = reopenReplay(t, dir)
+			mustEqualRecs(t, r.recs, recs[:want])
+			if r.st.Corrupt != nil || r.st.TornTail {
+				t.Fatalf("replay after the repair %+v; want clean", r.st)
+			}
 			p, err := l.Append([]byte("new"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Segment <= 5 {
+			// A fresh segment: not one kept aside (a missing one's number
+			// may come again).
+			if _, ok := before[segName(p.Segment)]; ok || (want > 0 && p.Segment <= pos[want-1].Segment) {
 				t.Fatalf("append after corruption went to segment %d; want a fresh one", p.Segment)
 			}
 			closeT(t, l)
@@ -123,6 +132,20 @@ func TestSegmentDamage(t *testing.T) {
 	f("header cut short", truncate(2, func([]Position) int64 { return segHdrSize - 1 }), 4, at(2, zero))
 	f("first segment missing", remove(1), 0, at(1, zero))
 	f("middle segment missing", remove(3), 8, at(3, zero))
+	f("newest segment missing", remove(5), 16, at(5, zero))
+	f("newest two segments missing", func(t *testing.T, dir string, pos []Position) {
+		remove(5)(t, dir, pos)
+		remove(4)(t, dir, pos)
+	}, 12, at(4, zero))
+	f("every segment missing", func(t *testing.T, dir string, pos []Position) {
+		for s := uint64(1); s <= 5; s++ {
+			remove(s)(t, dir, pos)
+		}
+	}, 0, at(1, zero))
+	f("newest segment missing, the one before it torn", func(t *testing.T, dir string, pos []Position) {
+		remove(5)(t, dir, pos)
+		truncate(4, func(pos []Position) int64 { return pos[14].Offset + 3 })(t, dir, pos)
+	}, 15, at(4, func(pos []Position) int64 { return pos[14].Offset }))
 	endOf5 := func(pos []Position) int64 { return pos[5].Offset }
 	f("segment cut at a record boundary", truncate(2, endOf5), 6, at(2, endOf5))
 	f("segment cut to its header", truncate(2, func([]Position) int64 { return segHdrSize }), 4, at(2, func([]Position) int64 { return segHdrSize }))

@@ -157,6 +157,7 @@ type Log struct {
 	active         uint64     // segment the writer has open; 0 if none
 	firstNew       uint64     // segments below it were there at Open
 	releasedSeq    uint64     // newest segment recorded as released
+	createdSeq     uint64     // newest segment recorded as created
 	released       Position   // highest Position passed to Release
 	releasePending bool       // a Release arrived during Replay
 	closed         bool
@@ -231,16 +232,25 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	if err := os.MkdirAll(l.dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("wal: create %s: %w", l.dir, err)
 	}
-	released, err := readReleased(l.dir)
-	if err != nil {
+	var err error
+	if l.releasedSeq, err = readMark(l.dir, releasedFile); err != nil {
 		return nil, err
 	}
-	l.releasedSeq = released
+	if l.createdSeq, err = readMark(l.dir, createdFile); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: read %s: %w", l.dir, err)
 	}
+	var aside uint64 // newest segment number set aside as corrupt
 	for _, e := range entries {
+		if base, _, ok := strings.Cut(e.Name(), segSuffix+corruptSuffix); ok {
+			if seq, ok := parseSegName(base + segSuffix); ok {
+				aside = max(aside, seq)
+			}
+			continue
+		}
 		if base, ok := strings.CutSuffix(e.Name(), tmpSuffix); ok {
 			if _, ok := parseSegName(base); ok {
 				// A segment whose creation a crash cut short: it never held a record.
@@ -263,7 +273,7 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	}
 	slices.SortFunc(l.segs, func(a, b segment) int { return cmpUint(a.seq, b.seq) })
 	// New segments are numbered past every segment there is or was.
-	l.firstNew = l.releasedSeq + 1
+	l.firstNew = max(l.releasedSeq, l.createdSeq, aside) + 1
 	if n := len(l.segs); n > 0 {
 		l.firstNew = max(l.firstNew, l.segs[n-1].seq+1)
 	}
@@ -384,7 +394,7 @@ func (l *Log) deleteReleased() error {
 	// Record the release before deleting: a segment missing without it is
 	// a lost one.
 	if newest := victims[len(victims)-1].seq; newest > recorded {
-		if err := writeReleased(l.dir, newest); err != nil {
+		if err := writeMark(l.dir, releasedFile, newest, l.noSync); err != nil {
 			return err
 		}
 		l.mu.Lock()

@@ -281,11 +281,20 @@ func (l *Log) roll() error {
 		_ = os.Remove(path)
 		return err
 	}
+	// Recorded once the segment is in place, so that a crash in between
+	// leaves a segment newer than the record, never a record of a segment
+	// that never was. On failure the segment, holding no record, stays
+	// until the next roll creates it again.
+	if err := writeMark(l.dir, createdFile, seq, l.noSync); err != nil {
+		_ = f.Close()
+		return err
+	}
 	w.f, w.seq, w.off, w.nextSeq = f, seq, segHdrSize, seq+1
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{seq: seq, size: segHdrSize})
 	l.size += segHdrSize
 	l.active = seq
+	l.createdSeq = seq
 	l.mu.Unlock()
 	l.nSegsCreated.Add(1)
 	return nil
