@@ -39,7 +39,8 @@ var (
 	// once the log is closed.
 	ErrClosed = errors.New("wal: log closed")
 
-	// ErrBacklogFull is returned by Append, without writing anything, when the undeleted segments plus queued records would exceed
+	// ErrBacklogFull is returned by Append, without writing anything, when
+	// the undeleted segments plus queued records would exceed
 	// Config.MaxBacklog. The log is waiting on DuckDB: the caller should
 	// answer 503 and retry after the batcher has committed and Released more.
 	ErrBacklogFull = errors.New("wal: backlog full")
@@ -51,7 +52,8 @@ var (
 	// ErrCorrupt is wrapped, with the segment, offset and reason, in
 	// ReplayStats.CorruptErr when Replay finds damage that is not a torn
 	// tail: a bad record, a bad or missing segment header, a segment missing
-	// from the chain, or a segment shorter than what was acknowledged in it.
+	// from the chain or at its end, or a segment shorter or longer than the
+	// writer left it.
 	ErrCorrupt = errors.New("wal: corrupt log")
 
 	// ErrReplayOrder is returned by Replay once Append has been called or while
@@ -124,11 +126,15 @@ type Stats struct {
 	FsyncTotal      time.Duration // time spent in fsync
 	SegmentsCreated uint64
 	SegmentsDeleted uint64
-	TornTailBytes   uint64 // bytes of torn or damaged tails truncated by Replay
-	CorruptSegments uint64 // damaged or missing segments where Replay stopped
-	Segments        int    // undeleted segments, now
-	Size            int64  // bytes in undeleted segments, now
-	Queued          int64  // bytes waiting for or in a group commit, now
+	// TornTailBytes and CorruptSegments count what Replay, or the writer's
+	// check when Append comes without Replay, repaired: the bytes of torn or
+	// damaged tails truncated, and each damaged or missing segment where the
+	// log was cut and the rest set aside.
+	TornTailBytes   uint64
+	CorruptSegments uint64
+	Segments        int   // undeleted segments, now
+	Size            int64 // bytes in undeleted segments, now
+	Queued          int64 // bytes waiting for or in a group commit, now
 }
 
 // Log is a write-ahead log. Its methods are safe for concurrent use, except
