@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,5 +44,14 @@ func TestWriteFailsWithoutDamagingTheOldFile(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); string(got) != "old" {
 		t.Fatalf("old file changed to %q", got)
+	}
+}
+
+func TestSyncDir(t *testing.T) {
+	if err := SyncDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("SyncDir of a missing directory: %v; want ErrNotExist", err)
 	}
 }

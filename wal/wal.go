@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
+
+	"duckgate/atomicfile"
 )
 
 // MaxRecordSize is the largest record Append accepts; a length field above it
@@ -30,24 +35,26 @@ const (
 )
 
 var (
-	// ErrClosed is returned by Append, AppendBatch, Replay, Release and a
-	// second Close once the log is closed.
+	// ErrClosed is returned by Append, Replay, Release and a second Close
+	// once the log is closed.
 	ErrClosed = errors.New("wal: log closed")
 
-	// ErrBacklogFull is returned by Append and AppendBatch, without writing
-	// anything, when the undeleted segments plus queued records would exceed
+	// ErrBacklogFull is returned by Append, without writing anything, when
+	// the undeleted segments plus queued records would exceed
 	// Config.MaxBacklog. The log is waiting on DuckDB: the caller should
 	// answer 503 and retry after the batcher has committed and Released more.
 	ErrBacklogFull = errors.New("wal: backlog full")
 
-	// ErrTooLarge is returned by Append and AppendBatch for a record larger
-	// than MaxRecordSize.
+	// ErrTooLarge is returned by Append for a record larger than
+	// MaxRecordSize.
 	ErrTooLarge = errors.New("wal: record too large")
 
 	// ErrCorrupt is wrapped, with the segment, offset and reason, in
-	// ReplayStats.CorruptErr when Replay finds a damaged record that is not a
-	// torn tail.
-	ErrCorrupt = errors.New("wal: corrupt record")
+	// ReplayStats.CorruptErr when Replay finds damage that is not a torn
+	// tail: a bad record, a bad or missing segment header, a segment missing
+	// from the chain or at its end, or a segment shorter or longer than the
+	// writer left it.
+	ErrCorrupt = errors.New("wal: corrupt log")
 
 	// ErrReplayOrder is returned by Replay once Append has been called or while
 	// another Replay runs, and by Append while Replay runs: Replay must run
@@ -66,18 +73,24 @@ type Config struct {
 	// group larger than SegmentSize gets a segment of its own.
 	SegmentSize int64
 	// MaxBacklog: Append returns ErrBacklogFull when the bytes in undeleted
-	// segments plus queued records would exceed it (default 1 GiB). It bounds
-	// the disk used while DuckDB falls behind.
+	// segments plus queued records (and the header of a segment the record
+	// may need) would exceed it (default 1 GiB). It bounds the disk used
+	// while DuckDB falls behind.
 	MaxBacklog int64
 	// NoSync skips every fsync. For tests and benchmarks only: an
 	// acknowledged record may be lost in a power failure.
 	NoSync bool
-	// OpenFile opens segment files for writing (default os.OpenFile). Tests
-	// set it to inject write and fsync failures.
+	// OpenFile creates segment files for writing, under their temporary
+	// ".tmp" name (default os.OpenFile). Tests set it to inject write and
+	// fsync failures.
 	OpenFile OpenFileFunc
 	// OnFsync, if set, is called by the writer with the duration of each
-	// fsync (for a latency histogram). It must not block.
+	// fsync of a segment file (for a latency histogram). It must not block.
 	OnFsync func(time.Duration)
+	// Metrics, if set, gets the log's recovery counters:
+	// duckgate_wal_torn_tail_bytes_total and
+	// duckgate_wal_corrupt_segments_total (see Stats).
+	Metrics *metrics.Set
 }
 
 // Position identifies the end of a record in the log: the segment number and
@@ -113,6 +126,12 @@ type Stats struct {
 	FsyncTotal      time.Duration // time spent in fsync
 	SegmentsCreated uint64
 	SegmentsDeleted uint64
+	// TornTailBytes and CorruptSegments count what Replay, or the writer's
+	// check when Append comes without Replay, repaired: the bytes of torn or
+	// damaged tails truncated, and each damaged or missing segment where the
+	// log was cut and the rest set aside.
+	TornTailBytes   uint64
+	CorruptSegments uint64
 	Segments        int   // undeleted segments, now
 	Size            int64 // bytes in undeleted segments, now
 	Queued          int64 // bytes waiting for or in a group commit, now
@@ -143,6 +162,8 @@ type Log struct {
 	size           int64      // sum of segs[i].size
 	active         uint64     // segment the writer has open; 0 if none
 	firstNew       uint64     // segments below it were there at Open
+	releasedSeq    uint64     // newest segment recorded as released
+	createdSeq     uint64     // newest segment recorded as created
 	released       Position   // highest Position passed to Release
 	releasePending bool       // a Release arrived during Replay
 	closed         bool
@@ -157,6 +178,7 @@ type Log struct {
 	nAppends, nGroups, nFsyncs, nBytes atomic.Uint64
 	nWriteErrors, nBacklogFull         atomic.Uint64
 	nSegsCreated, nSegsDeleted         atomic.Uint64
+	nTornBytes, nCorrupt               atomic.Uint64
 	lastFsync, fsyncTotal              atomic.Int64
 }
 
@@ -165,8 +187,9 @@ type segment struct {
 	size int64
 }
 
-// request is one Append or AppendBatch waiting for its group commit. Requests
-// are pooled: done is reused, so Append allocates nothing.
+// request is one Append waiting for its group commit. Requests are pooled:
+// done is reused, so Append allocates nothing. A request can carry several
+// records (recs), written one after the other in the same group.
 type request struct {
 	recs   [][]byte
 	pos    []Position // filled by the writer: pos[i] ends recs[i]
@@ -179,9 +202,9 @@ type request struct {
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
-// Open opens the log in cfg.Dir, creating the directory if needed. Call
-// Replay before the first Append to read back what the log holds. log may be
-// nil.
+// Open opens the log in cfg.Dir, creating the directory (mode 0700) if
+// needed. Call Replay before the first Append to read back what the log
+// holds. log may be nil.
 func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("wal: Config.Dir is empty")
@@ -212,14 +235,37 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	if l.openFile == nil {
 		l.openFile = openOSFile
 	}
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+	if err := os.MkdirAll(l.dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("wal: create %s: %w", l.dir, err)
+	}
+	var err error
+	if l.releasedSeq, err = readMark(l.dir, releasedFile); err != nil {
+		return nil, err
+	}
+	if l.createdSeq, err = readMark(l.dir, createdFile); err != nil {
+		return nil, err
 	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: read %s: %w", l.dir, err)
 	}
+	var aside uint64 // newest segment number set aside as corrupt
 	for _, e := range entries {
+		if base, _, ok := strings.Cut(e.Name(), segSuffix+corruptSuffix); ok {
+			if seq, ok := parseSegName(base + segSuffix); ok {
+				aside = max(aside, seq)
+			}
+			continue
+		}
+		if base, ok := strings.CutSuffix(e.Name(), tmpSuffix); ok {
+			if _, ok := parseSegName(base); ok {
+				// A segment whose creation a crash cut short: it never held a record.
+				if err := os.Remove(filepath.Join(l.dir, e.Name())); err != nil {
+					return nil, fmt.Errorf("wal: remove unfinished segment: %w", err)
+				}
+			}
+			continue
+		}
 		seq, ok := parseSegName(e.Name())
 		if !ok || !e.Type().IsRegular() {
 			continue
@@ -232,11 +278,16 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 		l.size += info.Size()
 	}
 	slices.SortFunc(l.segs, func(a, b segment) int { return cmpUint(a.seq, b.seq) })
-	l.firstNew = 1
+	// New segments are numbered past every segment there is or was.
+	l.firstNew = max(l.releasedSeq, l.createdSeq, aside) + 1
 	if n := len(l.segs); n > 0 {
-		l.firstNew = l.segs[n-1].seq + 1
+		l.firstNew = max(l.firstNew, l.segs[n-1].seq+1)
 	}
 	l.w.nextSeq = l.firstNew
+	if set := cfg.Metrics; set != nil {
+		set.NewGauge("duckgate_wal_torn_tail_bytes_total", func() float64 { return float64(l.nTornBytes.Load()) })
+		set.NewGauge("duckgate_wal_corrupt_segments_total", func() float64 { return float64(l.nCorrupt.Load()) })
+	}
 	l.log.Info("wal opened", zap.Int("segments", len(l.segs)), zap.Int64("bytes", l.size))
 	go l.run()
 	return l, nil
@@ -274,32 +325,6 @@ func (l *Log) Append(rec []byte) (Position, error) {
 	return pos, err
 }
 
-// AppendBatch is Append for several records written in the same group
-// commit, one after the other; it returns each record's Position. Either all
-// records are acknowledged or, on error, none.
-func (l *Log) AppendBatch(recs [][]byte) ([]Position, error) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	var size int64
-	for _, rec := range recs {
-		if len(rec) > MaxRecordSize {
-			return nil, fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(rec), MaxRecordSize)
-		}
-		size += hdrSize + int64(len(rec))
-	}
-	r := requestPool.Get().(*request)
-	r.recs, r.pos, r.size = recs, make([]Position, len(recs)), size
-	err := l.submit(r)
-	pos := r.pos
-	r.recs, r.pos, r.err = nil, nil, nil
-	requestPool.Put(r)
-	if err != nil {
-		return nil, err
-	}
-	return pos, nil
-}
-
 // submit queues r for the writer and waits for its group commit.
 func (l *Log) submit(r *request) error {
 	l.mu.Lock()
@@ -310,7 +335,7 @@ func (l *Log) submit(r *request) error {
 	case l.replaying:
 		l.mu.Unlock()
 		return ErrReplayOrder
-	case l.size+l.queued+r.size > l.maxBacklog:
+	case l.size+l.queued+r.size+segHdrSize > l.maxBacklog: // room for a new segment's header too
 		l.mu.Unlock()
 		l.nBacklogFull.Add(1)
 		return ErrBacklogFull
@@ -329,7 +354,9 @@ func (l *Log) submit(r *request) error {
 
 // Release tells the log that every record at or before p is no longer needed
 // (committed in DuckDB). Segments whose every record is at or before p are
-// deleted, oldest first; the segment being written is never deleted. A p
+// deleted, oldest first; the segment being written is never deleted. The
+// newest deleted segment is recorded first (in the file "released"), so that
+// Replay can tell a released segment from a lost one. A p
 // lower than an earlier one is a no-op. A Release during Replay takes effect
 // when Replay returns.
 func (l *Log) Release(p Position) error {
@@ -358,10 +385,10 @@ func (l *Log) deleteReleased() error {
 	defer l.fileMu.Unlock()
 
 	l.mu.Lock()
-	p := l.released
+	p, recorded := l.released, l.releasedSeq
 	var victims []segment
 	for _, s := range l.segs {
-		if s.seq == l.active || s.seq > p.Segment || (s.seq == p.Segment && s.size > p.Offset) {
+		if s.seq == l.active || s.seq > p.Segment || (s.seq == p.Segment && s.size > max(p.Offset, segHdrSize)) {
 			break // segments are ascending: no later one qualifies either
 		}
 		victims = append(victims, s)
@@ -369,6 +396,16 @@ func (l *Log) deleteReleased() error {
 	l.mu.Unlock()
 	if len(victims) == 0 {
 		return nil
+	}
+	// Record the release before deleting: a segment missing without it is
+	// a lost one.
+	if newest := victims[len(victims)-1].seq; newest > recorded {
+		if err := writeMark(l.dir, releasedFile, newest, l.noSync); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.releasedSeq = newest
+		l.mu.Unlock()
 	}
 
 	var err error
@@ -381,7 +418,9 @@ func (l *Log) deleteReleased() error {
 		gone[s.seq] = true
 	}
 	if len(gone) > 0 && !l.noSync {
-		err = errors.Join(err, syncDir(l.dir))
+		if serr := atomicfile.SyncDir(l.dir); serr != nil {
+			err = errors.Join(err, fmt.Errorf("wal: fsync directory after deleting segments: %w", serr))
+		}
 	}
 	l.mu.Lock()
 	l.segs = slices.DeleteFunc(l.segs, func(s segment) bool {
@@ -420,6 +459,8 @@ func (l *Log) Stats() Stats {
 		FsyncTotal:      time.Duration(l.fsyncTotal.Load()),
 		SegmentsCreated: l.nSegsCreated.Load(),
 		SegmentsDeleted: l.nSegsDeleted.Load(),
+		TornTailBytes:   l.nTornBytes.Load(),
+		CorruptSegments: l.nCorrupt.Load(),
 		Segments:        segs,
 		Size:            size,
 		Queued:          queued,

@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 func openT(t testing.TB, cfg Config) *Log {
@@ -120,6 +122,35 @@ func mustEqualRecs(t testing.TB, got, want [][]byte) {
 	}
 }
 
+// appendBatch appends recs in one group commit, all or none, and returns
+// each record's Position.
+func appendBatch(l *Log, recs [][]byte) ([]Position, error) {
+	r := &request{done: make(chan struct{}, 1), recs: recs, pos: make([]Position, len(recs))}
+	for _, rec := range recs {
+		if len(rec) > MaxRecordSize {
+			return nil, ErrTooLarge
+		}
+		r.size += hdrSize + int64(len(rec))
+	}
+	if err := l.submit(r); err != nil {
+		return nil, err
+	}
+	return r.pos, nil
+}
+
+// waitFor polls cond until it holds, failing the test if it does not
+// within a generous deadline (a hang, not a slow machine).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func makeRecs(n, from int) [][]byte {
 	recs := make([][]byte, n)
 	for i := range recs {
@@ -206,19 +237,19 @@ func TestAppendBatch(t *testing.T) {
 	dir := t.TempDir()
 	l := openT(t, Config{Dir: dir, NoSync: true})
 	recs := makeRecs(5, 0)
-	pos, err := l.AppendBatch(recs)
+	pos, err := appendBatch(l, recs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := int64(0)
+	off := int64(segHdrSize)
 	for i, p := range pos {
 		off += hdrSize + int64(len(recs[i]))
 		if p != (Position{Segment: 1, Offset: off}) {
 			t.Fatalf("pos[%d] = %v; want 1:%d", i, p, off)
 		}
 	}
-	if pos, err := l.AppendBatch(nil); pos != nil || err != nil {
-		t.Fatalf("AppendBatch(nil) = %v, %v", pos, err)
+	if st := l.Stats(); st.Groups != 1 || st.Appends != uint64(len(recs)) {
+		t.Fatalf("stats %+v; want %d records in one group", st, len(recs))
 	}
 	closeT(t, l)
 	l, r := reopenReplay(t, dir)
@@ -242,10 +273,20 @@ func TestTornTail(t *testing.T) {
 			if !keepLast {
 				want = recs[:len(recs)-1]
 			}
-			l, r := reopenReplay(t, dir)
+			set := metrics.NewSet()
+			l = openT(t, Config{Dir: dir, NoSync: true, Metrics: set})
+			r := replayT(t, l)
 			mustEqualRecs(t, r.recs, want)
 			if !r.st.TornTail || r.st.TornBytes <= 0 || r.st.Corrupt != nil {
 				t.Fatalf("stats %+v; want a torn tail and no corruption", r.st)
+			}
+			if st := l.Stats(); st.TornTailBytes != uint64(r.st.TornBytes) || st.CorruptSegments != 0 {
+				t.Fatalf("Stats %+v; want TornTailBytes %d", st, r.st.TornBytes)
+			}
+			var out bytes.Buffer
+			set.WritePrometheus(&out)
+			if want := fmt.Sprintf("duckgate_wal_torn_tail_bytes_total %d\n", r.st.TornBytes); !strings.Contains(out.String(), want) {
+				t.Fatalf("metrics:\n%s\nwant %q", out.String(), want)
 			}
 			if _, err := l.Append([]byte("new")); err != nil {
 				t.Fatal(err)
@@ -326,6 +367,35 @@ func TestAppendWithoutReplayCutsTornTail(t *testing.T) {
 	}
 }
 
+// An emptied newest segment found by the writer's own check, when Append
+// comes without Replay, is set aside and counted; the log goes on after the
+// segment before it.
+func TestAppendWithoutReplaySetsEmptySegmentAside(t *testing.T) {
+	dir := t.TempDir()
+	l, recs, _ := fiveSegments(t, dir)
+	closeT(t, l)
+	if err := os.Truncate(filepath.Join(dir, segName(5)), 0); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, Config{Dir: dir, NoSync: true})
+	if _, err := l.Append([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.CorruptSegments != 1 {
+		t.Fatalf("Stats %+v; want 1 corrupt segment", st)
+	}
+	closeT(t, l)
+	if _, err := os.Stat(filepath.Join(dir, segName(5)+".corrupt")); err != nil {
+		t.Fatalf("emptied segment not set aside: %v", err)
+	}
+	l, r := reopenReplay(t, dir)
+	defer l.Close()
+	mustEqualRecs(t, r.recs, append(slices.Clone(recs[:16]), []byte("new")))
+	if r.st.TornTail || r.st.Corrupt != nil {
+		t.Fatalf("stats %+v; want clean", r.st)
+	}
+}
+
 func TestCorruptRecord(t *testing.T) {
 	// f corrupts record #bad (by damage at its header offset) and expects
 	// replay to stop right before it.
@@ -338,7 +408,7 @@ func TestCorruptRecord(t *testing.T) {
 			closeT(t, l)
 
 			seg := pos[bad].Segment
-			start := int64(0)
+			start := int64(segHdrSize)
 			if bad > 0 && pos[bad-1].Segment == seg {
 				start = pos[bad-1].Offset
 			}
@@ -409,8 +479,9 @@ func TestCorruptRecord(t *testing.T) {
 
 func TestRelease(t *testing.T) {
 	dir := t.TempDir()
-	// 40-byte records take 48 bytes: two per 100-byte segment.
-	l := openT(t, Config{Dir: dir, SegmentSize: 100, NoSync: true})
+	// 40-byte records take 48 bytes: two per 132-byte segment, after the
+	// 36-byte segment header.
+	l := openT(t, Config{Dir: dir, SegmentSize: 132, NoSync: true})
 	recs := make([][]byte, 10)
 	for i := range recs {
 		recs[i] = rec(i, 40)
@@ -430,10 +501,10 @@ func TestRelease(t *testing.T) {
 		for _, s := range wantSegs {
 			want = append(want, segName(s))
 		}
-		if got := segFiles(t, dir); !slices.Equal(got, want) {
+		if got := walFiles(t, dir); !slices.Equal(got, want) {
 			t.Fatalf("after Release(%v) files = %v; want %v", p, got, want)
 		}
-		if got, want := l.Size(), int64(len(wantSegs))*96; got != want {
+		if got, want := l.Size(), int64(len(wantSegs))*132; got != want {
 			t.Fatalf("Size() = %d; want %d", got, want)
 		}
 	}
@@ -455,18 +526,32 @@ func TestRelease(t *testing.T) {
 	l, r := reopenReplay(t, dir)
 	defer l.Close()
 	mustEqualRecs(t, r.recs, [][]byte{recs[8], recs[9], rec(10, 40)})
+	if r.st.Corrupt != nil || r.st.TornTail {
+		t.Fatalf("replay after releases %+v; want clean", r.st)
+	}
 	// With no active segment after reopen, everything released goes.
-	if err := l.Release(Position{Segment: 6, Offset: 48}); err != nil {
+	if err := l.Release(p); err != nil {
 		t.Fatal(err)
 	}
-	if got := segFiles(t, dir); len(got) != 0 {
+	if got := walFiles(t, dir); len(got) != 0 {
 		t.Fatalf("files %v; want none", got)
+	}
+	// The next segment is numbered past the released ones and replays clean.
+	if p, err := l.Append(rec(11, 40)); err != nil || p.Segment != 7 {
+		t.Fatalf("Append after releasing everything = %v, %v; want segment 7", p, err)
+	}
+	closeT(t, l)
+	l, r = reopenReplay(t, dir)
+	defer l.Close()
+	mustEqualRecs(t, r.recs, [][]byte{rec(11, 40)})
+	if r.st.Corrupt != nil || r.st.TornTail {
+		t.Fatalf("replay after releasing everything %+v; want clean", r.st)
 	}
 }
 
 func TestBacklogFull(t *testing.T) {
 	dir := t.TempDir()
-	l := openT(t, Config{Dir: dir, SegmentSize: 100, MaxBacklog: 500, NoSync: true})
+	l := openT(t, Config{Dir: dir, SegmentSize: 132, MaxBacklog: 500, NoSync: true})
 	defer l.Close()
 	var pos []Position
 	for i := 0; ; i++ {
@@ -479,21 +564,22 @@ func TestBacklogFull(t *testing.T) {
 		}
 		pos = append(pos, p)
 	}
-	// 10 records of 48 bytes = 480; the 11th would make 528 > 500.
-	if len(pos) != 10 || l.Size() != 480 {
-		t.Fatalf("%d appends fit, Size %d; want 10 and 480", len(pos), l.Size())
+	// 7 records of 48 bytes in 4 segments of 36-byte header: 480. The 8th
+	// would need 480 + 48 and perhaps a new segment's 36 > 500.
+	if len(pos) != 7 || l.Size() != 480 {
+		t.Fatalf("%d appends fit, Size %d; want 7 and 480", len(pos), l.Size())
 	}
-	if _, err := l.AppendBatch([][]byte{{1}, rec(98, 40)}); !errors.Is(err, ErrBacklogFull) {
-		t.Fatalf("AppendBatch over backlog: %v", err)
+	if _, err := appendBatch(l, [][]byte{{1}, rec(98, 40)}); !errors.Is(err, ErrBacklogFull) {
+		t.Fatalf("appendBatch over backlog: %v", err)
 	}
-	if st := l.Stats(); st.BacklogFull != 2 || st.Appends != 10 {
+	if st := l.Stats(); st.BacklogFull != 2 || st.Appends != 7 {
 		t.Fatalf("stats %+v", st)
 	}
-	if err := l.Release(pos[7]); err != nil { // segments 1-4
+	if err := l.Release(pos[5]); err != nil { // segments 1-3
 		t.Fatal(err)
 	}
-	if l.Size() != 96 {
-		t.Fatalf("Size after Release = %d; want 96", l.Size())
+	if l.Size() != 84 {
+		t.Fatalf("Size after Release = %d; want 84", l.Size())
 	}
 	if _, err := l.Append(rec(99, 40)); err != nil {
 		t.Fatalf("Append after Release: %v", err)
@@ -506,9 +592,6 @@ func TestTooLarge(t *testing.T) {
 	big := make([]byte, MaxRecordSize+1)
 	if _, err := l.Append(big); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Append: %v", err)
-	}
-	if _, err := l.AppendBatch([][]byte{{1}, big}); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("AppendBatch: %v", err)
 	}
 	if l.Size() != 0 {
 		t.Fatalf("Size %d after refused appends", l.Size())
@@ -541,9 +624,7 @@ func TestClose(t *testing.T) {
 			}
 		}()
 	}
-	for l.Stats().Appends < 200 {
-		runtime.Gosched()
-	}
+	waitFor(t, "200 appends", func() bool { return l.Stats().Appends >= 200 })
 	closeT(t, l)
 	wg.Wait()
 	if _, err := l.Append([]byte("x")); !errors.Is(err, ErrClosed) {

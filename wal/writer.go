@@ -2,11 +2,12 @@ package wal
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	"go.uber.org/zap"
+
+	"duckgate/atomicfile"
 )
 
 const (
@@ -106,25 +107,14 @@ func (l *Log) writeGroup(batch []*request, size int64) error {
 			return fmt.Errorf("%w; %w", w.cause, err)
 		}
 	}
-	if w.f == nil || (w.off > 0 && w.off+size > l.segSize) {
+	if w.f == nil || (w.off > segHdrSize && w.off+size > l.segSize) {
 		if err := l.roll(); err != nil {
 			return err
 		}
 	}
 	err := l.encode(batch)
 	if err == nil && !l.noSync {
-		start := time.Now()
-		err = w.f.Sync()
-		d := int64(time.Since(start))
-		l.nFsyncs.Add(1)
-		l.lastFsync.Store(d)
-		l.fsyncTotal.Add(d)
-		if l.onFsync != nil {
-			l.onFsync(time.Duration(d))
-		}
-		if err != nil {
-			err = fmt.Errorf("wal: fsync %s: %w", segName(w.seq), err)
-		}
+		err = l.fsync(w.f, w.seq)
 	}
 	if err != nil {
 		l.fail(err)
@@ -175,12 +165,25 @@ func (l *Log) encode(batch []*request) error {
 }
 
 func (l *Log) writeAll(p []byte) error {
-	n, err := l.w.f.Write(p)
-	if err == nil && n < len(p) {
-		err = io.ErrShortWrite
+	if err := writeFull(l.w.f, p); err != nil {
+		return fmt.Errorf("wal: write %s: %w", segName(l.w.seq), err)
+	}
+	return nil
+}
+
+// fsync fsyncs f, segment seq, and counts it in Stats and OnFsync.
+func (l *Log) fsync(f File, seq uint64) error {
+	start := time.Now()
+	err := f.Sync()
+	d := int64(time.Since(start))
+	l.nFsyncs.Add(1)
+	l.lastFsync.Store(d)
+	l.fsyncTotal.Add(d)
+	if l.onFsync != nil {
+		l.onFsync(time.Duration(d))
 	}
 	if err != nil {
-		return fmt.Errorf("wal: write %s: %w", segName(l.w.seq), err)
+		return fmt.Errorf("wal: fsync %s: %w", segName(seq), err)
 	}
 	return nil
 }
@@ -224,7 +227,9 @@ func (l *Log) cut() error {
 	return nil
 }
 
-// roll closes the current segment, if any, and creates the next one.
+// roll closes the current segment, if any, and creates the next one. The new
+// segment is written under a temporary name until its header is durable,
+// so that every segment file has a whole header.
 func (l *Log) roll() error {
 	w := &l.w
 	if w.f != nil {
@@ -238,22 +243,58 @@ func (l *Log) roll() error {
 		l.mu.Unlock()
 	}
 	seq := w.nextSeq
+	h := segHeader{seq: seq, prevSeq: w.seq, prevLen: w.off}
+	if w.seq == 0 { // the first segment of this Log: it follows what Replay left
+		l.mu.Lock()
+		if n := len(l.segs); n > 0 {
+			h.prevSeq, h.prevLen = l.segs[n-1].seq, l.segs[n-1].size
+		} else {
+			h.prevSeq = l.releasedSeq
+		}
+		l.mu.Unlock()
+	}
 	path := l.segPath(seq)
-	f, err := l.openFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	tmp := path + tmpSuffix
+	f, err := l.openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
-	if !l.noSync {
-		if err := syncDir(l.dir); err != nil {
-			_ = f.Close()
-			_ = os.Remove(path)
-			return err
+	if err = writeFull(f, appendSegHeader(nil, h)); err != nil {
+		err = fmt.Errorf("wal: write header of %s: %w", segName(seq), err)
+	}
+	if err == nil && !l.noSync {
+		err = l.fsync(f, seq)
+	}
+	if err == nil {
+		if err = os.Rename(tmp, path); err != nil {
+			err = fmt.Errorf("wal: create segment: %w", err)
 		}
 	}
-	w.f, w.seq, w.off, w.nextSeq = f, seq, 0, seq+1
+	if err == nil && !l.noSync {
+		if err = atomicfile.SyncDir(l.dir); err != nil {
+			err = fmt.Errorf("wal: fsync directory after creating %s: %w", segName(seq), err)
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		_ = os.Remove(path)
+		return err
+	}
+	// Recorded once the segment is in place, so that a crash in between
+	// leaves a segment newer than the record, never a record of a segment
+	// that never was. On failure the segment, holding no record, stays
+	// until the next roll creates it again.
+	if err := writeMark(l.dir, createdFile, seq, l.noSync); err != nil {
+		_ = f.Close()
+		return err
+	}
+	w.f, w.seq, w.off, w.nextSeq = f, seq, segHdrSize, seq+1
 	l.mu.Lock()
-	l.segs = append(l.segs, segment{seq: seq})
+	l.segs = append(l.segs, segment{seq: seq, size: segHdrSize})
+	l.size += segHdrSize
 	l.active = seq
+	l.createdSeq = seq
 	l.mu.Unlock()
 	l.nSegsCreated.Add(1)
 	return nil

@@ -239,7 +239,7 @@ func serve(args []string) error {
 	if wl != nil {
 		log.Info("write-ahead log recovered", zap.Int("records", rs.Records), zap.Int("replayed", rs.Replayed),
 			zap.Int("rows", rs.Rows), zap.Int("already_committed", rs.Skipped), zap.Int("dropped", rs.Dropped),
-			zap.Bool("torn_tail_dropped", rs.TornTail), zap.String("corrupt", rs.Corrupt), zap.Int("tenants_still_retrying", rs.FlushErrors))
+			zap.Bool("torn_or_damaged_tail", rs.TornTail), zap.String("corrupt", rs.Corrupt), zap.Int("tenants_still_retrying", rs.FlushErrors))
 	}
 	srv.SetReady()
 	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
