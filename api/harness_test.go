@@ -84,7 +84,7 @@ func startEnv(t *testing.T, dir string, mods ...func(*envConfig)) *env {
 	bc.Metrics = set
 	var wl *wal.Log
 	if !cfg.noWAL {
-		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile, SegmentSize: cfg.walSeg}, log); err != nil {
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: cfg.walFile, SegmentSize: cfg.walSeg, Metrics: set}, log); err != nil {
 			t.Fatal(err)
 		}
 		bc.WAL, bc.StateDir = wl, filepath.Join(dir, "state")

@@ -40,6 +40,8 @@ func TestMetricsAndPprof(t *testing.T) {
 		"duckgate_schema_changes_total 1",
 		"duckgate_buffered_rows 0",
 		"duckgate_wal_size_bytes",
+		"duckgate_wal_torn_tail_bytes_total 0",
+		"duckgate_wal_corrupt_segments_total 0",
 		"process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, want) {

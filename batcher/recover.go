@@ -22,9 +22,12 @@ type RecoveryStats struct {
 	Dropped int
 	// Rows is the number of rows replayed.
 	Rows int
-	// TornTail is true when the log ended in a write cut by a crash (never
-	// acknowledged, dropped).
-	TornTail bool
+	// TornTail is true when the newest log segment ended in a damaged
+	// record: a write cut by a crash, or damage to a tail that may have
+	// been acknowledged (the log cannot tell the two apart). TornBytes
+	// were cut away.
+	TornTail  bool
+	TornBytes int64
 	// Corrupt, when not empty, says where replay stopped at a damaged
 	// record; what came before it was recovered.
 	Corrupt string
@@ -82,7 +85,7 @@ func (b *Batcher) Recover(ctx context.Context) (RecoveryStats, error) {
 		items = append(items, item{rec: rec, floor: pos.Segment})
 		return nil
 	})
-	st.Records, st.TornTail = rs.Records, rs.TornTail
+	st.Records, st.TornTail, st.TornBytes = rs.Records, rs.TornTail, rs.TornBytes
 	if rs.Corrupt != nil {
 		st.Corrupt = fmt.Sprintf("%s: %v", rs.Corrupt, rs.CorruptErr)
 	}

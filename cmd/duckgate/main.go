@@ -139,7 +139,7 @@ func serve(args []string) error {
 	switch *durability {
 	case "durable":
 		fsyncSeconds := set.NewHistogram("duckgate_wal_fsync_seconds")
-		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog,
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog, Metrics: set,
 			OnFsync: func(d time.Duration) { fsyncSeconds.Update(d.Seconds()) }}, log); err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func serve(args []string) error {
 	if wl != nil {
 		log.Info("write-ahead log recovered", zap.Int("records", rs.Records), zap.Int("replayed", rs.Replayed),
 			zap.Int("rows", rs.Rows), zap.Int("already_committed", rs.Skipped), zap.Int("dropped", rs.Dropped),
-			zap.Bool("torn_or_damaged_tail", rs.TornTail), zap.String("corrupt", rs.Corrupt), zap.Int("tenants_still_retrying", rs.FlushErrors))
+			zap.Bool("torn_or_damaged_tail", rs.TornTail), zap.Int64("torn_bytes", rs.TornBytes), zap.String("corrupt", rs.Corrupt), zap.Int("tenants_still_retrying", rs.FlushErrors))
 	}
 	srv.SetReady()
 	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
