@@ -40,24 +40,24 @@ func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
 	k1, k2 := Kind(rawK1), Kind(rawK2)
 	// Undefined types and kinds must not panic.
 	_ = Evolve(Type(rawHave), k1)
-	_ = Holds(Type(rawHave), k1)
-	_ = Wider(Type(rawHave), TypeOf(k1))
+	_ = holds(Type(rawHave), k1)
+	_ = wider(Type(rawHave), TypeOf(k1))
 
 	have := Type(rawHave % uint8(numTypes))
 	got := Evolve(have, k1)
-	if got != have && !Wider(got, have) {
+	if got != have && !wider(got, have) {
 		t.Fatalf("Evolve(%s, %s) = %s narrows", have, k1, got)
 	}
-	if !Holds(got, k1) {
+	if !holds(got, k1) {
 		t.Fatalf("Evolve(%s, %s) = %s does not hold %s", have, k1, got, k1)
 	}
-	if !Holds(got, KindsOf(have)) {
+	if !holds(got, KindsOf(have)) {
 		t.Fatalf("Evolve(%s, %s) = %s loses what %s held", have, k1, got, have)
 	}
-	if Holds(have, k1) != (got == have) {
-		t.Fatalf("Holds(%s, %s) = %v but Evolve = %s", have, k1, Holds(have, k1), got)
+	if holds(have, k1) != (got == have) {
+		t.Fatalf("holds(%s, %s) = %v but Evolve = %s", have, k1, holds(have, k1), got)
 	}
-	if !Holds(TypeOf(k1), k1) {
+	if !holds(TypeOf(k1), k1) {
 		t.Fatalf("TypeOf(%s) = %s does not hold it", k1, TypeOf(k1))
 	}
 	if TypeOf(k1|k2) != TypeOf(k2|k1) {
@@ -66,11 +66,11 @@ func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
 	// A column made by one batch and evolved by the next holds both, as long as the caller
 	// passes what it knows is stored (KindsOf(TypeBigInt) is only KindInt).
 	all := k1 | k2
-	if e := Evolve(TypeOf(k1), all); !Holds(e, all) {
+	if e := Evolve(TypeOf(k1), all); !holds(e, all) {
 		t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold it", k1, all, e)
 	}
 	if k1&KindBigInt == 0 {
-		if e := Evolve(TypeOf(k1), k2); !Holds(e, all) {
+		if e := Evolve(TypeOf(k1), k2); !holds(e, all) {
 			t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold %s", k1, k2, e, all)
 		}
 	}
