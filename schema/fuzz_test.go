@@ -111,6 +111,9 @@ func FuzzIsTimestamp(f *testing.F) {
 		if !got.Equal(want) {
 			t.Fatalf("ParseTimestamp(%q) = %v; time.Parse = %v", s, got, want)
 		}
+		if got.Nanosecond()%1000 != 0 {
+			t.Fatalf("IsTimestamp(%q) = true for a time TIMESTAMPTZ cannot hold: %v", s, got)
+		}
 	})
 }
 
@@ -119,7 +122,8 @@ func FuzzClassifyNumber(f *testing.F) {
 		"0", "-0", "9007199254740992", "9007199254740993", "9223372036854775807", "9223372036854775808",
 		"-9223372036854775808", "170141183460469231731687303715884105727", "170141183460469231731687303715884105728",
 		"-170141183460469231731687303715884105728", "1.5", "1e3", "1E-3", "1e400", "1.7976931348623159e308",
-		"00", "-", "1.", "1e+", "0.00001e313",
+		"00", "-", "1.", "1e+", "0.00001e313", "1e-400", "2.5e-330", "7e-324", "2.2250738585072012e-308",
+		"0.0e-400",
 	} {
 		f.Add([]byte(s))
 	}
@@ -154,13 +158,16 @@ func FuzzClassifyNumber(f *testing.F) {
 			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || isInt {
 				t.Fatalf("ClassifyNumber(%q) = float but ParseFloat = %v, %v", s, v, err)
 			}
+			if math.Abs(v) < 0x1p-1022 && nonzeroDigits(s) {
+				t.Fatalf("ClassifyNumber(%q) = float but a double changes it: %v", s, v)
+			}
 		case KindNumText:
 			if isInt {
 				v, ok := new(big.Int).SetString(s, 10)
 				if !ok || (v.Cmp(hugeLo) >= 0 && v.Cmp(hugeHi) <= 0) {
 					t.Fatalf("ClassifyNumber(%q) = numtext for an integer within HUGEINT", s)
 				}
-			} else if v, _ := strconv.ParseFloat(s, 64); !math.IsInf(v, 0) {
+			} else if v, _ := strconv.ParseFloat(s, 64); !math.IsInf(v, 0) && (math.Abs(v) >= 0x1p-1022 || !nonzeroDigits(s)) {
 				t.Fatalf("ClassifyNumber(%q) = numtext for a float that fits: %v", s, v)
 			}
 		default:
@@ -173,4 +180,12 @@ func FuzzClassifyNumber(f *testing.F) {
 func isJSONNumber(b []byte) bool {
 	// A valid JSON text that starts with a sign or digit and ends with a digit is one number.
 	return len(b) > 0 && (b[0] == '-' || isDigit(b[0])) && isDigit(b[len(b)-1]) && json.Valid(b)
+}
+
+// nonzeroDigits reports whether the significand of a JSON number (the digits before any exponent) has a digit other than 0.
+func nonzeroDigits(s string) bool {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ContainsAny(s, "123456789")
 }
