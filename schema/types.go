@@ -15,7 +15,7 @@ const (
 	KindInt                        // integer literal that fits int64 with |v| <= 2^53 (exact as a float64)
 	KindBigInt                     // integer literal that fits int64 with |v| > 2^53
 	KindHugeInt                    // integer literal outside int64 but inside DuckDB HUGEINT: -(2^127) .. 2^127-1
-	KindNumText                    // a number DOUBLE would change: integer beyond HUGEINT, or a nonzero float literal beyond the normal float64 range (1e400, 1e-400, 2.5e-320)
+	KindNumText                    // a number no numeric column takes unchanged: an integer beyond HUGEINT, or a nonzero literal with a fraction or exponent whose nearest float64 is infinite, subnormal or zero (1e400, 1e-400, 2.5e-330; see ClassifyNumber)
 	KindFloat                      // any other number with a fraction or exponent (1.5, 1e3, -0.0)
 	KindTimestamp                  // a string that is an RFC 3339 timestamp TIMESTAMPTZ holds exactly, to the microsecond (see IsTimestamp)
 	KindString                     // any other string (a timestamp with nonzero digits below the microsecond included)
