@@ -387,6 +387,45 @@ func checkDecode(t *testing.T, body []byte) {
 	} else if got := d.Rows.Len() + d.Rejected; got != n {
 		t.Fatalf("%d rows + %d rejected for %d elements", d.Rows.Len(), d.Rejected, n)
 	}
+	// A body that is one object, valid for encoding/json too: the same keys, unescaped the same way.
+	trimmed := bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")))
+	if len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed) {
+		want, ok := topKeys(trimmed)
+		if !ok {
+			return
+		}
+		var got []string
+		for _, c := range d.Rows.Cells {
+			got = append(got, d.Rows.Keys[c.Key])
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("Decode(%q) keys %q; encoding/json reads %q", body, got, want)
+		}
+	}
+}
+
+// topKeys returns, in order, the keys of the JSON object text obj whose values are not null, as
+// encoding/json unescapes them.
+func topKeys(obj []byte) ([]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		if string(v) != "null" {
+			keys = append(keys, tok.(string))
+		}
+	}
+	return keys, true
 }
 
 // FuzzDecode checks that no body makes Decode panic and that what it
