@@ -188,6 +188,10 @@ func TestWebhookPayloadsLandAsRows(t *testing.T) {
 	hookExpect(t, "standard array", e.do("POST", sd.URL, arr, hookStandardHeaders(hookStdSecret, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", time.Now(), arr)...), fasthttp.StatusOK)
 	scalar := []byte(`"hello"`)
 	hookExpect(t, "standard scalar", e.do("POST", sd.URL, scalar, hookStandardHeaders(hookStdSecret, "msg_3", time.Now(), scalar)...), fasthttp.StatusOK)
+	// A lone surrogate escape in a non-object payload becomes U+FFFD, as in
+	// an insert: DuckDB's JSON would refuse it and block the table.
+	lone := []byte(`["\ud800x"]`)
+	hookExpect(t, "standard lone surrogate", e.do("POST", sd.URL, lone, hookStandardHeaders(hookStdSecret, "msg_4", time.Now(), lone)...), fasthttp.StatusOK)
 
 	e.stop()
 	db := e.openDB(id)
@@ -212,7 +216,9 @@ func TestWebhookPayloadsLandAsRows(t *testing.T) {
 	hookRows(t, db, `select _webhook_id, typeof(payload), json_type(payload), payload->>'$[1].kind'
 		from standard_events order by _webhook_id`,
 		[]string{"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", "JSON", "ARRAY", "pong"},
-		[]string{"msg_3", "JSON", "VARCHAR", "null"})
+		[]string{"msg_3", "JSON", "VARCHAR", "null"},
+		[]string{"msg_4", "JSON", "ARRAY", "null"})
+	hookRows(t, db, `select payload->>'$[0]' = chr(65533) || 'x' from standard_events where _webhook_id = 'msg_4'`, []string{"true"})
 
 	var lo, hi time.Time
 	if err := db.QueryRow(`select min(_received_at), max(_received_at) from github_events`).Scan(&lo, &hi); err != nil {

@@ -15,7 +15,7 @@ import (
 func floatBits(f float64) uint64 { return math.Float64bits(f) }
 
 // value converts a cell to what the Appender takes for a column of type t.
-// The schema planner guarantees that t holds c.Kind (schema.Holds); a kind
+// The schema planner (schema.Evolve) guarantees that t holds c.Kind; a kind
 // it cannot hold falls back to text, which VARCHAR and JSON always take.
 func value(c *Cell, t schema.Type) driver.Value {
 	switch t {

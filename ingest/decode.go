@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/valyala/bytebufferpool"
@@ -59,12 +60,12 @@ func Decode(body []byte) (*Decoded, error) {
 	b := batcher.NewBuilderFor(len(trimmed))
 	p := parserPool.Get()
 	defer parserPool.Put(p)
-	dec := decoder{b: b}
+	dec := decoder{b: b, noEscapes: bytes.IndexByte(trimmed, '\\') < 0}
 
 	v, err := p.ParseBytes(trimmed)
 	switch {
 	case err == nil && v.Type() == fastjson.TypeObject:
-		if msg := dec.row(v); msg != "" {
+		if msg := dec.rowText(v, trimmed); msg != "" {
 			return nil, fmt.Errorf("%w: %s", ErrBadBody, msg)
 		}
 	case err == nil && v.Type() == fastjson.TypeArray:
@@ -74,7 +75,7 @@ func Decode(body []byte) (*Decoded, error) {
 				d.reject(i+1, "element is "+el.Type().String()+", not an object")
 				continue
 			}
-			if msg := dec.row(el); msg != "" {
+			if msg := dec.rowText(el, nil); msg != "" {
 				d.reject(i+1, msg)
 			}
 		}
@@ -104,7 +105,7 @@ func Decode(body []byte) (*Decoded, error) {
 				d.reject(line, "line is "+v.Type().String()+", not an object")
 				continue
 			}
-			if msg := dec.row(v); msg != "" {
+			if msg := dec.rowText(v, ln); msg != "" {
 				d.reject(line, msg)
 			}
 		}
@@ -136,16 +137,55 @@ func shortErr(err error) string {
 }
 
 // decoder adds rows to a Builder.
+//
+// Strings and keys are unescaped by unescape, not by fastjson, which keeps a
+// lone surrogate escape as its six characters but turns a reversed pair into
+// one U+FFFD, and keeps unknown escapes as they are. fastjson unescapes keys
+// when an object is visited, so the keys of a row with a backslash are read
+// from the row's text first.
 type decoder struct {
-	b       *batcher.Builder
-	scratch []byte
+	b         *batcher.Builder
+	noEscapes bool   // the caller knows that no row has a backslash
+	scratch   []byte // the JSON text of the current value
+	str       []byte // the current string value, unescaped
+	text      []byte // the JSON text of the current row, when the caller has none
+	keyBuf    []byte // the current row's keys, unescaped, back to back
+	keyEnds   []int  // the end of each key in keyBuf, in the row's order
 }
 
 // row adds one object as a row, or returns why it cannot be stored.
-func (d *decoder) row(v *fastjson.Value) string {
+func (d *decoder) row(v *fastjson.Value) string { return d.rowText(v, nil) }
+
+// rowText is row for an object whose JSON text the caller has (nil if not).
+func (d *decoder) rowText(v *fastjson.Value, text []byte) string {
 	o, _ := v.Object()
+	ownKeys := false // the keys come from keyBuf, not from fastjson
+	if !d.noEscapes {
+		if text == nil {
+			d.text = v.MarshalTo(d.text[:0]) // before Visit: the keys are still as sent
+			text = d.text
+		}
+		if bytes.IndexByte(text, '\\') >= 0 {
+			if !d.objectKeys(text) {
+				return "a key is not a valid JSON string (bad escape)"
+			}
+			if len(d.keyEnds) != o.Len() {
+				return "invalid JSON: the keys cannot be read"
+			}
+			ownKeys = true
+		}
+	}
 	var msg string
+	i := 0
 	o.Visit(func(key []byte, v *fastjson.Value) {
+		if ownKeys {
+			start := 0
+			if i > 0 {
+				start = d.keyEnds[i-1]
+			}
+			key = d.keyBuf[start:d.keyEnds[i]]
+			i++
+		}
 		if msg != "" {
 			return
 		}
@@ -153,6 +193,9 @@ func (d *decoder) row(v *fastjson.Value) string {
 			msg = "a key is not valid UTF-8"
 			return
 		}
+		// The value's text first: a string's Type unescapes it, and its
+		// text as sent is lost.
+		d.scratch = v.MarshalTo(d.scratch[:0])
 		switch v.Type() {
 		case fastjson.TypeNull:
 			// Null adds no type information and stores nothing.
@@ -161,21 +204,27 @@ func (d *decoder) row(v *fastjson.Value) string {
 		case fastjson.TypeFalse:
 			d.b.AddBool(key, false)
 		case fastjson.TypeNumber:
-			d.scratch = v.MarshalTo(d.scratch[:0])
 			if !validNumber(d.scratch) {
 				msg = fmt.Sprintf("value of %q is not a valid JSON number", truncate(key))
 				return
 			}
 			d.b.AddNumber(key, d.scratch)
 		case fastjson.TypeString:
-			s, _ := v.StringBytes()
+			s := d.scratch[1 : len(d.scratch)-1]
+			if bytes.IndexByte(s, '\\') >= 0 {
+				var ok bool
+				if d.str, ok = unescape(d.str[:0], s); !ok {
+					msg = fmt.Sprintf("value of %q is not a valid JSON string (bad escape)", truncate(key))
+					return
+				}
+				s = d.str
+			}
 			if !utf8.Valid(s) {
 				msg = fmt.Sprintf("value of %q is not valid UTF-8", truncate(key))
 				return
 			}
 			d.b.AddString(key, s)
 		default: // object or array
-			d.scratch = v.MarshalTo(d.scratch[:0])
 			if !utf8.Valid(d.scratch) {
 				msg = fmt.Sprintf("value of %q is not valid UTF-8", truncate(key))
 				return
@@ -188,6 +237,10 @@ func (d *decoder) row(v *fastjson.Value) string {
 				msg = fmt.Sprintf("value of %q is not valid JSON", truncate(key))
 				return
 			}
+			// DuckDB also refuses unpaired surrogate escapes.
+			if !d.noEscapes {
+				replaceLoneSurrogates(d.scratch)
+			}
 			d.b.AddJSON(key, d.scratch)
 		}
 	})
@@ -197,6 +250,200 @@ func (d *decoder) row(v *fastjson.Value) string {
 	}
 	d.b.EndRow()
 	return ""
+}
+
+// objectKeys reads the keys of the JSON object text obj, which fastjson has
+// parsed, into keyBuf and keyEnds, unescaped. It returns false when a key
+// has an escape JSON does not have.
+func (d *decoder) objectKeys(obj []byte) bool {
+	d.keyBuf, d.keyEnds = d.keyBuf[:0], d.keyEnds[:0]
+	i := skipSpace(obj, bytes.IndexByte(obj, '{')+1)
+	for i < len(obj) && obj[i] == '"' {
+		end := stringEnd(obj, i+1)
+		var ok bool
+		if d.keyBuf, ok = unescape(d.keyBuf, obj[i+1:end]); !ok {
+			return false
+		}
+		d.keyEnds = append(d.keyEnds, len(d.keyBuf))
+		i = skipSpace(obj, end+1) // at ':'
+		i = skipSpace(obj, valueEnd(obj, skipSpace(obj, i+1)))
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return true
+}
+
+// skipSpace returns the index of the first byte at or after i in b that is
+// not JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index of the quote that closes the string whose
+// body starts at i, or len(b).
+func stringEnd(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			return i
+		case '\\':
+			i += 2
+		default:
+			i++
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just after the JSON value that starts at i.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i+1) + 1
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i+1)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// unescape appends the JSON string body s to dst with its escapes decoded.
+// ok is false for an escape JSON does not have (\x, \u12).
+//
+// A \u escape of a surrogate that is not a high surrogate directly followed
+// by a \u escape of a low one (a lone half, or a pair in the wrong order)
+// becomes U+FFFD, one per escape, and what follows it is read on its own:
+// the rule of Go's encoding/json. DuckDB's text and JSON types hold only
+// valid UTF-8, and keeping the six characters would make "\ud800" and
+// "\\ud800" one value.
+func unescape(dst, s []byte) (_ []byte, ok bool) {
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			j := bytes.IndexByte(s[i:], '\\')
+			if j < 0 {
+				return append(dst, s[i:]...), true
+			}
+			dst = append(dst, s[i:i+j]...)
+			i += j
+			continue
+		}
+		if i+1 >= len(s) {
+			return dst, false
+		}
+		c := s[i+1]
+		i += 2
+		switch c {
+		case '"', '\\', '/':
+			dst = append(dst, c)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(s[i:])
+			if !ok {
+				return dst, false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2, _ = hex4(s[i+2:])
+				}
+				if pair := utf16.DecodeRune(r, r2); pair != utf8.RuneError {
+					r = pair
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// replaceLoneSurrogates applies unescape's surrogate rule to the valid JSON
+// text b in place: each \u escape of an unpaired surrogate becomes \ufffd.
+func replaceLoneSurrogates(b []byte) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return
+		}
+		i += j
+		if b[i+1] != 'u' { // valid JSON: a backslash starts an escape inside a string
+			i += 2
+			continue
+		}
+		r, _ := hex4(b[i+2:])
+		if !utf16.IsSurrogate(r) {
+			i += 6
+			continue
+		}
+		if r < 0xdc00 && i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+			if r2, _ := hex4(b[i+8:]); r2 >= 0xdc00 && r2 <= 0xdfff {
+				i += 12 // a pair
+				continue
+			}
+		}
+		copy(b[i+2:i+6], "fffd")
+		i += 6
+	}
 }
 
 func truncate(key []byte) string {
@@ -312,6 +559,12 @@ func DecodeOne(b *batcher.Builder, body []byte, whole []byte) error {
 	if !utf8.Valid(text) {
 		return fmt.Errorf("%w: the body is not valid UTF-8", ErrBadBody)
 	}
+	// The checks an object's nested values get (see rowText): text
+	// DuckDB's JSON column would refuse would block the table's flushes.
+	if !json.Valid(text) {
+		return fmt.Errorf("%w: the body is not valid JSON", ErrBadBody)
+	}
+	replaceLoneSurrogates(text)
 	b.AddJSON(whole, text)
 	b.EndRow()
 	return nil

@@ -134,6 +134,149 @@ func TestDecodeValues(t *testing.T) {
 	}
 }
 
+// TestDecodeEscapes checks that strings and keys, top-level or nested, follow one rule:
+// every unpaired surrogate escape becomes U+FFFD, and an escape JSON lacks rejects the row.
+func TestDecodeEscapes(t *testing.T) {
+	// f decodes body, which must give one row, and checks the cell of key.
+	f := func(body, key string, kind schema.Kind, want string) {
+		t.Helper()
+		d, err := Decode([]byte(body))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", body, err)
+		}
+		checkDecodedRows(t, d.Rows)
+		r := d.Rows
+		if r.Len() != 1 || d.Rejected != 0 {
+			t.Fatalf("Decode(%s): %d rows, %d rejected; want 1 row", body, r.Len(), d.Rejected)
+		}
+		for _, c := range r.Cells {
+			if r.Keys[c.Key] == key {
+				if c.Kind != kind || c.Str != want {
+					t.Fatalf("Decode(%s): %q = %s %q; want %s %q", body, key, c.Kind, c.Str, kind, want)
+				}
+				return
+			}
+		}
+		t.Fatalf("Decode(%s): no key %q in %q", body, key, r.Keys)
+	}
+	str := schema.KindString
+	f(`{"a":"\ud800"}`, "a", str, "\uFFFD")
+	f(`{"a":"x\udc00y"}`, "a", str, "x\uFFFDy")
+	f(`{"a":"\udc00\ud800"}`, "a", str, "\uFFFD\uFFFD") // reversed: two halves, two U+FFFD
+	f(`{"a":"\ud800\u0041"}`, "a", str, "\uFFFDA")      // what follows a lone half is kept
+	f(`{"a":"\ud800\ud83d\ude00"}`, "a", str, "\uFFFD😀")
+	f(`{"a":"\ud83d\ude00"}`, "a", str, "😀")
+	f(`{"a":"\uD83D\uDE00"}`, "a", str, "😀")
+	f(`{"a":"\ud800\n"}`, "a", str, "\uFFFD\n")
+	f(`{"a":"\\ud800"}`, "a", str, `\ud800`) // an escaped backslash, then text
+	f(`{"a":"\"\\\/\b\f\n\r\t\u00e9\u0000"}`, "a", str, "\"\\/\b\f\n\r\té\x00")
+	f(`{"a":"2024-01-02T03:04:05\u005a"}`, "a", schema.KindTimestamp, "2024-01-02T03:04:05Z")
+	// Keys, with values that hide quotes, braces and commas from a naive reader.
+	f(`{"\ud800":1}`, "\uFFFD", schema.KindInt, "")
+	f(`{"\udc00\ud800":"v"}`, "\uFFFD\uFFFD", str, "v")
+	f(`{"\ud83d\ude00":"v"}`, "😀", str, "v")
+	f(`{"a\n":{"x\"}":"},"},"b":[1,"]",{"c":"\""}],"\u0063":"\ud800"}`, "c", str, "\uFFFD")
+	f(`{"a\n":{"x\"}":"},"},"b":[1,"]",{"c":"\""}],"\u0063":"\ud800"}`, "a\n", schema.KindJSON, `{"x\"}":"},"}`)
+	f(` { "\u0061" : 1 , "b" : "\ud800" } `, "b", str, "\uFFFD")
+	f(`[ {"x":true, "\u0061" : -1.5e-400 , "b" : "\ud800" } ]`, "a", schema.KindNumText, "-1.5e-400")
+	f(`[ {"x":true, "\u0061" : -1.5e-400 , "b" : "\ud800" } ]`, "b", str, "\uFFFD")
+	f("{\"\\u0061\":null,\n\t\"b\":\"\\ud800\"}\n", "b", str, "\uFFFD")
+	// Nested: the JSON text keeps its escapes, but no unpaired surrogate (DuckDB's JSON refuses it).
+	f(`{"j":{"\ud800":["\udc00\ud800","\ud83d\ude00","\\ud800"]}}`, "j", schema.KindJSON,
+		`{"\ufffd":["\ufffd\ufffd","\ud83d\ude00","\\ud800"]}`)
+	f(`{"j":["\ud800\u0041","\udbff\udfff"]}`, "j", schema.KindJSON, `["\ufffd\u0041","\udbff\udfff"]`)
+
+	// Escapes JSON does not have reject the row, in keys as in values.
+	for _, body := range []string{`{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"\uzzzz"}`, `{"\x":1}`, `{"ok":1,"\u00":1}`, `{"a":"\ud800\u12"}`} {
+		if _, err := Decode([]byte(body)); !errors.Is(err, ErrBadBody) || !strings.Contains(err.Error(), "bad escape") {
+			t.Fatalf("Decode(%s): %v; want the row rejected for a bad escape", body, err)
+		}
+		d, err := Decode([]byte("[" + body + `,{"ok":1}]`))
+		if err != nil || d.Rejected != 1 || d.Errors[0].Line != 1 || !strings.Contains(d.Errors[0].Error, "bad escape") {
+			t.Fatalf("Decode([%s,...]) = %+v, %v; want the first element rejected for a bad escape", body, d, err)
+		}
+	}
+}
+
+// FuzzUnescape checks unescape against encoding/json, which has the same surrogate rule.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`a`, `\ud800`, `\udc00\ud800`, `\ud83d\ude00`, `\ud800\u0041`, `\\u`, `\x`, `\u12`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		got, ok := unescape(nil, s)
+		quoted := slices.Concat([]byte(`"`), s, []byte(`"`))
+		var want string
+		if err := json.Unmarshal(quoted, &want); err != nil {
+			if ok && bytes.IndexByte(s, '\\') >= 0 && !bytes.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == '"' }) && utf8.Valid(s) {
+				t.Fatalf("unescape(%q) = %q, ok; encoding/json: %v", s, got, err)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("unescape(%q) fails; encoding/json gives %q", s, want)
+		}
+		if utf8.Valid(s) && string(got) != want {
+			t.Fatalf("unescape(%q) = %q; encoding/json gives %q", s, got, want)
+		}
+		// The same rule for JSON text: replaceLoneSurrogates, then encoding/json, gives the same string.
+		fixed := bytes.Clone(quoted)
+		replaceLoneSurrogates(fixed)
+		var again string
+		if err := json.Unmarshal(fixed, &again); err != nil || again != want {
+			t.Fatalf("replaceLoneSurrogates(%q) = %q, read as %q, %v; want %q", quoted, fixed, again, err, want)
+		}
+		if loneSurrogateEscape(fixed) {
+			t.Fatalf("replaceLoneSurrogates(%q) = %q keeps an unpaired surrogate", quoted, fixed)
+		}
+	})
+}
+
+// loneSurrogateEscape reports whether the JSON text b has a \u escape of a surrogate that is not
+// part of a high-then-low pair. It is the tests' oracle, written apart from replaceLoneSurrogates.
+func loneSurrogateEscape(b []byte) bool {
+	pendingHigh := false
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			if pendingHigh {
+				return true
+			}
+			continue
+		}
+		if i+1 < len(b) && b[i+1] != 'u' {
+			if pendingHigh {
+				return true
+			}
+			i++
+			continue
+		}
+		if i+6 > len(b) {
+			return pendingHigh
+		}
+		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		i += 5
+		switch {
+		case err != nil:
+			return pendingHigh
+		case n >= 0xd800 && n < 0xdc00:
+			if pendingHigh {
+				return true
+			}
+			pendingHigh = true
+		case n >= 0xdc00 && n < 0xe000:
+			if !pendingHigh {
+				return true
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return true
+			}
+		}
+	}
+	return pendingHigh
+}
+
 // checkDecodedRows checks what the batcher relies on: well-formed rows,
 // valid UTF-8 everywhere, JSON cells that are valid JSON, Kinds and Dups
 // as the cells say.
@@ -161,6 +304,9 @@ func checkDecodedRows(t *testing.T, r *batcher.Rows) {
 			}
 			if c.Kind == schema.KindJSON && !json.Valid([]byte(c.Str)) {
 				t.Fatalf("JSON value %q of %q is not valid JSON", c.Str, r.Keys[c.Key])
+			}
+			if c.Kind == schema.KindJSON && loneSurrogateEscape([]byte(c.Str)) {
+				t.Fatalf("JSON value %q of %q has an unpaired surrogate escape, which DuckDB refuses", c.Str, r.Keys[c.Key])
 			}
 			if (c.Kind == schema.KindHugeInt || c.Kind == schema.KindNumText) && !json.Valid([]byte(c.Str)) {
 				t.Fatalf("number %q of %q is not a JSON number", c.Str, r.Keys[c.Key])
@@ -241,6 +387,45 @@ func checkDecode(t *testing.T, body []byte) {
 	} else if got := d.Rows.Len() + d.Rejected; got != n {
 		t.Fatalf("%d rows + %d rejected for %d elements", d.Rows.Len(), d.Rejected, n)
 	}
+	// A body that is one object, valid for encoding/json too: the same keys, unescaped the same way.
+	trimmed := bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")))
+	if len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed) {
+		want, ok := topKeys(trimmed)
+		if !ok {
+			return
+		}
+		var got []string
+		for _, c := range d.Rows.Cells {
+			got = append(got, d.Rows.Keys[c.Key])
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("Decode(%q) keys %q; encoding/json reads %q", body, got, want)
+		}
+	}
+}
+
+// topKeys returns, in order, the keys of the JSON object text obj whose values are not null, as
+// encoding/json unescapes them.
+func topKeys(obj []byte) ([]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		if string(v) != "null" {
+			keys = append(keys, tok.(string))
+		}
+	}
+	return keys, true
 }
 
 // FuzzDecode checks that no body makes Decode panic and that what it
@@ -255,6 +440,8 @@ func FuzzDecode(f *testing.F) {
 		"{\"a\":\"x\",\"b\":Infinity}\n{\"a\":1}",
 		`{"a":[` + strings.Repeat("[", 299) + strings.Repeat("]", 299) + `]}`,
 		`{"\ud800":"\udc00x","s":"\u0000\\\"","j":["\x"]}`,
+		`[{"\udc00\ud800":1,"j":{"\ud800":["\udc00"]}},{"a":"\x"},{"\u0061":"\ud83d\ude00"}]`,
+		"{\"\\\"k\": \"}\" ,\"b\":[\"\\ud800\"]}\n{\"a\":\"\\ud800\\u0041\"}",
 		`42`, ``, `[]`, `{`,
 	} {
 		f.Add([]byte(s))

@@ -40,24 +40,24 @@ func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
 	k1, k2 := Kind(rawK1), Kind(rawK2)
 	// Undefined types and kinds must not panic.
 	_ = Evolve(Type(rawHave), k1)
-	_ = Holds(Type(rawHave), k1)
-	_ = Wider(Type(rawHave), TypeOf(k1))
+	_ = holds(Type(rawHave), k1)
+	_ = wider(Type(rawHave), TypeOf(k1))
 
 	have := Type(rawHave % uint8(numTypes))
 	got := Evolve(have, k1)
-	if got != have && !Wider(got, have) {
+	if got != have && !wider(got, have) {
 		t.Fatalf("Evolve(%s, %s) = %s narrows", have, k1, got)
 	}
-	if !Holds(got, k1) {
+	if !holds(got, k1) {
 		t.Fatalf("Evolve(%s, %s) = %s does not hold %s", have, k1, got, k1)
 	}
-	if !Holds(got, KindsOf(have)) {
+	if !holds(got, KindsOf(have)) {
 		t.Fatalf("Evolve(%s, %s) = %s loses what %s held", have, k1, got, have)
 	}
-	if Holds(have, k1) != (got == have) {
-		t.Fatalf("Holds(%s, %s) = %v but Evolve = %s", have, k1, Holds(have, k1), got)
+	if holds(have, k1) != (got == have) {
+		t.Fatalf("holds(%s, %s) = %v but Evolve = %s", have, k1, holds(have, k1), got)
 	}
-	if !Holds(TypeOf(k1), k1) {
+	if !holds(TypeOf(k1), k1) {
 		t.Fatalf("TypeOf(%s) = %s does not hold it", k1, TypeOf(k1))
 	}
 	if TypeOf(k1|k2) != TypeOf(k2|k1) {
@@ -66,11 +66,11 @@ func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
 	// A column made by one batch and evolved by the next holds both, as long as the caller
 	// passes what it knows is stored (KindsOf(TypeBigInt) is only KindInt).
 	all := k1 | k2
-	if e := Evolve(TypeOf(k1), all); !Holds(e, all) {
+	if e := Evolve(TypeOf(k1), all); !holds(e, all) {
 		t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold it", k1, all, e)
 	}
 	if k1&KindBigInt == 0 {
-		if e := Evolve(TypeOf(k1), k2); !Holds(e, all) {
+		if e := Evolve(TypeOf(k1), k2); !holds(e, all) {
 			t.Fatalf("Evolve(TypeOf(%s), %s) = %s does not hold %s", k1, k2, e, all)
 		}
 	}
@@ -79,7 +79,7 @@ func checkEvolve(t *testing.T, rawHave uint8, rawK1, rawK2 uint16) {
 func FuzzIsTimestamp(f *testing.F) {
 	for _, s := range []string{
 		"2024-01-02T03:04:05Z", "2024-02-29T10:00:00Z", "2023-02-29T10:00:00Z",
-		"2024-01-02T03:04:05.123456789+05:30", "2024-01-02 03:04:05-23:59", "2024-01-02t03:04:05z",
+		"2024-01-02T03:04:05.123456789+05:30", "2024-01-02T03:04:05.123456000+05:30", "2024-01-02 03:04:05-23:59", "2024-01-02t03:04:05z",
 		"2024-01-02", "hello", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999-00:00",
 	} {
 		f.Add([]byte(s))
@@ -111,6 +111,9 @@ func FuzzIsTimestamp(f *testing.F) {
 		if !got.Equal(want) {
 			t.Fatalf("ParseTimestamp(%q) = %v; time.Parse = %v", s, got, want)
 		}
+		if got.Nanosecond()%1000 != 0 {
+			t.Fatalf("IsTimestamp(%q) = true for a time TIMESTAMPTZ cannot hold: %v", s, got)
+		}
 	})
 }
 
@@ -119,7 +122,8 @@ func FuzzClassifyNumber(f *testing.F) {
 		"0", "-0", "9007199254740992", "9007199254740993", "9223372036854775807", "9223372036854775808",
 		"-9223372036854775808", "170141183460469231731687303715884105727", "170141183460469231731687303715884105728",
 		"-170141183460469231731687303715884105728", "1.5", "1e3", "1E-3", "1e400", "1.7976931348623159e308",
-		"00", "-", "1.", "1e+", "0.00001e313",
+		"00", "-", "1.", "1e+", "0.00001e313", "1e-400", "2.5e-330", "7e-324", "2.2250738585072012e-308",
+		"0.0e-400",
 	} {
 		f.Add([]byte(s))
 	}
@@ -154,13 +158,16 @@ func FuzzClassifyNumber(f *testing.F) {
 			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || isInt {
 				t.Fatalf("ClassifyNumber(%q) = float but ParseFloat = %v, %v", s, v, err)
 			}
+			if math.Abs(v) < 0x1p-1022 && nonzeroDigits(s) {
+				t.Fatalf("ClassifyNumber(%q) = float but a double changes it: %v", s, v)
+			}
 		case KindNumText:
 			if isInt {
 				v, ok := new(big.Int).SetString(s, 10)
 				if !ok || (v.Cmp(hugeLo) >= 0 && v.Cmp(hugeHi) <= 0) {
 					t.Fatalf("ClassifyNumber(%q) = numtext for an integer within HUGEINT", s)
 				}
-			} else if v, _ := strconv.ParseFloat(s, 64); !math.IsInf(v, 0) {
+			} else if v, _ := strconv.ParseFloat(s, 64); !math.IsInf(v, 0) && (math.Abs(v) >= 0x1p-1022 || !nonzeroDigits(s)) {
 				t.Fatalf("ClassifyNumber(%q) = numtext for a float that fits: %v", s, v)
 			}
 		default:
@@ -173,4 +180,12 @@ func FuzzClassifyNumber(f *testing.F) {
 func isJSONNumber(b []byte) bool {
 	// A valid JSON text that starts with a sign or digit and ends with a digit is one number.
 	return len(b) > 0 && (b[0] == '-' || isDigit(b[0])) && isDigit(b[len(b)-1]) && json.Valid(b)
+}
+
+// nonzeroDigits reports whether the significand of a JSON number (the digits before any exponent) has a digit other than 0.
+func nonzeroDigits(s string) bool {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ContainsAny(s, "123456789")
 }

@@ -1,6 +1,9 @@
 package schema
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestClassifyNumber(t *testing.T) {
 	f := func(lit string, want Kind) {
@@ -35,9 +38,26 @@ func TestClassifyNumber(t *testing.T) {
 	f("1E-3", KindFloat)
 	f("1e+3", KindFloat)
 	f("0.000123", KindFloat)
-	f("1e-400", KindFloat) // underflows to zero: still a double
 	f("0e999999999999", KindFloat)
-	f("1.7976931348623157e308", KindFloat) // MaxFloat64
+	f("0.000e-999999999999", KindFloat)
+	f("-0e-400", KindFloat)
+	f("1e-307", KindFloat)
+	f("2.2250738585072014e-308", KindFloat)   // the smallest normal float64
+	f("2.2250738585072012e-308", KindFloat)   // rounds to it
+	f("2.2250738585072011e-308", KindNumText) // rounds to the largest subnormal
+	f("2.2250738585072e-308", KindNumText)    // subnormal: fewer than 53 bits
+	f("1e-308", KindNumText)
+	f("1e-310", KindNumText)
+	f("7e-324", KindNumText) // the nearest double is 5e-324
+	f("2.5e-330", KindNumText)
+	f("1e-400", KindNumText) // nonzero, but a double would read 0
+	f("-1e-400", KindNumText)
+	f("0.0000000001e-399", KindNumText)
+	f("100000e-312", KindFloat) // 1e-307
+	f("1e-99999999999999999999999", KindNumText)
+	f("1"+strings.Repeat("0", 400)+"e-400", KindFloat)  // 1
+	f("0."+strings.Repeat("0", 400)+"1e400", KindFloat) // 1e-1
+	f("1.7976931348623157e308", KindFloat)              // MaxFloat64
 	f("1.7976931348623159e308", KindNumText)
 	f("0.00001e313", KindFloat)
 	f("1e308", KindFloat)

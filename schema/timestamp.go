@@ -15,12 +15,19 @@ const (
 	maxTimestampLen = 35
 )
 
-// IsTimestamp reports whether s is an RFC 3339 timestamp: a date, 'T', 't' or a single space,
-// a time with optional fractional seconds of 1 to 9 digits, and a zone 'Z', 'z' or ±hh:mm.
-// Years run 0000 to 9999; it checks that months are 1-12, days exist in their month (leap
-// years included), hours < 24, minutes < 60, seconds < 60 (no leap seconds), zone hours < 24
-// and zone minutes < 60. A plain date is not a timestamp. It does not allocate and looks at
-// no more than 35 bytes.
+// IsTimestamp reports whether s is an RFC 3339 timestamp that a TIMESTAMPTZ column holds
+// exactly: a date, 'T', 't' or a single space, a time with optional fractional seconds of 1 to 9
+// digits, and a zone 'Z', 'z' or ±hh:mm. Years run 0000 to 9999; it checks that months are 1-12,
+// days exist in their month (leap years included), hours < 24, minutes < 60, seconds < 60 (no
+// leap seconds), zone hours < 24 and zone minutes < 60. A plain date is not a timestamp.
+//
+// TIMESTAMPTZ counts microseconds, so a fraction with a nonzero digit after the sixth
+// (".123456789") is not a timestamp here: DuckDB's only nanosecond type, TIMESTAMP_NS, has no
+// time zone, and an instant stored there would shift with the session's TimeZone when compared
+// with or cast to TIMESTAMPTZ. Such a string stays a string and keeps all its digits.
+// Trailing zeros (".123456000") are fine.
+//
+// It does not allocate and looks at no more than 35 bytes.
 func IsTimestamp(s []byte) bool {
 	_, ok := parseTimestamp(s)
 	return ok
@@ -88,6 +95,9 @@ func parseTimestamp[S ~string | ~[]byte](s S) (ts timestampFields, ok bool) {
 		}
 		for ; n < 9; n++ {
 			ts.nsec *= 10
+		}
+		if ts.nsec%1000 != 0 {
+			return ts, false // below the microsecond: TIMESTAMPTZ would truncate it
 		}
 	}
 	// Zone: Z, z or ±hh:mm, and then the end.

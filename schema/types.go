@@ -6,7 +6,7 @@ import (
 )
 
 // Kind is a bit set of the value kinds seen for one column.
-// Bits above KindJSON have no meaning and are ignored by TypeOf, Evolve and Holds.
+// Bits above KindJSON have no meaning and are ignored by TypeOf and Evolve.
 type Kind uint16
 
 // The kinds of JSON values. A batch ORs them per key.
@@ -15,10 +15,10 @@ const (
 	KindInt                        // integer literal that fits int64 with |v| <= 2^53 (exact as a float64)
 	KindBigInt                     // integer literal that fits int64 with |v| > 2^53
 	KindHugeInt                    // integer literal outside int64 but inside DuckDB HUGEINT: -(2^127) .. 2^127-1
-	KindNumText                    // a number no numeric DuckDB type holds exactly: integer beyond HUGEINT, or a float literal that overflows float64 (e.g. 1e400)
+	KindNumText                    // a number no numeric column takes unchanged: an integer beyond HUGEINT, or a nonzero literal with a fraction or exponent whose nearest float64 is infinite, subnormal or zero (1e400, 1e-400, 2.5e-330; see ClassifyNumber)
 	KindFloat                      // any other number with a fraction or exponent (1.5, 1e3, -0.0)
-	KindTimestamp                  // a string that is an RFC 3339 timestamp (see IsTimestamp)
-	KindString                     // any other string
+	KindTimestamp                  // a string that is an RFC 3339 timestamp TIMESTAMPTZ holds exactly, to the microsecond (see IsTimestamp)
+	KindString                     // any other string (a timestamp with nonzero digits below the microsecond included)
 	KindJSON                       // an object or an array
 )
 
@@ -156,8 +156,8 @@ func KindsOf(t Type) Kind {
 }
 
 // Evolve is the type an existing column of type have must take to also hold values of kinds k.
-// It returns have itself when have already holds k, and never narrows: the result is have or
-// Wider than have.
+// It returns have itself when have already holds k, and never narrows: the result holds every
+// value have holds.
 //
 // A JSON column stays JSON (scalars are stored as JSON values); a VARCHAR column stays VARCHAR;
 // an object or array arriving at any other scalar column makes it VARCHAR (stored as compact JSON text).
@@ -176,41 +176,4 @@ func Evolve(have Type, k Kind) Type {
 		return TypeVarchar
 	}
 	return TypeOf(KindsOf(have) | k)
-}
-
-// Holds reports whether a column of type t stores every value of kinds k without loss.
-// VARCHAR and JSON hold everything (VARCHAR keeps objects and arrays as their JSON text);
-// BIGINT and HUGEINT also hold KindBigInt. Holds(t, k) is true exactly when Evolve(t, k) == t,
-// except that an undefined t holds nothing.
-func Holds(t Type, k Kind) bool {
-	k &= kindAll
-	switch t {
-	case TypeVarchar, TypeJSON:
-		return true
-	case TypeBigInt, TypeHugeInt:
-		return k&^(KindsOf(t)|KindBigInt) == 0
-	}
-	return t.valid() && k&^KindsOf(t) == 0
-}
-
-// Wider reports whether a is strictly wider than b: a column of type a can hold everything a
-// column of type b holds, and a != b. Every type is wider than TypeNone; VARCHAR is wider than
-// every scalar type; HUGEINT and DOUBLE are wider than BIGINT; JSON is wider than every type but
-// VARCHAR. VARCHAR and JSON are incomparable: Evolve never turns one into the other.
-// Undefined types are never wider nor narrower.
-func Wider(a, b Type) bool {
-	if a == b || !a.valid() || !b.valid() {
-		return false
-	}
-	switch a {
-	case TypeBoolean, TypeBigInt, TypeTimestamptz:
-		return b == TypeNone
-	case TypeHugeInt, TypeDouble:
-		return b == TypeNone || b == TypeBigInt
-	case TypeVarchar:
-		return b != TypeJSON
-	case TypeJSON:
-		return b != TypeVarchar
-	}
-	return false // TypeNone
 }
