@@ -574,6 +574,8 @@ func TestShareConcurrentRevoke(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
+	downloading := make(chan struct{}) // closed once a download has answered
+	var once sync.Once
 	for g := range 8 {
 		wg.Add(1)
 		go func() {
@@ -581,6 +583,7 @@ func TestShareConcurrentRevoke(t *testing.T) {
 			for i := range 10 {
 				u := []string{live.URL, snap.URL}[(g+i)%2] + "/data." + []string{"csv", "json", "ndjson", "parquet"}[i%4]
 				st, body, err := get(u)
+				once.Do(func() { close(downloading) })
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("%s: %v", u, err)
@@ -593,7 +596,12 @@ func TestShareConcurrentRevoke(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Revoke while downloads are under way.
+	select {
+	case <-downloading:
+	case <-time.After(time.Minute):
+		t.Fatal("no download answered within a minute")
+	}
 	for _, c := range []created{snap, live} {
 		if r := e.do("DELETE", "/api/data/query/share/"+c.LinkID, nil, "X-API-KEY", key); r.status != 200 {
 			t.Fatalf("revoke: %d %s", r.status, r.body)
