@@ -124,7 +124,9 @@ func (s *Server) handleAdminQuery(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", string(truncate([]byte(req.SQL)))))
-	aq.engine.Stream(ctx, aq.id, req, "")
+	if err := aq.engine.Stream(ctx, aq.id, req, ""); err != nil {
+		writeError(ctx, err)
+	}
 	// Stream holds the admin database until the body is sent; cleanup
 	// waits for that.
 	go aq.cleanup()

@@ -10,6 +10,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"duckgate/batcher"
+	"duckgate/query"
+	"duckgate/share"
 	"duckgate/tenant"
 )
 
@@ -34,6 +36,9 @@ var (
 // statusOf maps an error to its HTTP status: client faults are 4xx (do not
 // retry as is), overload is 503 (retry later), the rest 500.
 func statusOf(err error) int {
+	if status, ok := queryStatusOf(err); ok {
+		return status
+	}
 	switch {
 	case errors.Is(err, ErrBadBody), errors.Is(err, ErrBadTable), errors.Is(err, ErrBadRequest), errors.Is(err, tenant.ErrInvalid):
 		return fasthttp.StatusBadRequest
@@ -55,6 +60,34 @@ func statusOf(err error) int {
 		return fasthttp.StatusConflict
 	}
 	return fasthttp.StatusInternalServerError
+}
+
+// queryStatusOf maps the errors of packages query and share to the
+// statuses their errors.go documents. Temporary: package api takes this
+// over.
+func queryStatusOf(err error) (int, bool) {
+	switch {
+	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, share.ErrSuspended):
+		return fasthttp.StatusForbidden, true
+	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest),
+		errors.Is(err, share.ErrBadRequest):
+		return fasthttp.StatusBadRequest, true
+	case errors.Is(err, query.ErrNoTable), errors.Is(err, share.ErrNotFound):
+		return fasthttp.StatusNotFound, true
+	case errors.Is(err, share.ErrGone):
+		return fasthttp.StatusGone, true
+	case errors.Is(err, share.ErrTooMany):
+		return fasthttp.StatusConflict, true
+	case errors.Is(err, share.ErrQueryFailed):
+		return fasthttp.StatusUnprocessableEntity, true
+	case errors.Is(err, query.ErrTimeout):
+		return fasthttp.StatusGatewayTimeout, true
+	case errors.Is(err, query.ErrTooLarge):
+		return fasthttp.StatusUnprocessableEntity, true
+	case errors.Is(err, query.ErrBusy), errors.Is(err, query.ErrCanceled):
+		return fasthttp.StatusServiceUnavailable, true
+	}
+	return 0, false
 }
 
 // writeError answers err as JSON {"error": "..."} with its status. A 401

@@ -25,11 +25,12 @@ import (
 	"duckgate/webhook"
 )
 
-// QueryAPI serves reads for an authenticated tenant (package query).
+// QueryAPI serves reads for an authenticated tenant (package query). A
+// handler that returns an error has written nothing: the caller answers it.
 type QueryAPI interface {
-	HandleQuery(ctx *fasthttp.RequestCtx, tenantID string)
-	HandleTables(ctx *fasthttp.RequestCtx, tenantID string)
-	HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string)
+	HandleQuery(ctx *fasthttp.RequestCtx, tenantID string) error
+	HandleTables(ctx *fasthttp.RequestCtx, tenantID string) error
+	HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string) error
 }
 
 // Config configures a Server.
@@ -153,7 +154,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 				return
 			}
 			start := time.Now()
-			s.cfg.Query.HandleQuery(ctx, t.ID)
+			if err := s.cfg.Query.HandleQuery(ctx, t.ID); err != nil {
+				writeError(ctx, err)
+			}
 			s.metrics.queryFirstByte.UpdateDuration(start)
 		})
 		s.metrics.queries.inc(ctx.Response.StatusCode())
@@ -184,7 +187,9 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 		}
 		rest := strings.TrimPrefix(strings.TrimPrefix(path, "/api/tables"), "/")
 		if rest == "" {
-			s.cfg.Query.HandleTables(ctx, t.ID)
+			if err := s.cfg.Query.HandleTables(ctx, t.ID); err != nil {
+				writeError(ctx, err)
+			}
 			return
 		}
 		table, ok := strings.CutSuffix(rest, "/columns")
@@ -192,7 +197,9 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 			writeError(ctx, fmt.Errorf("%w: use /api/tables or /api/tables/{table}/columns", ErrNotFound))
 			return
 		}
-		s.cfg.Query.HandleColumns(ctx, t.ID, table)
+		if err := s.cfg.Query.HandleColumns(ctx, t.ID, table); err != nil {
+			writeError(ctx, err)
+		}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"duckgate/share"
 	"duckgate/tenant"
 )
 
@@ -18,7 +19,20 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 		return
 	}
 	if rest, ok := strings.CutPrefix(path, "/share/"); ok {
-		s.cfg.Share.HandlePublic(ctx, rest)
+		if method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		id, file, isFile := strings.Cut(rest, "/")
+		if !isFile {
+			if err := s.cfg.Share.HandlePage(ctx, id); err != nil {
+				share.WriteErrorPage(ctx, statusOf(err), err)
+			}
+			return
+		}
+		if err := s.cfg.Share.HandleDownload(ctx, id, file); err != nil {
+			writeError(ctx, err)
+		}
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "/api/data/query/share")
@@ -29,16 +43,24 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 	ref := strings.TrimPrefix(rest, "/")
 	switch {
 	case ref == "" && method == fasthttp.MethodPost:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleCreate(ctx, t.ID) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.answer(ctx, s.cfg.Share.HandleCreate(ctx, t.ID)) })
 	case ref == "" && method == fasthttp.MethodGet:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleList(ctx, t.ID) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.answer(ctx, s.cfg.Share.HandleList(ctx, t.ID)) })
 	case ref == "":
 		methodNotAllowed(ctx, "GET, POST")
 	case strings.Contains(ref, "/"):
 		writeError(ctx, fmt.Errorf("%w: use /api/data/query/share/{link_id}", ErrNotFound))
 	case method == fasthttp.MethodDelete:
-		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.cfg.Share.HandleRevoke(ctx, t.ID, ref) })
+		s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) { s.answer(ctx, s.cfg.Share.HandleRevoke(ctx, t.ID, ref)) })
 	default:
 		methodNotAllowed(ctx, "DELETE")
+	}
+}
+
+// answer writes the error a handler returned, if any; the handler wrote
+// nothing then.
+func (s *Server) answer(ctx *fasthttp.RequestCtx, err error) {
+	if err != nil {
+		writeError(ctx, err)
 	}
 }
