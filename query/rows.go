@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Column describes a column of a result.
@@ -44,7 +45,8 @@ type Rows struct {
 	done    bool
 	err     error
 
-	once sync.Once
+	closed atomic.Bool // Close was called; it may be called from another goroutine
+	once   sync.Once
 }
 
 // Rows runs req in the tenant's sandbox and returns its result. It applies
@@ -130,7 +132,11 @@ func (r *Rows) fetch() bool {
 		return false
 	}
 	if !r.rows.Next() {
-		r.fail(wrapRunError(r.ctx, r.rows.Err()))
+		err := wrapRunError(r.ctx, r.rows.Err())
+		if err == nil && r.closed.Load() {
+			err = fmt.Errorf("%w: the rows were closed before the end of the result", ErrCanceled)
+		}
+		r.fail(err)
 		return false
 	}
 	if r.fetched >= r.maxRows {
@@ -178,8 +184,10 @@ func (r *Rows) Values() []any { return r.vals }
 func (r *Rows) Err() error { return r.err }
 
 // Close releases the query: its rows, its connection, its tenant slot and
-// its timeout. Reading after Close ends the result.
+// its timeout. Reading after Close ends the result with ErrCanceled, so
+// that a result cut by Close never passes for a complete one.
 func (r *Rows) Close() error {
+	r.closed.Store(true)
 	r.finish()
 	return nil
 }
