@@ -127,7 +127,6 @@ func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) error 
 		case errors.Is(err, query.ErrBusy):
 			status = fasthttp.StatusServiceUnavailable
 			d.Error = "Too many downloads of this data are running: reload in a moment."
-			ctx.Response.Header.Set("Retry-After", "1")
 		case errors.Is(err, query.ErrTimeout):
 			status = fasthttp.StatusGatewayTimeout
 			d.Error = "Reading this data took too long: try a download, or reload later."
@@ -143,10 +142,12 @@ func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) error 
 	}
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, d); err != nil {
-		ctx.Response.Header.Del("Retry-After")
 		return fmt.Errorf("render share page: %w", err)
 	}
 	setPublicHeaders(ctx)
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.Response.Header.Set("Content-Security-Policy", pageCSP)
