@@ -114,11 +114,11 @@ func (h *Handler) Query(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	h.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", truncate(req.SQL)))
-	aq.engine.Stream(ctx, aq.id, req, "")
+	streamErr := aq.engine.Stream(ctx, aq.id, req, "")
 	// Stream holds the admin database until the body is sent; cleanup
 	// waits for that.
 	h.goBackground(aq.cleanup)
-	return nil
+	return streamErr
 }
 
 // adminQuery is one operator query's private database and its snapshots.

@@ -11,7 +11,9 @@ import (
 	"duckgate/admin"
 	"duckgate/batcher"
 	"duckgate/ingest"
+	"duckgate/query"
 	"duckgate/schema"
+	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/webhook"
 )
@@ -49,6 +51,23 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &me):
 		return fasthttp.StatusMethodNotAllowed
+	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, share.ErrSuspended):
+		return fasthttp.StatusForbidden
+	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest),
+		errors.Is(err, share.ErrBadRequest):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, query.ErrNoTable), errors.Is(err, share.ErrNotFound):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, share.ErrGone):
+		return fasthttp.StatusGone
+	case errors.Is(err, share.ErrTooMany):
+		return fasthttp.StatusConflict
+	case errors.Is(err, share.ErrQueryFailed), errors.Is(err, query.ErrTooLarge):
+		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, query.ErrTimeout):
+		return fasthttp.StatusGatewayTimeout
+	case errors.Is(err, query.ErrBusy), errors.Is(err, query.ErrCanceled):
+		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ingest.ErrBadBody), errors.Is(err, ingest.ErrBadTable), errors.Is(err, ingest.ErrBadRequest),
 		errors.Is(err, errBadRequest), errors.Is(err, tenant.ErrInvalid), errors.Is(err, admin.ErrBadRequest),
 		errors.Is(err, webhook.ErrBadRequest), errors.Is(err, webhook.ErrMalformedBody), errors.Is(err, webhook.ErrLimit):

@@ -143,9 +143,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 					return nil, fmt.Errorf("%w: queries are not enabled", errNotFound)
 				}
 				start := time.Now()
-				s.cfg.Query.HandleQuery(ctx, t.ID)
+				err := s.cfg.Query.HandleQuery(ctx, t.ID)
 				s.metrics.queryFirstByte.UpdateDuration(start)
-				return nil, nil
+				return nil, err
 			})
 		}
 		s.metrics.queries.inc(ctx.Response.StatusCode())
@@ -162,6 +162,22 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fmt.Errorf("%w: no route for %s %s", errNotFound, method, truncate(path)))
 	}
+	if ctx.Response.StatusCode() == fasthttp.StatusInternalServerError {
+		// A server fault: the client got the message, the operator gets it too.
+		s.log.Error("internal error", zap.String("method", method), zap.String("route", routeOf(path)),
+			zap.ByteString("answer", ctx.Response.Body()))
+	}
+}
+
+// routeOf is a path with its ids and secrets cut off, for logs: a share id
+// is a secret, a table or tenant name the client's.
+func routeOf(path string) string {
+	for _, p := range []string{"/api/data/insert/", "/api/tables/", "/api/webhooks/", "/api/admin/tenants/", "/api/data/query/share/", "/share/"} {
+		if strings.HasPrefix(path, p) {
+			return p + "…"
+		}
+	}
+	return truncate(path)
 }
 
 func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
@@ -175,15 +191,13 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 		}
 		rest := strings.TrimPrefix(strings.TrimPrefix(path, "/api/tables"), "/")
 		if rest == "" {
-			s.cfg.Query.HandleTables(ctx, t.ID)
-			return nil, nil
+			return nil, s.cfg.Query.HandleTables(ctx, t.ID)
 		}
 		table, ok := strings.CutSuffix(rest, "/columns")
 		if !ok || !validTableRef(table) {
 			return nil, fmt.Errorf("%w: use /api/tables or /api/tables/{table}/columns", errNotFound)
 		}
-		s.cfg.Query.HandleColumns(ctx, t.ID, table)
-		return nil, nil
+		return nil, s.cfg.Query.HandleColumns(ctx, t.ID, table)
 	})
 }
 

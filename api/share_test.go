@@ -64,12 +64,40 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
-// withShare wires sharing with the clock c; the janitor runs only when a
-// test calls Sweep.
+// withShare wires sharing with the clock c; the janitor does not run
+// during the test.
 func withShare(c *fakeClock) func(*envConfig) {
 	return func(cfg *envConfig) {
 		cfg.share = &share.Config{Now: c.now, JanitorInterval: time.Hour}
 	}
+}
+
+// withShareJanitor wires sharing with the clock c and a janitor that runs
+// every millisecond: a test moves the clock and waits for its effect.
+func withShareJanitor(c *fakeClock) func(*envConfig) {
+	return func(cfg *envConfig) {
+		cfg.share = &share.Config{Now: c.now, JanitorInterval: time.Millisecond}
+	}
+}
+
+// waitFor waits until cond holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// shareInfo is what the owner's list shows of a link.
+type shareInfo struct {
+	LinkID    string `json:"link_id"`
+	Name      string `json:"name"`
+	Downloads int64  `json:"downloads"`
+	Revoked   bool   `json:"revoked"`
 }
 
 // created is the answer to a new link.
@@ -158,7 +186,7 @@ const (
 
 func TestShareFormatsAndStates(t *testing.T) {
 	clock := newFakeClock()
-	e := newEnv(t, withShare(clock))
+	e := newEnv(t, withShareJanitor(clock))
 	idA, keyA := e.tenant("a")
 	_, keyB := e.tenant("b")
 	if r := e.insert(keyA, "events", `{"id":1,"name":"ann","score":1.5}
@@ -227,7 +255,7 @@ func TestShareFormatsAndStates(t *testing.T) {
 	// The owner's list: no id, no URL; 4 downloads.
 	r = e.do("GET", "/api/data/query/share", nil, "X-API-KEY", keyA)
 	var list struct {
-		Links []share.Info `json:"links"`
+		Links []shareInfo `json:"links"`
 	}
 	if err := json.Unmarshal(r.body, &list); err != nil || r.status != 200 || len(list.Links) != 1 {
 		t.Fatalf("list: %d %s", r.status, r.body)
@@ -304,14 +332,9 @@ func TestShareFormatsAndStates(t *testing.T) {
 			t.Fatalf("expired %s: %d %s", u, r.status, r.body)
 		}
 	}
-	// Kept for KeepExpired (7 days) as 410, then dropped: 404.
+	// Kept for KeepExpired (7 days) as 410, then dropped by the janitor: 404.
 	clock.add(8 * 24 * time.Hour)
-	if err := e.share.Sweep(); err != nil {
-		t.Fatal(err)
-	}
-	if r := e.do("GET", c2.URL, nil); r.status != 404 {
-		t.Fatalf("dropped: %d", r.status)
-	}
+	waitFor(t, "the janitor to drop the expired link", func() bool { return e.do("GET", c2.URL, nil).status == 404 })
 }
 
 // checkPage checks the page is well-formed enough for a browser (balanced
@@ -354,7 +377,7 @@ func checkPage(t *testing.T, page, url string, want, banned []string) {
 
 func TestShareSnapshotVsLive(t *testing.T) {
 	clock := newFakeClock()
-	e := newEnv(t, withShare(clock))
+	e := newEnv(t, withShareJanitor(clock))
 	idA, key := e.tenant("a")
 	e.insert(key, "events", `{"id":1,"name":"ann"}
 {"id":2,"name":"bob"}`)
@@ -404,12 +427,7 @@ func TestShareSnapshotVsLive(t *testing.T) {
 	if r := e.do("GET", snap2.URL+"/data.parquet", nil); r.status != 410 {
 		t.Fatalf("expired snapshot: %d", r.status)
 	}
-	if err := e.share.Sweep(); err != nil {
-		t.Fatal(err)
-	}
-	if n := snapshots(); n != 0 {
-		t.Fatalf("after expiry %d snapshot files; want 0", n)
-	}
+	waitFor(t, "the janitor to delete the expired snapshot", func() bool { return snapshots() == 0 })
 }
 
 func TestShareSurvivesRestart(t *testing.T) {
@@ -440,7 +458,7 @@ func TestShareSurvivesRestart(t *testing.T) {
 		t.Fatalf("snapshot after restart: %d rows", n)
 	}
 	r := e.do("GET", "/api/data/query/share", nil, "X-API-KEY", key)
-	var list struct{ Links []share.Info }
+	var list struct{ Links []shareInfo }
 	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Links) != 2 {
 		t.Fatalf("list: %s", r.body)
 	}
@@ -555,7 +573,7 @@ func TestShareBaseURL(t *testing.T) {
 // either complete or get 410; nothing else.
 func TestShareConcurrentRevoke(t *testing.T) {
 	clock := newFakeClock()
-	e := newEnv(t, withShare(clock))
+	e := newEnv(t, withShareJanitor(clock))
 	_, key := e.tenant("a")
 	var rows strings.Builder
 	for i := range 2000 {
@@ -606,9 +624,6 @@ func TestShareConcurrentRevoke(t *testing.T) {
 		if r := e.do("DELETE", "/api/data/query/share/"+c.LinkID, nil, "X-API-KEY", key); r.status != 200 {
 			t.Fatalf("revoke: %d %s", r.status, r.body)
 		}
-	}
-	if err := e.share.Sweep(); err != nil {
-		t.Fatal(err)
 	}
 	wg.Wait()
 	close(errs)

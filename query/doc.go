@@ -1,35 +1,49 @@
-// Package query serves tenants' read-only SQL over their DuckDB databases
-// and streams the results as JSON, NDJSON, CSV or Parquet.
+// Package query runs tenants' read-only SQL over their DuckDB databases:
+// a Go row API (Engine.Rows) and the HTTP handlers that stream results as
+// JSON, NDJSON, CSV or Parquet.
 //
-// Data flow: the ingest router authenticates the request and calls
-// HandleQuery with the tenant id. The request is parsed into a Request; the
-// Engine takes one of the tenant's MaxConcurrent slots, optionally flushes
-// the tenant's buffered rows (Flusher), takes a dedicated connection of the
-// tenant's sandboxed database (tenantdb.Pool) and has DuckDB prepare the SQL.
-// Only exactly one statement whose DuckDB statement type is SELECT passes;
-// the check is DuckDB's parser, not keyword matching. EXPLAIN (and so
-// EXPLAIN ANALYZE, which executes) is refused with everything else that is
-// not a SELECT. The SELECT runs in a read-only transaction. The first row is
-// fetched before the response is committed, so that errors of running the
-// query are a 4xx/5xx JSON body {"error":"..."}. The remaining rows are
-// encoded by hand into a 64 KiB buffer as fasthttp sends the body, one HTTP
-// chunk per flush; the connection, the slot and the handle are released when
-// the body ends, fails or the client goes away. Parquet is written by DuckDB
-// (COPY ... TO the tenant's scratch directory) and sent as a file.
+// Data flow. Engine.Rows takes one of the tenant's MaxConcurrent slots,
+// optionally flushes the tenant's buffered rows (Flusher), waits for one of
+// the engine's MaxExecuting slots, takes a dedicated connection of the
+// tenant's sandboxed database (tenantdb.Pool) and has DuckDB prepare the
+// SQL. Only exactly one statement whose DuckDB statement type is SELECT
+// passes; the check is DuckDB's parser, not keyword matching. EXPLAIN (and
+// so EXPLAIN ANALYZE, which executes) is refused with everything else that
+// is not a SELECT. The SELECT runs in a read-only transaction, under the
+// shorter of the request's timeout and Config.Timeout, on top of the
+// caller's context. The first row is fetched before Rows returns, so that
+// errors of running the query are Rows' error; the executing slot is then
+// given back, the tenant slot and the connection when the Rows is closed.
+// Package share reads its previews through Rows.
+//
+// HTTP. The router (package api; ingest today) authenticates the request
+// and calls HandleQuery, HandleTables or HandleColumns with the tenant id.
+// HandleQuery parses the request into a Request and calls Stream, which
+// runs it through Rows and hands fasthttp a body that encodes the rows by
+// hand into a 64 KiB buffer as it is sent, one HTTP chunk per flush; the
+// query is released when the body ends, fails or the client goes away.
+// Parquet is written by DuckDB (COPY ... TO the tenant's scratch directory)
+// and sent as a file.
+//
+// Errors. A handler that fails before the first byte of its response has
+// written nothing and returns an error wrapping a sentinel of errors.go,
+// whose comment gives the HTTP status; the caller writes the answer (a 503
+// for ErrBusy with Retry-After). This package maps no status itself.
 //
 // Values keep their types: numbers are JSON numbers, BIGINT, HUGEINT and
 // DECIMAL exactly (from their integer or decimal text, never float64); NaN
 // and ±Inf doubles are null in JSON (NaN, +Inf, -Inf in CSV); JSON columns
 // are nested JSON taken from DuckDB's text, so key order and every digit
 // stay (see rawjson.go; a CSV cell holds the text as stored); LIST and
-// ARRAY are arrays; STRUCT is an object with its
-// fields sorted by name; MAP is an object in DuckDB's order with keys as
-// text; TIMESTAMPTZ is RFC 3339 in UTC with microseconds
-// ("2024-01-02T03:04:05.123456Z"); TIMESTAMP the same without a zone; DATE
-// "2024-01-02"; TIME "03:04:05.123456"; INTERVAL an ISO 8601 duration
-// ("P1Y2M3DT4H5M6.5S"); UUID its canonical text; BLOB base64; NULL is null in
-// JSON and an empty field in CSV (where the empty string is ""). Duplicate
-// column names get a suffix in JSON objects (a, a_1).
+// ARRAY are arrays; STRUCT is an object with its fields sorted by name; MAP
+// is an object in DuckDB's order with keys as text; TIMESTAMPTZ is RFC 3339
+// in UTC with microseconds ("2024-01-02T03:04:05.123456Z"); TIMESTAMP the
+// same without a zone; DATE "2024-01-02"; TIME "03:04:05.123456"; INTERVAL
+// an ISO 8601 duration ("P1Y2M3DT4H5M6.5S"); UUID its canonical text; BLOB
+// base64; NULL is null in JSON and an empty field in CSV (where the empty
+// string is ""). Duplicate column names get a suffix in JSON objects (a,
+// a_1). Rows.Values gives the driver's Go values; Rows.AppendText their
+// text as a CSV field holds it.
 //
 // Errors after the first byte. A result that fails once streaming began
 // (a limit, an interrupted query, a failing row) never passes for a
@@ -43,8 +57,5 @@
 //     key unless the query names a column so: check for the cut transfer).
 //   - csv: a last line "#error: ...".
 //   - parquet: the file is complete before the first byte, so its errors are
-//     always a 4xx/5xx JSON body.
-//
-// Statuses: see StatusOf. Timeouts are 504; a tenant at its concurrency
-// limit gets 503 with Retry-After.
+//     always Stream's error.
 package query

@@ -328,6 +328,25 @@ func appendCSVField(b []byte, v any, k kind) []byte {
 	return quoteCSVTail(b, start)
 }
 
+// appendCell appends v as appendCSVField does, without the quoting: the
+// empty string and NULL are both empty.
+func appendCell(b []byte, v any, k kind) []byte {
+	switch v := v.(type) {
+	case nil:
+		return b
+	case string:
+		return append(b, v...)
+	case float64:
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
+	case float32:
+		return strconv.AppendFloat(b, float64(v), 'g', -1, 32)
+	}
+	if t, ok := appendText(b, v, k); ok {
+		return t
+	}
+	return appendJSONValue(b, v, k)
+}
+
 // quoteCSVTail quotes b[from:] in place if it holds a comma, a quote, CR or
 // LF, or starts or ends with a space (which some readers trim).
 func quoteCSVTail(b []byte, from int) []byte {

@@ -316,16 +316,17 @@ func (s *session) close() {
 }
 
 // wrapRunError classifies an error of running a query: the context's
-// deadline is ErrTimeout, anything from DuckDB is ErrBadQuery.
+// deadline is ErrTimeout, its cancel ErrCanceled, anything from DuckDB is
+// ErrBadQuery.
 func wrapRunError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return ErrTimeout
+		return fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
 	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("query canceled: %w", err)
+	if errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrCanceled, context.Canceled)
 	}
 	var de *duckdb.Error
 	if errors.As(err, &de) {
@@ -373,6 +374,9 @@ func (t *slotTable) acquire(ctx context.Context, tenantID string, n int) (func()
 		return func() { <-s.ch; done() }, nil
 	case <-ctx.Done():
 		done()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("%w while waiting for a query slot: %w", ErrCanceled, context.Canceled)
+		}
 		return nil, fmt.Errorf("%w (%d running)", ErrBusy, n)
 	}
 }

@@ -1,17 +1,16 @@
 package query
 
-import (
-	"context"
-	"errors"
+import "errors"
 
-	"github.com/valyala/fasthttp"
-)
-
-// The errors of this package. Wrapped errors carry the detail; StatusOf maps
-// them to an HTTP status.
+// The errors of this package. Every error a handler or the row API returns
+// before the first byte of a response wraps one of them, except faults of
+// the server (a broken database file, a driver failure), which the caller
+// answers as 500. The comment of each says the HTTP status the caller
+// should answer; package query maps none itself.
 var (
 	// ErrBadQuery means DuckDB refused the SQL: a syntax error, an unknown
-	// table or column, a failure while running it. Status 400.
+	// table or column, a wrong number of params, a failure while running
+	// it. Status 400.
 	ErrBadQuery = errors.New("bad query")
 
 	// ErrNotReadOnly means the statement is not a SELECT. It comes wrapped
@@ -24,10 +23,17 @@ var (
 	// one statement. Nothing of it has run. Status 400.
 	ErrMultipleStatements = errors.New("exactly one SQL statement per request is allowed")
 
-	// ErrTimeout means the query ran longer than its timeout and was
-	// interrupted. Status 504 (Gateway Timeout: DuckDB behind the gateway
-	// did not answer in time), so that it is not confused with ErrBusy's 503.
+	// ErrTimeout means the query ran longer than its timeout (or its
+	// context's deadline) and was interrupted; it comes wrapped with
+	// context.DeadlineExceeded. Status 504 (Gateway Timeout: DuckDB behind
+	// the gateway did not answer in time), so that it is not confused with
+	// ErrBusy's 503.
 	ErrTimeout = errors.New("query timed out: narrow the query or raise its timeout")
+
+	// ErrCanceled means the caller's context was canceled while the query
+	// waited or ran; it comes wrapped with context.Canceled. The caller
+	// gave up, so an answer is rarely read; status 503.
+	ErrCanceled = errors.New("query canceled")
 
 	// ErrTooLarge means the result exceeded Config.MaxRows or
 	// Config.MaxBytes. Known before the first byte (Parquet) it is status
@@ -35,7 +41,8 @@ var (
 	ErrTooLarge = errors.New("result too large: add a LIMIT or narrow the query")
 
 	// ErrBusy means the tenant already runs Config.MaxConcurrent queries and
-	// none finished within the query's timeout. Status 503 with Retry-After.
+	// none finished within the query's timeout. Status 503 with
+	// Retry-After: 1.
 	ErrBusy = errors.New("too many concurrent queries for this tenant: retry later, or raise the per-tenant query concurrency")
 
 	// ErrBadRequest means a request parameter is invalid: the format, the
@@ -45,26 +52,3 @@ var (
 	// ErrNoTable means the table does not exist (or is internal). Status 404.
 	ErrNoTable = errors.New("no such table")
 )
-
-// StatusOf maps an error of this package to its HTTP status. Errors it does
-// not know are 500.
-func StatusOf(err error) int {
-	switch {
-	case err == nil:
-		return fasthttp.StatusOK
-	case errors.Is(err, ErrNotReadOnly):
-		return fasthttp.StatusForbidden
-	case errors.Is(err, ErrBadQuery), errors.Is(err, ErrMultipleStatements), errors.Is(err, ErrBadRequest):
-		return fasthttp.StatusBadRequest
-	case errors.Is(err, ErrNoTable):
-		return fasthttp.StatusNotFound
-	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return fasthttp.StatusGatewayTimeout
-	case errors.Is(err, ErrTooLarge):
-		return fasthttp.StatusUnprocessableEntity
-	case errors.Is(err, ErrBusy):
-		return fasthttp.StatusServiceUnavailable
-	default:
-		return fasthttp.StatusInternalServerError
-	}
-}

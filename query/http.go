@@ -2,7 +2,6 @@ package query
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,20 +10,9 @@ import (
 	"strings"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
-
-	"duckgate/jsonstr"
 )
-
-// WriteError writes {"error": msg} with status.
-func WriteError(ctx *fasthttp.RequestCtx, status int, msg string) {
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	b := append([]byte(`{"error":`), jsonstr.Append(nil, msg)...)
-	ctx.SetBody(append(b, '}', '\n'))
-}
 
 // HandleQuery serves GET and POST /api/data/query for an authenticated tenant.
 //
@@ -33,13 +21,16 @@ func WriteError(ctx *fasthttp.RequestCtx, status int, msg string) {
 //	POST, Content-Type application/json: {"query":"...","params":[...],"format":"...",
 //	     "timeout":<seconds>,"flush":true}; query-string arguments fill what the body lacks
 //	POST, any other content type: the body is the SQL text; the rest in the query string
-func (e *Engine) HandleQuery(ctx *fasthttp.RequestCtx, tenantID string) {
+//
+// It returns nil once the response is committed (see Stream); otherwise
+// it has written nothing and returns an error wrapping a sentinel of
+// errors.go (or a server fault), for the caller to answer.
+func (e *Engine) HandleQuery(ctx *fasthttp.RequestCtx, tenantID string) error {
 	req, err := parseRequest(ctx)
 	if err != nil {
-		e.fail(ctx, tenantID, err)
-		return
+		return err
 	}
-	e.Stream(ctx, tenantID, req, "")
+	return e.Stream(ctx, tenantID, req, "")
 }
 
 // queryBody is the JSON body of POST /api/data/query.

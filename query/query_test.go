@@ -54,15 +54,19 @@ func newEnv(t testing.TB, cfg Config, flusher Flusher) *testEnv {
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		tenant := string(ctx.Request.Header.Peek("X-Tenant"))
 		path := string(ctx.Path())
+		var err error
 		switch {
 		case path == "/api/data/query":
-			e.HandleQuery(ctx, tenant)
+			err = e.HandleQuery(ctx, tenant)
 		case path == "/api/tables":
-			e.HandleTables(ctx, tenant)
+			err = e.HandleTables(ctx, tenant)
 		case strings.HasPrefix(path, "/api/tables/") && strings.HasSuffix(path, "/columns"):
-			e.HandleColumns(ctx, tenant, strings.TrimSuffix(strings.TrimPrefix(path, "/api/tables/"), "/columns"))
+			err = e.HandleColumns(ctx, tenant, strings.TrimSuffix(strings.TrimPrefix(path, "/api/tables/"), "/columns"))
 		default:
 			ctx.NotFound()
+		}
+		if err != nil {
+			writeTestError(ctx, err)
 		}
 	}, Logger: silentLogger{}, MaxRequestBodySize: 16 << 20}
 	go func() { _ = srv.Serve(ln) }()
@@ -73,6 +77,42 @@ func newEnv(t testing.TB, cfg Config, flusher Flusher) *testEnv {
 		_ = pool.Close()
 	})
 	return &testEnv{pool: pool, engine: e, client: &http.Client{Transport: tr}}
+}
+
+// statusOf is the status errors.go documents for each error, as the api
+// package maps them.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotReadOnly):
+		return fasthttp.StatusForbidden
+	case errors.Is(err, ErrBadQuery), errors.Is(err, ErrMultipleStatements), errors.Is(err, ErrBadRequest):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, ErrNoTable):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, ErrTimeout):
+		return fasthttp.StatusGatewayTimeout
+	case errors.Is(err, ErrTooLarge):
+		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrCanceled):
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusInternalServerError
+}
+
+// writeTestError answers err as the api package does: {"error":"..."}
+// with its status, Retry-After on 503.
+func writeTestError(ctx *fasthttp.RequestCtx, err error) {
+	if ctx.Response.StatusCode() != fasthttp.StatusOK || len(ctx.Response.Body()) > 0 || ctx.Response.IsBodyStream() {
+		panic(fmt.Sprintf("a handler wrote a response and returned %v", err))
+	}
+	status := statusOf(err)
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
 }
 
 type silentLogger struct{}
@@ -286,8 +326,6 @@ func errorOf(line string) string {
 	return e["error"]
 }
 
-var _ = errors.Is
-var _ = fmt.Sprint
 var _ = time.Second
 
 func newGet(path string) (*http.Request, error) {

@@ -160,7 +160,7 @@ func TestCheck(t *testing.T) {
 	f("select 1; drop table events", ErrMultipleStatements, "exactly one")
 	f("select * from missing", ErrBadQuery, "missing")
 	f("select from where", ErrBadQuery, "syntax")
-	if StatusOf(env.engine.Check(ctx, "t1", Request{SQL: "delete from events"})) != 403 {
+	if statusOf(env.engine.Check(ctx, "t1", Request{SQL: "delete from events"})) != 403 {
 		t.Fatal("not 403")
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,35 +46,38 @@ func putStreamBuf(bw *bufio.Writer) {
 
 var rowBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// Stream runs req and writes the encoded result to ctx's response. It sets
-// Content-Type and status. Errors before the first byte become a 4xx/5xx
-// JSON body {"error":"..."}; errors after it end the stream with the error
-// marker of the format and cut the connection (see the package comment).
+// Stream runs req and makes the encoded result ctx's response: status
+// 200, Content-Type, and a body that fasthttp encodes as it sends it.
 // filename != "" sets Content-Disposition: attachment.
 //
-// The query runs and its first row is fetched before Stream returns; the
-// rest is encoded when fasthttp sends the body, after the handler returned.
-func (e *Engine) Stream(ctx *fasthttp.RequestCtx, tenantID string, req Request, filename string) {
-	qctx, cancel := context.WithTimeout(context.Background(), e.timeoutOf(req))
+// The query runs and its first row is fetched before Stream returns, so
+// that an error of running it is Stream's error: then nothing of the
+// response is written, and the caller answers the error (see errors.go for
+// the statuses). The rest is encoded when fasthttp sends the body, after the
+// handler returned; an error then ends the stream with the error marker of
+// the format and cuts the connection (see the package comment). Parquet is
+// written whole by DuckDB before Stream returns.
+func (e *Engine) Stream(ctx *fasthttp.RequestCtx, tenantID string, req Request, filename string) error {
 	if req.Format == FormatParquet {
+		qctx, cancel := context.WithTimeout(context.Background(), e.timeoutOf(req))
 		defer cancel()
 		f, size, err := e.runParquet(qctx, tenantID, req)
 		if err != nil {
-			e.fail(ctx, tenantID, err)
-			return
+			return err
 		}
 		setResultHeaders(ctx, req.Format, filename)
 		ctx.Response.SetBodyStream(f, int(size)) // fasthttp closes f
-		return
+		return nil
 	}
-	rs, err := e.start(qctx, cancel, tenantID, req)
+	// The body is sent after the handler returns: the query's context is
+	// not the request's, and only the timeout bounds it.
+	rows, err := e.Rows(context.Background(), tenantID, req)
 	if err != nil {
-		cancel()
-		e.fail(ctx, tenantID, err)
-		return
+		return err
 	}
 	setResultHeaders(ctx, req.Format, filename)
-	ctx.Response.SetBodyStream(rs, -1)
+	ctx.Response.SetBodyStream(newResultStream(rows, req.Format, e.cfg.MaxBytes), -1)
+	return nil
 }
 
 func setResultHeaders(ctx *fasthttp.RequestCtx, f Format, filename string) {
@@ -96,18 +97,6 @@ func sanitizeFilename(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// fail writes err as the response, logging server-side faults.
-func (e *Engine) fail(ctx *fasthttp.RequestCtx, tenantID string, err error) {
-	status := StatusOf(err)
-	if status >= 500 && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrTimeout) {
-		e.log.Warn("query failed", zap.String("tenant", tenantID), zap.Error(err))
-	}
-	if errors.Is(err, ErrBusy) {
-		ctx.Response.Header.Set("Retry-After", "1")
-	}
-	WriteError(ctx, status, err.Error())
 }
 
 // begin takes a slot, flushes if asked, opens a connection, checks the SQL
@@ -144,6 +133,9 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 	}
 	s.release, s.executed = release, executed
 	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
+		if n := st.NumInput(); n > len(params) {
+			return fmt.Errorf("%w: the query has %d placeholders and %d params were given", ErrBadQuery, n, len(params))
+		}
 		s.maybeJSON = mayHoldJSON(st)
 		return nil
 	}); err != nil {
@@ -167,35 +159,6 @@ func (s *session) end() {
 		_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	s.close()
-}
-
-// start runs req and fetches the first row, so that errors of running it
-// are known before the response is committed to 200.
-func (e *Engine) start(ctx context.Context, cancel context.CancelFunc, tenantID string, req Request) (*resultStream, error) {
-	s, err := e.begin(ctx, tenantID, req)
-	if err != nil {
-		return nil, err
-	}
-	q, rawJSON := req.SQL, []bool(nil)
-	if s.maybeJSON {
-		q, rawJSON = e.rawJSONQuery(ctx, s, tenantID, req.SQL)
-	}
-	rows, err := s.conn.QueryContext(ctx, q, s.params...)
-	if err != nil {
-		s.end()
-		return nil, wrapRunError(ctx, err)
-	}
-	rs := &resultStream{
-		e: e, s: s, ctx: ctx, cancel: cancel, rows: rows, tenant: tenantID, format: req.Format,
-		maxRows: e.cfg.MaxRows, maxBytes: e.cfg.MaxBytes, rawJSON: rawJSON,
-	}
-	if err := rs.init(); err != nil {
-		rs.finish()
-		return nil, err
-	}
-	// DuckDB has run the query; what is left is encoding and sending.
-	s.executed()
-	return rs, nil
 }
 
 // runParquet has DuckDB write the result to a Parquet file in the tenant's
@@ -259,37 +222,20 @@ type column struct {
 // failed result is never taken for a complete one; then it calls Close.
 // It is used by one goroutine at a time.
 type resultStream struct {
-	e        *Engine
-	s        *session
-	ctx      context.Context
-	cancel   context.CancelFunc
-	rows     *sql.Rows
-	tenant   string
+	rows     *Rows
 	format   Format
-	maxRows  int64
 	maxBytes int64
+	cols     []column
 
-	cols    []column
-	vals    []any
-	ptrs    []any
-	rawJSON []bool // by column: a JSON column read as its text (see rawJSONQuery); nil if none
-
-	first error // what init's fetch of the first row returned: nil or io.EOF
-
-	once sync.Once
 	pipe *io.PipeReader // set if the body is read through Read
 }
 
-// init reads the columns and the first row.
-func (r *resultStream) init() error {
-	types, err := r.rows.ColumnTypes()
-	if err != nil {
-		return wrapRunError(r.ctx, err)
-	}
-	seen := make(map[string]int, len(types))
-	r.cols = make([]column, len(types))
-	for i, t := range types {
-		name := t.Name()
+// newResultStream encodes rows in format f; it owns rows.
+func newResultStream(rows *Rows, f Format, maxBytes int64) *resultStream {
+	r := &resultStream{rows: rows, format: f, maxBytes: maxBytes, cols: make([]column, len(rows.cols))}
+	seen := make(map[string]int, len(rows.cols))
+	for i, c := range rows.cols {
+		name := c.Name
 		r.cols[i].csvName = appendCSVField(nil, name, kindOther)
 		// Duplicate names (select 1 a, 2 a) would collide in a JSON object.
 		if n := seen[name]; n > 0 {
@@ -299,39 +245,9 @@ func (r *resultStream) init() error {
 			seen[name] = 1
 		}
 		r.cols[i].jsonKey = append(jsonstr.Append(nil, name), ':')
-		r.cols[i].kind = kindOf(t.DatabaseTypeName())
-		if i < len(r.rawJSON) && r.rawJSON[i] {
-			r.cols[i].kind = kindJSON
-		}
+		r.cols[i].kind = rows.kinds[i]
 	}
-	r.vals = make([]any, len(types))
-	r.ptrs = make([]any, len(types))
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
-	}
-	r.first = r.next(0)
-	if r.first == io.EOF {
-		return nil
-	}
-	return r.first
-}
-
-// next fetches the next row into r.vals; io.EOF at the end. n is the number
-// of rows already written.
-func (r *resultStream) next(n int64) error {
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return wrapRunError(r.ctx, err)
-		}
-		return io.EOF
-	}
-	if n >= r.maxRows {
-		return fmt.Errorf("%w: more than %d rows", ErrTooLarge, r.maxRows)
-	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
-		return fmt.Errorf("read row: %w", err)
-	}
-	return nil
+	return r
 }
 
 // SupportsBodyWriteTo tells fasthttp to call WriteTo.
@@ -341,11 +257,12 @@ func (r *resultStream) SupportsBodyWriteTo() bool { return true }
 // or w) ends it: the error marker is written if w still works, and the
 // error is returned so that fasthttp cuts the connection.
 func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
-	defer r.finish()
+	e := r.rows.e
+	defer r.rows.finish()
 	start := time.Now()
 	var n int64
 	defer func() {
-		m := &r.e.metrics
+		m := &e.metrics
 		m.bytes.Add(int(written))
 		m.rows.Add(int(n))
 		m.stream.UpdateDuration(start)
@@ -362,12 +279,10 @@ func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 
 	b = r.appendHeader(b)
 	var total int64
-	err = r.first // nil: init fetched a row into r.vals; io.EOF: there is none
-	for err == nil {
-		b = r.appendRow(b, n)
+	for r.rows.Next() {
+		b = r.appendRow(b, r.rows.vals, n)
 		total += int64(len(b))
-		if _, werr := bw.Write(b); werr != nil {
-			err = werr
+		if _, err = bw.Write(b); err != nil {
 			break
 		}
 		b = b[:0]
@@ -376,10 +291,12 @@ func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 			err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, r.maxBytes)
 			break
 		}
-		err = r.next(n)
+	}
+	if err == nil {
+		err = r.rows.Err()
 	}
 	*bp = b[:0]
-	if errors.Is(err, io.EOF) {
+	if err == nil {
 		b = r.appendFooter(b, n)
 		_, _ = bw.Write(b)
 		*bp = b[:0]
@@ -395,10 +312,10 @@ func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 		_ = bw.Flush()
 	}
 	if cw.err != nil {
-		r.e.log.Debug("query result not delivered", zap.String("tenant", r.tenant), zap.Error(cw.err))
+		e.log.Debug("query result not delivered", zap.String("tenant", r.rows.tenant), zap.Error(cw.err))
 		return cw.n, cw.err
 	}
-	r.e.log.Info("query result cut short", zap.String("tenant", r.tenant), zap.Int64("rows", n), zap.Error(err))
+	e.log.Info("query result cut short", zap.String("tenant", r.rows.tenant), zap.Int64("rows", n), zap.Error(err))
 	return cw.n, err
 }
 
@@ -422,18 +339,7 @@ func (r *resultStream) Close() error {
 	if r.pipe != nil {
 		return r.pipe.Close() // the WriteTo goroutine fails its next write and finishes
 	}
-	r.finish()
-	return nil
-}
-
-// finish closes the rows, cancels the query and releases the connection,
-// the handle and the slot. It runs once.
-func (r *resultStream) finish() {
-	r.once.Do(func() {
-		r.cancel()
-		_ = r.rows.Close()
-		r.s.end()
-	})
+	return r.rows.Close()
 }
 
 func (r *resultStream) appendHeader(b []byte) []byte {
@@ -452,10 +358,11 @@ func (r *resultStream) appendHeader(b []byte) []byte {
 	return b
 }
 
-func (r *resultStream) appendRow(b []byte, n int64) []byte {
+// appendRow appends the row vals, the n-th of the result.
+func (r *resultStream) appendRow(b []byte, vals []any, n int64) []byte {
 	switch r.format {
 	case FormatCSV:
-		for i, v := range r.vals {
+		for i, v := range vals {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -469,7 +376,7 @@ func (r *resultStream) appendRow(b []byte, n int64) []byte {
 		b = append(b, '\n')
 	}
 	b = append(b, '{')
-	for i, v := range r.vals {
+	for i, v := range vals {
 		if i > 0 {
 			b = append(b, ',')
 		}

@@ -15,21 +15,21 @@ import (
 // internalPrefix marks the gateway's own schemas and tables, hidden from tenants.
 const internalPrefix = "_duckgate"
 
-// TableInfo is one entry of GET /api/tables.
-type TableInfo struct {
+// tableInfo is one entry of GET /api/tables.
+type tableInfo struct {
 	Name string `json:"name"`
 	Rows int64  `json:"rows"`
 }
 
-// ColumnInfo is one entry of GET /api/tables/{table}/columns.
-type ColumnInfo struct {
+// columnInfo is one entry of GET /api/tables/{table}/columns.
+type columnInfo struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 }
 
-// Tables lists the tenant's tables of the main schema with their exact row
+// tables lists the tenant's tables of the main schema with their exact row
 // counts (count(*) each), sorted by name, without internal ones.
-func (e *Engine) Tables(ctx context.Context, tenantID string) ([]TableInfo, error) {
+func (e *Engine) tables(ctx context.Context, tenantID string) ([]tableInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	s, err := e.open(ctx, tenantID)
@@ -43,7 +43,7 @@ func (e *Engine) Tables(ctx context.Context, tenantID string) ([]TableInfo, erro
 	if err != nil {
 		return nil, wrapRunError(ctx, err)
 	}
-	var tables []TableInfo
+	var tables []tableInfo
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
@@ -51,7 +51,7 @@ func (e *Engine) Tables(ctx context.Context, tenantID string) ([]TableInfo, erro
 			return nil, err
 		}
 		if !strings.HasPrefix(name, internalPrefix) {
-			tables = append(tables, TableInfo{Name: name})
+			tables = append(tables, tableInfo{Name: name})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -66,9 +66,9 @@ func (e *Engine) Tables(ctx context.Context, tenantID string) ([]TableInfo, erro
 	return tables, nil
 }
 
-// Columns lists the columns of a table (or view) of the main schema. An
+// columns lists the columns of a table (or view) of the main schema. An
 // unknown or internal table is ErrNoTable.
-func (e *Engine) Columns(ctx context.Context, tenantID, table string) ([]ColumnInfo, error) {
+func (e *Engine) columns(ctx context.Context, tenantID, table string) ([]columnInfo, error) {
 	if strings.HasPrefix(table, internalPrefix) {
 		return nil, fmt.Errorf("%w: %q", ErrNoTable, table)
 	}
@@ -85,9 +85,9 @@ func (e *Engine) Columns(ctx context.Context, tenantID, table string) ([]ColumnI
 	if err != nil {
 		return nil, wrapRunError(ctx, err)
 	}
-	cols := []ColumnInfo{}
+	cols := []columnInfo{}
 	for rows.Next() {
-		var c ColumnInfo
+		var c columnInfo
 		if err := rows.Scan(&c.Name, &c.Type); err != nil {
 			_ = rows.Close()
 			return nil, err
@@ -104,11 +104,11 @@ func (e *Engine) Columns(ctx context.Context, tenantID, table string) ([]ColumnI
 }
 
 // HandleTables serves GET /api/tables: [{"name":"events","rows":123}, ...].
-func (e *Engine) HandleTables(ctx *fasthttp.RequestCtx, tenantID string) {
-	tables, err := e.Tables(context.Background(), tenantID)
+// On an error it writes nothing and returns it, for the caller to answer.
+func (e *Engine) HandleTables(ctx *fasthttp.RequestCtx, tenantID string) error {
+	tables, err := e.tables(context.Background(), tenantID)
 	if err != nil {
-		e.fail(ctx, tenantID, err)
-		return
+		return err
 	}
 	b := []byte{'['}
 	for i, t := range tables {
@@ -122,15 +122,16 @@ func (e *Engine) HandleTables(ctx *fasthttp.RequestCtx, tenantID string) {
 		b = append(b, '}')
 	}
 	writeJSON(ctx, append(b, ']', '\n'))
+	return nil
 }
 
 // HandleColumns serves GET /api/tables/{table}/columns:
-// [{"name":"a","type":"BIGINT"}, ...]; an unknown table is a 404.
-func (e *Engine) HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string) {
-	cols, err := e.Columns(context.Background(), tenantID, table)
+// [{"name":"a","type":"BIGINT"}, ...]. An unknown table is ErrNoTable. On
+// an error it writes nothing and returns it, for the caller to answer.
+func (e *Engine) HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string) error {
+	cols, err := e.columns(context.Background(), tenantID, table)
 	if err != nil {
-		e.fail(ctx, tenantID, err)
-		return
+		return err
 	}
 	b := []byte{'['}
 	for i, c := range cols {
@@ -144,8 +145,10 @@ func (e *Engine) HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string)
 		b = append(b, '}')
 	}
 	writeJSON(ctx, append(b, ']', '\n'))
+	return nil
 }
 
+// writeJSON answers a success body b with status 200.
 func writeJSON(ctx *fasthttp.RequestCtx, b []byte) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")

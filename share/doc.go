@@ -1,14 +1,15 @@
 // Package share makes public, expiring links to a tenant's query results.
 //
-// Data flow. A tenant POSTs a query to /api/data/query/share; the ingest
-// router authenticates the key (query scope) and calls HandleCreate. The SQL
-// is checked by the query sandbox (query.Engine.Check) and, for a live link,
-// bound once with LIMIT 0 so that a wrong parameter fails now, not at the
-// first download. A snapshot link instead runs the query once
+// Data flow. A tenant POSTs a query to /api/data/query/share; the router
+// (package api; ingest today) authenticates the key (query scope) and calls
+// HandleCreate. The SQL is checked by the query sandbox
+// (query.Engine.Check) and, for a live link, run once through the row API
+// (query.Engine.Rows) with LIMIT 0, so that a wrong parameter fails now,
+// not at the first download. A snapshot link instead runs the query once
 // (query.Engine.ExportParquet) into a Parquet file in the tenant's scratch
-// directory. The link gets a random id (24 bytes from crypto/rand, base64url:
-// 32 characters, 192 bits): the only secret of the URL /share/<id>. The
-// tenant's key never appears in a link or a page.
+// directory. The link gets a random id (24 bytes from crypto/rand,
+// base64url: 32 characters, 192 bits): the only secret of the URL
+// /share/<id>. The tenant's key never appears in a link or a page.
 //
 // Storage. Links live in one JSON file (Config.Path), rewritten atomically
 // (temp file, fsync, rename) on every create and revoke. It holds the
@@ -17,18 +18,28 @@
 // id and another tenant's are therefore the same miss. Download counts are
 // kept in memory and written on the janitor's tick and on Close.
 //
-// Serving. GET /share/<id> is an HTML page (html/template) with the link's
-// name, expiry, row count, the first Config.PreviewRows rows and download
-// links; GET /share/<id>/data.{csv,json,ndjson,parquet} is the result as an
-// attachment. A live link runs the query at each request through
-// query.Engine.Stream, with the tenant's sandbox, concurrency slot and
-// limits; a snapshot link reads its Parquet file through the same engine
-// (SELECT * FROM read_parquet(...)), or sends the file as is for Parquet.
-// The page and the downloads never show the SQL: errors of running it are
-// reduced to their kind.
+// Serving. GET /share/<id> (HandlePage) is an HTML page (html/template)
+// with the link's name, expiry, row count, the first Config.PreviewRows
+// rows and download links; the preview and the count are read through
+// query.Engine.Rows, with the tenant's sandbox, concurrency slot and
+// limits. GET /share/<id>/data.{csv,json,ndjson,parquet} (HandleDownload)
+// is the result as an attachment: a live link runs the query at each
+// request through query.Engine.Stream; a snapshot link reads its Parquet
+// file through the same engine (SELECT * FROM read_parquet(...)), or sends
+// the file as is for Parquet. The router lets only GET and HEAD through.
+// The page and the downloads never show the SQL: errors of running it
+// become ErrQueryFailed (the cause is logged), except query.ErrBusy,
+// ErrTimeout and ErrTooLarge, which say nothing of it.
 //
-// Statuses: unknown id 404; expired or revoked 410; the owner suspended
-// (Config.TenantActive) 403.
+// Errors. Every handler returns nil once it wrote its answer; otherwise
+// it wrote nothing and returns an error wrapping a sentinel of errors.go
+// (or of package query), whose comment gives the HTTP status; the router
+// maps it in one place. The choice for the page, which people read: the
+// router answers HandlePage's error with WriteErrorPage(ctx, status, err),
+// a small HTML page, with the status it computed; other handlers' errors
+// are its usual JSON. A page whose link resolves but whose preview fails is
+// still written by HandlePage, with the failure told on it: 503 with
+// Retry-After (busy), 504 (timeout), 410 (deleted meanwhile), else 200.
 //
 // Lifetime. Expired and revoked links lose their snapshot file at the next
 // janitor tick (every Config.JanitorInterval, and at Open); revoking deletes

@@ -1,19 +1,18 @@
 package share
 
-import (
-	"errors"
+import "errors"
 
-	"github.com/valyala/fasthttp"
-
-	"duckgate/query"
-)
-
-// The errors of this package. StatusOf maps them to HTTP statuses; errors of
-// package query keep query's status.
+// The errors of this package. A handler that fails before writing returns
+// an error wrapping one of them, or one of package query's (ErrBusy,
+// ErrTimeout, ErrTooLarge while serving a link; any of them while creating
+// one, whose SQL is the caller's own), or a server fault (500). The comment
+// of each says the HTTP status the caller should answer; package share maps
+// none itself.
 var (
 	// ErrNotFound means no link has this id, or the caller's tenant has no
-	// link with this link id. Status 404. A miss says nothing of whether
-	// another tenant's link exists.
+	// link with this link id, or the download is not one of data.csv,
+	// data.json, data.ndjson and data.parquet. Status 404. A miss says
+	// nothing of whether another tenant's link exists.
 	ErrNotFound = errors.New("no such share link")
 
 	// ErrGone means the link expired or was revoked. Status 410. Both give
@@ -31,25 +30,14 @@ var (
 	// ErrTooMany means the tenant has Config.MaxLinksPerTenant links
 	// (counting revoked and expired ones not yet dropped). Status 409.
 	ErrTooMany = errors.New("too many share links: revoke some (DELETE /api/data/query/share/{link_id}) or wait for them to expire")
+
+	// ErrQueryFailed means a link's query failed when a visitor downloaded
+	// its data: DuckDB refused it (a table was dropped, a cast fails). The
+	// error says nothing more, so that a visitor never sees the SQL; the
+	// cause is logged. Status 422.
+	ErrQueryFailed = errors.New("the shared query cannot run now: ask the owner of the link to check it")
 )
 
-// StatusOf maps an error to its HTTP status: this package's errors first,
-// then query.StatusOf.
-func StatusOf(err error) int {
-	var re *runError
-	switch {
-	case errors.As(err, &re):
-		return re.status
-	case errors.Is(err, ErrNotFound):
-		return fasthttp.StatusNotFound
-	case errors.Is(err, ErrGone):
-		return fasthttp.StatusGone
-	case errors.Is(err, ErrSuspended):
-		return fasthttp.StatusForbidden
-	case errors.Is(err, ErrBadRequest):
-		return fasthttp.StatusBadRequest
-	case errors.Is(err, ErrTooMany):
-		return fasthttp.StatusConflict
-	}
-	return query.StatusOf(err)
-}
+// errInternal is a server fault while serving a link, told to a visitor
+// without its detail (which is logged). It wraps no sentinel: status 500.
+var errInternal = errors.New("the shared data cannot be read now: ask the owner of the link to check it")

@@ -2,7 +2,6 @@ package share
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -34,24 +34,23 @@ const maxCreateBody = query.MaxSQLBytes + 1<<20
 // HandleCreate serves POST /api/data/query/share for an authenticated
 // tenant: {"query":"...","params":[...],"name":"...","duration":<seconds>,
 // "snapshot":false} → 201 {"id","link_id","url","expires_at","snapshot"}.
-func (s *Service) HandleCreate(ctx *fasthttp.RequestCtx, tenantID string) {
+// On an error it writes nothing and returns it (see errors.go).
+func (s *Service) HandleCreate(ctx *fasthttp.RequestCtx, tenantID string) error {
 	req, err := parseCreate(ctx.PostBody())
 	if err != nil {
-		s.writeError(ctx, err)
-		return
+		return err
 	}
-	c, err := s.Create(ctx, tenantID, req)
+	c, err := s.create(ctx, tenantID, req)
 	if err != nil {
-		s.writeError(ctx, err)
-		return
+		return err
 	}
-	writeJSON(ctx, fasthttp.StatusCreated, c)
+	return writeJSON(ctx, fasthttp.StatusCreated, c)
 }
 
 // parseCreate decodes a create request. The body is copied: nothing of it
 // is kept.
-func parseCreate(body []byte) (CreateRequest, error) {
-	var req CreateRequest
+func parseCreate(body []byte) (createRequest, error) {
+	var req createRequest
 	if len(body) > maxCreateBody {
 		return req, fmt.Errorf("%w: the body is %d bytes, the limit is %d", ErrBadRequest, len(body), maxCreateBody)
 	}
@@ -88,58 +87,57 @@ func parseCreate(body []byte) (CreateRequest, error) {
 	return req, nil
 }
 
-// HandleList serves GET /api/data/query/share: {"links":[Info...]}.
-func (s *Service) HandleList(ctx *fasthttp.RequestCtx, tenantID string) {
-	writeJSON(ctx, fasthttp.StatusOK, struct {
-		Links []Info `json:"links"`
-	}{s.List(tenantID)})
+// HandleList serves GET /api/data/query/share: {"links":[{"link_id",
+// "name","created","expires_at","snapshot","downloads","revoked",
+// "expired"}, ...]}, newest first; never an id or a URL.
+func (s *Service) HandleList(ctx *fasthttp.RequestCtx, tenantID string) error {
+	return writeJSON(ctx, fasthttp.StatusOK, struct {
+		Links []linkInfo `json:"links"`
+	}{s.list(tenantID)})
 }
 
-// HandleRevoke serves DELETE /api/data/query/share/{link_id or id}.
-func (s *Service) HandleRevoke(ctx *fasthttp.RequestCtx, tenantID, ref string) {
-	info, err := s.Revoke(tenantID, ref)
+// HandleRevoke serves DELETE /api/data/query/share/{link_id or id}. On an
+// error it writes nothing and returns it (see errors.go).
+func (s *Service) HandleRevoke(ctx *fasthttp.RequestCtx, tenantID, ref string) error {
+	info, err := s.revoke(tenantID, ref)
 	if err != nil {
-		s.writeError(ctx, err)
-		return
+		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, info)
+	return writeJSON(ctx, fasthttp.StatusOK, info)
 }
 
-// HandlePublic serves GET /share/{id} (the page) and
-// GET /share/{id}/data.{csv,json,ndjson,parquet} (the downloads); rest is
-// the path after "/share/". No key is needed: the id is the secret.
-func (s *Service) HandlePublic(ctx *fasthttp.RequestCtx, rest string) {
-	setPublicHeaders(ctx)
-	id, sub, _ := strings.Cut(rest, "/")
-	method := string(ctx.Method())
-	if method != fasthttp.MethodGet && method != fasthttp.MethodHead {
-		ctx.Response.Header.Set("Allow", "GET, HEAD")
-		query.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: use GET")
-		return
+// HandlePage serves GET /share/{id}, the link's HTML page; id is the path
+// after "/share/" and holds no slash. No key is needed: the id is the
+// secret. A failing preview is told on the page, which HandlePage writes
+// itself with the status of the failure (200 when the page is still of
+// use); it returns an error (the link is unknown, gone or suspended) only
+// with nothing written, for the caller to answer with WriteErrorPage.
+func (s *Service) HandlePage(ctx *fasthttp.RequestCtx, id string) error {
+	l, err := s.resolve(id)
+	if err != nil {
+		return err
 	}
-	var f query.Format
-	if sub != "" {
-		ext, ok := strings.CutPrefix(sub, "data.")
-		var err error
-		if f, err = query.ParseFormat(ext); !ok || ext == "" || err != nil || ext != f.Ext() {
-			s.writeError(ctx, fmt.Errorf("%w: downloads are data.csv, data.json, data.ndjson and data.parquet", ErrNotFound))
-			return
-		}
+	return s.servePage(ctx, l, id)
+}
+
+// HandleDownload serves GET /share/{id}/{file}, the link's result as an
+// attachment; file is data.csv, data.json, data.ndjson or data.parquet
+// (anything else is ErrNotFound). A live link runs its query now, with the
+// tenant's sandbox, concurrency slot and limits. On an error it writes
+// nothing and returns it (see errors.go), for the caller to answer as
+// JSON; errors of the link's query are reduced to ErrQueryFailed, or kept
+// when they say nothing of the SQL (query.ErrBusy, ErrTimeout, ErrTooLarge).
+func (s *Service) HandleDownload(ctx *fasthttp.RequestCtx, id, file string) error {
+	ext, ok := strings.CutPrefix(file, "data.")
+	f, err := query.ParseFormat(ext)
+	if !ok || ext == "" || err != nil || ext != f.Ext() {
+		return fmt.Errorf("%w: downloads are data.csv, data.json, data.ndjson and data.parquet", ErrNotFound)
 	}
 	l, err := s.resolve(id)
 	if err != nil {
-		if sub == "" {
-			s.writeErrorPage(ctx, err)
-		} else {
-			s.writeError(ctx, err)
-		}
-		return
+		return err
 	}
-	if sub == "" {
-		s.servePage(ctx, l, id)
-		return
-	}
-	s.download(ctx, l, f)
+	return s.download(ctx, l, f)
 }
 
 // setPublicHeaders keeps public answers out of caches, search engines and
@@ -153,38 +151,34 @@ func setPublicHeaders(ctx *fasthttp.RequestCtx) {
 }
 
 // download streams the link's result in format f as an attachment.
-func (s *Service) download(ctx *fasthttp.RequestCtx, l *link, f query.Format) {
+func (s *Service) download(ctx *fasthttp.RequestCtx, l *link, f query.Format) error {
 	filename := fileName(l, f)
 	var req query.Request
 	if l.isSnapshot {
 		path := s.snapshotPath(l)
 		if path == "" {
-			s.writeError(ctx, ErrGone)
-			return
+			return ErrGone
 		}
 		if f == query.FormatParquet {
-			s.sendFile(ctx, l, path, filename)
-			return
+			return s.sendFile(ctx, l, path, filename)
 		}
 		req = query.Request{SQL: "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ")", Format: f}
 	} else {
 		params, err := decodeParams(l.params)
 		if err != nil {
-			s.writeError(ctx, err)
-			return
+			return err
 		}
 		req = query.Request{SQL: l.sql, Params: params, Format: f}
 	}
-	s.engine.Stream(ctx, l.tenant, req, filename)
-	if st := ctx.Response.StatusCode(); st != fasthttp.StatusOK {
+	if err := s.engine.Stream(ctx, l.tenant, req, filename); err != nil {
 		if l.isSnapshot && s.snapshotGone(l) {
-			s.writeError(ctx, ErrGone) // revoked or expired while the query started
-			return
+			return ErrGone // revoked or expired while the query started
 		}
-		s.scrub(ctx, l, st)
-		return
+		return s.scrub(l, err)
 	}
+	setPublicHeaders(ctx)
 	s.noteDownload(l)
+	return nil
 }
 
 // snapshotGone reports whether a snapshot link's file was deleted.
@@ -198,75 +192,57 @@ func (s *Service) snapshotGone(l *link) bool {
 }
 
 // sendFile sends a snapshot's Parquet file as is.
-func (s *Service) sendFile(ctx *fasthttp.RequestCtx, l *link, path, filename string) {
+func (s *Service) sendFile(ctx *fasthttp.RequestCtx, l *link, path, filename string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		s.writeError(ctx, ErrGone) // revoked or expired since resolve
-		return
+		return ErrGone // revoked or expired since resolve
 	}
 	if err != nil {
-		s.writeError(ctx, fmt.Errorf("open snapshot: %w", err))
-		return
+		return fmt.Errorf("open snapshot: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		s.writeError(ctx, fmt.Errorf("stat snapshot: %w", err))
-		return
+		return fmt.Errorf("stat snapshot: %w", err)
 	}
+	setPublicHeaders(ctx)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(query.FormatParquet.ContentType())
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	ctx.Response.SetBodyStream(f, int(st.Size())) // fasthttp closes f
 	s.noteDownload(l)
+	return nil
 }
 
-// scrub replaces an error answer of the engine whose message may quote the
-// SQL (DuckDB's errors show the offending line) by one that does not. Busy,
-// timeout and too-large answers say nothing of the SQL and stay.
-func (s *Service) scrub(ctx *fasthttp.RequestCtx, l *link, status int) {
-	switch status {
-	case fasthttp.StatusServiceUnavailable, fasthttp.StatusGatewayTimeout, fasthttp.StatusUnprocessableEntity:
-		return
+// scrub replaces an error of a link's query, whose message may quote the
+// SQL (DuckDB's errors show the offending line), by one that does not, and
+// logs the cause. Busy, timeout and too-large errors say nothing of the SQL
+// and stay.
+func (s *Service) scrub(l *link, err error) error {
+	if errors.Is(err, query.ErrBusy) || errors.Is(err, query.ErrTimeout) || errors.Is(err, query.ErrTooLarge) {
+		return err
 	}
-	s.log.Warn("shared query failed", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID),
-		zap.Int("status", status), zap.ByteString("error", bytes.TrimSpace(ctx.Response.Body())))
-	if status < 500 {
-		status = fasthttp.StatusUnprocessableEntity
+	s.log.Warn("shared query failed", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID), zap.Error(err))
+	switch {
+	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrNotReadOnly),
+		errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest):
+		return ErrQueryFailed
 	}
-	query.WriteError(ctx, status, errCannotRun)
-}
-
-// errCannotRun is what a visitor is told when the shared query fails.
-const errCannotRun = "the shared query cannot run now: ask the owner of the link to check it"
-
-// writeError answers err as JSON with its status; internal errors are
-// logged and not detailed.
-func (s *Service) writeError(ctx *fasthttp.RequestCtx, err error) {
-	status := StatusOf(err)
-	msg := err.Error()
-	if status == fasthttp.StatusInternalServerError {
-		s.log.Warn("share request failed", zap.Error(err))
-		msg = "internal error"
-	}
-	if status == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.Set("Retry-After", "1")
-	}
-	query.WriteError(ctx, status, msg)
+	return errInternal
 }
 
 // writeJSON answers v as JSON with status. Answers of this package hold
 // secrets (a new link's id) or nothing worth caching.
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		query.WriteError(ctx, fasthttp.StatusInternalServerError, "internal error: cannot encode the response")
-		return
+		return fmt.Errorf("encode the response: %w", err)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(append(b, '\n'))
+	return nil
 }
 
 // fileName is the download's name: the link's name as a slug, else

@@ -2,14 +2,11 @@ package share
 
 import (
 	"bytes"
-	"encoding/csv"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -107,8 +104,8 @@ var errorTmpl = template.Must(template.New("error").Parse(`<!DOCTYPE html>
 const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // servePage renders the link's page: name, expiry, row count, preview,
-// download links.
-func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) {
+// download links. A failing preview is told on the page.
+func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) error {
 	now := s.cfg.Now()
 	d := pageData{
 		Title:     l.name,
@@ -126,157 +123,131 @@ func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) {
 	}
 	status := fasthttp.StatusOK
 	if err := s.preview(l, &d); err != nil {
-		var re *runError
-		if errors.As(err, &re) {
-			status = re.status
-		} else {
-			status = StatusOf(err)
-		}
-		s.log.Warn("share page: shared query failed", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID),
-			zap.Int("status", status), zap.Error(err))
-		switch status {
-		case fasthttp.StatusServiceUnavailable:
+		switch {
+		case errors.Is(err, query.ErrBusy):
+			status = fasthttp.StatusServiceUnavailable
 			d.Error = "Too many downloads of this data are running: reload in a moment."
-			ctx.Response.Header.Set("Retry-After", "1")
-		case fasthttp.StatusGatewayTimeout:
+		case errors.Is(err, query.ErrTimeout):
+			status = fasthttp.StatusGatewayTimeout
 			d.Error = "Reading this data took too long: try a download, or reload later."
-		case fasthttp.StatusGone:
+		case errors.Is(err, ErrGone):
+			status = fasthttp.StatusGone
 			d.Error = ErrGone.Error()
 		default:
 			d.Error = "This data cannot be read now: ask the owner of the link to check it."
-			status = fasthttp.StatusOK // the page itself is fine; its downloads will say the same
+			// status stays 200: the page itself is fine; its downloads will say the same
 		}
+		s.log.Warn("share page: shared query failed", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID),
+			zap.Int("status", status), zap.Error(err))
 	}
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, d); err != nil {
-		s.writeError(ctx, fmt.Errorf("render share page: %w", err))
-		return
+		return fmt.Errorf("render share page: %w", err)
+	}
+	setPublicHeaders(ctx)
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.Response.Header.Set("Content-Security-Policy", pageCSP)
 	ctx.SetBody(buf.Bytes())
+	return nil
 }
 
-// writeErrorPage answers err as a small HTML page with its status.
-func (s *Service) writeErrorPage(ctx *fasthttp.RequestCtx, err error) {
-	status := StatusOf(err)
+// WriteErrorPage answers err as a small HTML page with status, for the
+// errors of HandlePage: people, not programs, open /share/{id}. The status
+// is the caller's mapping of err (see errors.go); a 5xx shows no detail.
+func WriteErrorPage(ctx *fasthttp.RequestCtx, status int, err error) {
 	msg := err.Error()
-	if status == fasthttp.StatusInternalServerError {
-		s.log.Warn("share page failed", zap.Error(err))
+	if status >= 500 {
 		msg = "internal error"
 	}
 	var buf bytes.Buffer
 	_ = errorTmpl.Execute(&buf, errorData{Status: status, Message: msg})
+	setPublicHeaders(ctx)
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.Response.Header.Set("Content-Security-Policy", pageCSP)
 	ctx.SetBody(buf.Bytes())
 }
 
-// preview fills d's row count and first rows.
+// preview fills d's columns, first rows and row count.
 func (s *Service) preview(l *link, d *pageData) error {
 	n := s.cfg.PreviewRows
-	var sql string
-	var params []any
+	var req query.Request
 	if l.isSnapshot {
 		path := s.snapshotPath(l)
 		if path == "" {
 			return ErrGone
 		}
-		sql = "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ") LIMIT " + strconv.Itoa(n+1)
+		req.SQL = "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ") LIMIT " + strconv.Itoa(n+1)
 		d.Rows, d.RowsKnown = l.rows, true
 	} else {
 		var err error
-		if params, err = decodeParams(l.params); err != nil {
+		if req.Params, err = decodeParams(l.params); err != nil {
 			return err
 		}
-		sql = wrapLimit(l.sql, n+1)
+		req.SQL = wrapLimit(l.sql, n+1)
 	}
-	recs, err := s.runSmall(l.tenant, query.Request{SQL: sql, Params: params})
+	err := s.readPreview(l.tenant, req, n, d)
 	if err != nil {
 		if l.isSnapshot && s.snapshotGone(l) {
 			return ErrGone
 		}
 		return err
 	}
-	if len(recs) == 0 {
-		return errors.New("share preview: no CSV header")
+	if l.isSnapshot {
+		return nil
 	}
-	d.Columns = recs[0]
-	rows := recs[1:]
-	if len(rows) > n {
-		rows, d.More = rows[:n], true
+	if !d.More {
+		d.Rows, d.RowsKnown = int64(len(d.Preview)), true
+		return nil
 	}
-	for _, r := range rows {
-		for i, c := range r {
-			r[i] = cut(c)
-		}
+	rows, err := s.engine.Rows(context.Background(), l.tenant, query.Request{SQL: wrapCount(l.sql), Params: req.Params})
+	if err != nil {
+		return err
 	}
-	d.Preview = rows
-	if !l.isSnapshot {
-		if !d.More {
-			d.Rows, d.RowsKnown = int64(len(rows)), true
-			return nil
-		}
-		recs, err := s.runSmall(l.tenant, query.Request{SQL: wrapCount(l.sql), Params: params})
-		if err != nil {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(recs) != 2 || len(recs[1]) != 1 {
-			return errors.New("share preview: bad count result")
-		}
-		if d.Rows, err = strconv.ParseInt(recs[1][0], 10, 64); err != nil {
-			return fmt.Errorf("share preview: bad count %q", recs[1][0])
-		}
-		d.RowsKnown = true
+		return errors.New("share preview: the count has no row")
 	}
+	count, ok := rows.Values()[0].(int64)
+	if !ok {
+		return fmt.Errorf("share preview: the count is a %T", rows.Values()[0])
+	}
+	d.Rows, d.RowsKnown = count, true
 	return nil
 }
 
-// runError is an engine's error answer to runSmall.
-type runError struct {
-	status int
-	msg    string
-}
-
-func (e *runError) Error() string { return e.msg }
-
-// runSmall runs a small query (a preview, a count) through the engine, as
-// a download would, and returns its CSV records, the header first.
-func (s *Service) runSmall(tenantID string, req query.Request) ([][]string, error) {
-	var rc fasthttp.RequestCtx
-	req.Format = query.FormatCSV
-	s.engine.Stream(&rc, tenantID, req, "")
-	resp := &rc.Response
-	defer func() { _ = resp.CloseBodyStream() }()
-	if st := resp.StatusCode(); st != fasthttp.StatusOK {
-		var body struct {
-			Error string `json:"error"`
-		}
-		_ = decodeJSONBody(resp.Body(), &body)
-		return nil, &runError{status: st, msg: body.Error}
+// readPreview runs req and fills d's columns and its first n rows as
+// text; More if there are more.
+func (s *Service) readPreview(tenantID string, req query.Request, n int, d *pageData) error {
+	rows, err := s.engine.Rows(context.Background(), tenantID, req)
+	if err != nil {
+		return err
 	}
-	r := csv.NewReader(resp.BodyStream())
-	r.FieldsPerRecord = -1 // an "#error: ..." line ends a failed result
-	var recs [][]string
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return recs, nil
-		}
-		if err != nil {
-			return nil, &runError{status: fasthttp.StatusInternalServerError, msg: err.Error()}
-		}
-		if len(rec) >= 1 && strings.HasPrefix(rec[0], "#error: ") && len(recs) > 0 && len(rec) != len(recs[0]) {
-			return nil, &runError{status: fasthttp.StatusInternalServerError, msg: rec[0]}
-		}
-		recs = append(recs, rec)
+	defer rows.Close()
+	for _, c := range rows.Columns() {
+		d.Columns = append(d.Columns, c.Name)
 	}
-}
-
-func decodeJSONBody(b []byte, v any) error {
-	return json.Unmarshal(b, v)
+	var b []byte
+	for rows.Next() {
+		if len(d.Preview) == n {
+			d.More = true
+			break
+		}
+		row := make([]string, len(d.Columns))
+		for i := range row {
+			b = rows.AppendText(b[:0], i)
+			row[i] = cut(string(b))
+		}
+		d.Preview = append(d.Preview, row)
+	}
+	return rows.Err()
 }
 
 // cut shortens a cell for display.

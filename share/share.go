@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +18,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/valyala/fasthttp"
+	json "github.com/goccy/go-json"
 	"go.uber.org/zap"
 
 	"duckgate/atomicfile"
@@ -60,14 +59,15 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Defaults of Config.
+// Defaults of Config. DefaultMaxDuration is exported for the default of
+// the flag that sets MaxDuration.
 const (
 	DefaultMaxDuration       = 30 * 24 * time.Hour
-	DefaultDefaultDuration   = 7 * 24 * time.Hour
-	DefaultKeepExpired       = 7 * 24 * time.Hour
-	DefaultMaxLinksPerTenant = 1000
-	DefaultPreviewRows       = 20
-	DefaultJanitorInterval   = time.Minute
+	defaultDefaultDuration   = 7 * 24 * time.Hour
+	defaultKeepExpired       = 7 * 24 * time.Hour
+	defaultMaxLinksPerTenant = 1000
+	defaultPreviewRows       = 20
+	defaultJanitorInterval   = time.Minute
 )
 
 // idBytes is the entropy of a link id: 192 bits, well past the 128 needed
@@ -151,20 +151,20 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 		cfg.MaxDuration = DefaultMaxDuration
 	}
 	if cfg.DefaultDuration <= 0 {
-		cfg.DefaultDuration = DefaultDefaultDuration
+		cfg.DefaultDuration = defaultDefaultDuration
 	}
 	cfg.DefaultDuration = min(cfg.DefaultDuration, cfg.MaxDuration)
 	if cfg.KeepExpired <= 0 {
-		cfg.KeepExpired = DefaultKeepExpired
+		cfg.KeepExpired = defaultKeepExpired
 	}
 	if cfg.MaxLinksPerTenant <= 0 {
-		cfg.MaxLinksPerTenant = DefaultMaxLinksPerTenant
+		cfg.MaxLinksPerTenant = defaultMaxLinksPerTenant
 	}
 	if cfg.PreviewRows <= 0 {
-		cfg.PreviewRows = DefaultPreviewRows
+		cfg.PreviewRows = defaultPreviewRows
 	}
 	if cfg.JanitorInterval <= 0 {
-		cfg.JanitorInterval = DefaultJanitorInterval
+		cfg.JanitorInterval = defaultJanitorInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -251,8 +251,8 @@ func (s *Service) save() error {
 	return nil
 }
 
-// CreateRequest is a link to make.
-type CreateRequest struct {
+// createRequest is a link to make.
+type createRequest struct {
 	// SQL is one SELECT, checked by the query sandbox.
 	SQL string
 	// Params are bound to the SQL's placeholders, as in package query
@@ -267,8 +267,8 @@ type CreateRequest struct {
 	Snapshot bool
 }
 
-// Created is a new link. ID and URL are shown only once.
-type Created struct {
+// createdLink is a new link. ID and URL are shown only once.
+type createdLink struct {
 	ID        string    `json:"id"`
 	LinkID    string    `json:"link_id"`
 	URL       string    `json:"url"`
@@ -277,39 +277,39 @@ type Created struct {
 	Rows      *int64    `json:"rows,omitempty"` // snapshot links only
 }
 
-// Create checks req and makes a link of the tenant's.
-func (s *Service) Create(ctx context.Context, tenantID string, req CreateRequest) (Created, error) {
+// create checks req and makes a link of the tenant's.
+func (s *Service) create(ctx context.Context, tenantID string, req createRequest) (createdLink, error) {
 	if err := validName(req.Name); err != nil {
-		return Created{}, err
+		return createdLink{}, err
 	}
 	switch {
 	case req.Duration == 0:
 		req.Duration = s.cfg.DefaultDuration
 	case req.Duration < time.Second:
-		return Created{}, fmt.Errorf("%w: duration must be a positive number of seconds", ErrBadRequest)
+		return createdLink{}, fmt.Errorf("%w: duration must be a positive number of seconds", ErrBadRequest)
 	case req.Duration > s.cfg.MaxDuration:
-		return Created{}, fmt.Errorf("%w: duration %ds is longer than the longest this server allows, %ds (%s)",
+		return createdLink{}, fmt.Errorf("%w: duration %ds is longer than the longest this server allows, %ds (%s)",
 			ErrBadRequest, int64(req.Duration/time.Second), int64(s.cfg.MaxDuration/time.Second), humanDuration(s.cfg.MaxDuration))
 	}
 	var params json.RawMessage
 	if len(req.Params) > 0 {
 		b, err := json.Marshal(req.Params)
 		if err != nil {
-			return Created{}, fmt.Errorf("%w: params: %v", ErrBadRequest, err)
+			return createdLink{}, fmt.Errorf("%w: params: %v", ErrBadRequest, err)
 		}
 		params = b
 	}
 	if n := s.countOf(tenantID); n >= s.cfg.MaxLinksPerTenant {
-		return Created{}, fmt.Errorf("%w (%d of %d)", ErrTooMany, n, s.cfg.MaxLinksPerTenant)
+		return createdLink{}, fmt.Errorf("%w (%d of %d)", ErrTooMany, n, s.cfg.MaxLinksPerTenant)
 	}
 	qreq := query.Request{SQL: req.SQL, Params: req.Params}
 	if err := s.engine.Check(ctx, tenantID, qreq); err != nil {
-		return Created{}, err
+		return createdLink{}, err
 	}
 
 	id, hash, err := newID()
 	if err != nil {
-		return Created{}, err
+		return createdLink{}, err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	l := &link{hash: hash, tenant: tenantID, name: req.Name, sql: req.SQL, params: params,
@@ -323,28 +323,24 @@ func (s *Service) Create(ctx context.Context, tenantID string, req CreateRequest
 		qreq.Flush = true
 		_, rows, err := s.engine.ExportParquet(ctx, tenantID, qreq, name)
 		if err != nil {
-			return Created{}, err
+			return createdLink{}, err
 		}
 		l.snapshot, l.rows = name, rows
 	} else {
 		// Bind once, so that a wrong parameter fails now rather than at the
 		// first download. LIMIT 0 reads no data.
-		// duckdb-go's error of a wrong parameter count is not DuckDB's,
-		// so the engine answers it as a 500: it is the request's fault.
-		if _, err := s.runSmall(tenantID, query.Request{SQL: wrapLimit(req.SQL, 0), Params: req.Params}); err != nil {
-			var re *runError
-			if errors.As(err, &re) && re.status == fasthttp.StatusInternalServerError {
-				return Created{}, fmt.Errorf("%w: the query cannot run with these params: %s", query.ErrBadQuery, re.msg)
-			}
-			return Created{}, err
+		rows, err := s.engine.Rows(ctx, tenantID, query.Request{SQL: wrapLimit(req.SQL, 0), Params: req.Params})
+		if err != nil {
+			return createdLink{}, err
 		}
+		_ = rows.Close()
 	}
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.removeSnapshot(l.tenant, l.snapshot)
-		return Created{}, errors.New("share: the service is closed")
+		return createdLink{}, errors.New("share: the service is closed")
 	}
 	s.byHash[l.hash] = l
 	s.mu.Unlock()
@@ -353,11 +349,11 @@ func (s *Service) Create(ctx context.Context, tenantID string, req CreateRequest
 		delete(s.byHash, l.hash)
 		s.mu.Unlock()
 		s.removeSnapshot(l.tenant, l.snapshot)
-		return Created{}, err
+		return createdLink{}, err
 	}
 	s.log.Info("share link created", zap.String("tenant", tenantID), zap.String("link_id", l.linkID),
 		zap.Bool("snapshot", l.isSnapshot), zap.Time("expires", l.expires))
-	c := Created{ID: id, LinkID: l.linkID, URL: s.urlOf(id), ExpiresAt: l.expires, Snapshot: l.isSnapshot}
+	c := createdLink{ID: id, LinkID: l.linkID, URL: s.urlOf(id), ExpiresAt: l.expires, Snapshot: l.isSnapshot}
 	if l.isSnapshot {
 		rows := l.rows
 		c.Rows = &rows
@@ -412,8 +408,8 @@ func humanDuration(d time.Duration) string {
 	return d.String()
 }
 
-// Info is what the owner sees of a link: no id, no URL.
-type Info struct {
+// linkInfo is what the owner sees of a link: no id, no URL.
+type linkInfo struct {
 	LinkID    string    `json:"link_id"`
 	Name      string    `json:"name"`
 	Created   time.Time `json:"created"`
@@ -424,14 +420,14 @@ type Info struct {
 	Expired   bool      `json:"expired"`
 }
 
-// List returns the tenant's links, newest first.
-func (s *Service) List(tenantID string) []Info {
+// list returns the tenant's links, newest first.
+func (s *Service) list(tenantID string) []linkInfo {
 	now := s.cfg.Now()
 	s.mu.Lock()
-	out := []Info{}
+	out := []linkInfo{}
 	for _, l := range s.byHash {
 		if l.tenant == tenantID {
-			out = append(out, Info{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires,
+			out = append(out, linkInfo{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires,
 				Snapshot: l.isSnapshot, Downloads: l.downloads.Load(), Revoked: !l.revoked.IsZero(),
 				Expired: !now.Before(l.expires)})
 		}
@@ -446,27 +442,27 @@ func (s *Service) List(tenantID string) []Info {
 	return out
 }
 
-// Revoke revokes the tenant's link ref, a link id or the link's full id,
+// revoke revokes the tenant's link ref, a link id or the link's full id,
 // and deletes its snapshot. Revoking twice is not an error. Another tenant's
 // link is ErrNotFound.
-func (s *Service) Revoke(tenantID, ref string) (Info, error) {
+func (s *Service) revoke(tenantID, ref string) (linkInfo, error) {
 	s.mu.Lock()
 	l := s.findLocked(tenantID, ref)
 	if l == nil {
 		s.mu.Unlock()
-		return Info{}, ErrNotFound
+		return linkInfo{}, ErrNotFound
 	}
 	if l.revoked.IsZero() {
 		l.revoked = s.cfg.Now().UTC().Truncate(time.Second)
 	}
 	file := l.snapshot
 	l.snapshot = ""
-	info := Info{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires, Snapshot: l.isSnapshot,
+	info := linkInfo{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires, Snapshot: l.isSnapshot,
 		Downloads: l.downloads.Load(), Revoked: true, Expired: !s.cfg.Now().Before(l.expires)}
 	s.mu.Unlock()
 	s.removeSnapshot(tenantID, file)
 	if err := s.save(); err != nil {
-		return Info{}, err
+		return linkInfo{}, err
 	}
 	s.log.Info("share link revoked", zap.String("tenant", tenantID), zap.String("link_id", l.linkID))
 	return info, nil
@@ -633,10 +629,6 @@ func (s *Service) sweep() error {
 	}
 	return s.save()
 }
-
-// Sweep runs the janitor's work now (tests, and operators after a clock
-// change).
-func (s *Service) Sweep() error { return s.sweep() }
 
 func (s *Service) janitor() {
 	defer close(s.done)

@@ -105,7 +105,7 @@ func TestSlugAndFileName(t *testing.T) {
 }
 
 func TestParseCreate(t *testing.T) {
-	f := func(body string, wantErr string, want CreateRequest) {
+	f := func(body string, wantErr string, want createRequest) {
 		t.Helper()
 		got, err := parseCreate([]byte(body))
 		if wantErr != "" {
@@ -121,16 +121,16 @@ func TestParseCreate(t *testing.T) {
 			t.Fatalf("parseCreate(%s) = %+v; want %+v", body, got, want)
 		}
 	}
-	f(`{"query":"select 1"}`, "", CreateRequest{SQL: "select 1"})
-	f(`{"query":"select 1","duration":90,"name":"x","snapshot":true}`, "", CreateRequest{SQL: "select 1", Duration: 90 * time.Second, Name: "x", Snapshot: true})
-	f(`{"query":"select 1","duration":1.5}`, "", CreateRequest{SQL: "select 1", Duration: 1500 * time.Millisecond})
-	f(`{"query":"select ?","params":[1,"a",null]}`, "", CreateRequest{SQL: "select ?", Params: []any{"1", "a", nil}})
-	f(`{"query":"select 1","duration":0.5}`, "at least 1 second", CreateRequest{})
-	f(`{"query":"select 1","duration":-1}`, "at least 1 second", CreateRequest{})
-	f(`{"query":" "}`, `"query" is required`, CreateRequest{})
-	f(`{"query":"select 1"} {}`, "trailing data", CreateRequest{})
-	f(`[1]`, "invalid JSON", CreateRequest{})
-	f(`{"query":"select 1","key":"x"}`, "unknown field", CreateRequest{})
+	f(`{"query":"select 1"}`, "", createRequest{SQL: "select 1"})
+	f(`{"query":"select 1","duration":90,"name":"x","snapshot":true}`, "", createRequest{SQL: "select 1", Duration: 90 * time.Second, Name: "x", Snapshot: true})
+	f(`{"query":"select 1","duration":1.5}`, "", createRequest{SQL: "select 1", Duration: 1500 * time.Millisecond})
+	f(`{"query":"select ?","params":[1,"a",null]}`, "", createRequest{SQL: "select ?", Params: []any{"1", "a", nil}})
+	f(`{"query":"select 1","duration":0.5}`, "at least 1 second", createRequest{})
+	f(`{"query":"select 1","duration":-1}`, "at least 1 second", createRequest{})
+	f(`{"query":" "}`, `"query" is required`, createRequest{})
+	f(`{"query":"select 1"} {}`, "trailing data", createRequest{})
+	f(`[1]`, "invalid JSON", createRequest{})
+	f(`{"query":"select 1","key":"x"}`, "unknown field", createRequest{})
 }
 
 func TestHumanUntil(t *testing.T) {
