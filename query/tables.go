@@ -3,17 +3,12 @@ package query
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"duckgate/jsonstr"
-
-	"duckgate/schema"
+	"duckgate/tenantdb"
 )
-
-// internalPrefix marks the gateway's own schemas and tables, hidden from tenants.
-const internalPrefix = "_duckgate"
 
 // tableInfo is one entry of GET /api/tables.
 type tableInfo struct {
@@ -28,7 +23,7 @@ type columnInfo struct {
 }
 
 // tables lists the tenant's tables of the main schema with their exact row
-// counts (count(*) each), sorted by name, without internal ones.
+// counts, sorted by name, without internal ones (tenantdb.Tables).
 func (e *Engine) tables(ctx context.Context, tenantID string) ([]tableInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
@@ -37,31 +32,13 @@ func (e *Engine) tables(ctx context.Context, tenantID string) ([]tableInfo, erro
 		return nil, err
 	}
 	defer s.close()
-	rows, err := s.conn.QueryContext(ctx, `SELECT table_name FROM duckdb_tables()
-		WHERE database_name = current_database() AND schema_name = 'main' AND NOT temporary
-		ORDER BY table_name`)
+	ts, err := tenantdb.Tables(ctx, s.conn)
 	if err != nil {
 		return nil, wrapRunError(ctx, err)
 	}
-	var tables []tableInfo
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			_ = rows.Close()
-			return nil, err
-		}
-		if !strings.HasPrefix(name, internalPrefix) {
-			tables = append(tables, tableInfo{Name: name})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrapRunError(ctx, err)
-	}
-	for i := range tables {
-		q := "SELECT count(*) FROM main." + schema.QuoteIdent(tables[i].Name)
-		if err := s.conn.QueryRowContext(ctx, q).Scan(&tables[i].Rows); err != nil {
-			return nil, wrapRunError(ctx, fmt.Errorf("count rows of %s: %w", tables[i].Name, err))
-		}
+	tables := make([]tableInfo, len(ts))
+	for i, t := range ts {
+		tables[i] = tableInfo{Name: t.Name, Rows: t.Rows}
 	}
 	return tables, nil
 }
@@ -69,7 +46,7 @@ func (e *Engine) tables(ctx context.Context, tenantID string) ([]tableInfo, erro
 // columns lists the columns of a table (or view) of the main schema. An
 // unknown or internal table is ErrNoTable.
 func (e *Engine) columns(ctx context.Context, tenantID, table string) ([]columnInfo, error) {
-	if strings.HasPrefix(table, internalPrefix) {
+	if tenantdb.IsInternal(table) {
 		return nil, fmt.Errorf("%w: %q", ErrNoTable, table)
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
@@ -79,26 +56,16 @@ func (e *Engine) columns(ctx context.Context, tenantID, table string) ([]columnI
 		return nil, err
 	}
 	defer s.close()
-	rows, err := s.conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
-		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?
-		ORDER BY column_index`, table)
+	cs, err := tenantdb.Columns(ctx, s.conn, table)
 	if err != nil {
 		return nil, wrapRunError(ctx, err)
 	}
-	cols := []columnInfo{}
-	for rows.Next() {
-		var c columnInfo
-		if err := rows.Scan(&c.Name, &c.Type); err != nil {
-			_ = rows.Close()
-			return nil, err
-		}
-		cols = append(cols, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrapRunError(ctx, err)
-	}
-	if len(cols) == 0 {
+	if len(cs) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrNoTable, table)
+	}
+	cols := make([]columnInfo, len(cs))
+	for i, c := range cs {
+		cols[i] = columnInfo{Name: c.Name, Type: c.Type}
 	}
 	return cols, nil
 }

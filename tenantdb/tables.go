@@ -10,14 +10,13 @@ import (
 	"duckgate/schema"
 )
 
-// InternalPrefix starts the names of duckgate's own tables in a tenant's
-// database (the batcher's _duckgate_applied and _duckgate_quarantine, ...).
-// Tables lists none of them.
-const InternalPrefix = "_duckgate"
-
 // IsInternal reports whether a table of a tenant's database is duckgate's
-// own rather than the tenant's.
-func IsInternal(table string) bool { return strings.HasPrefix(table, InternalPrefix) }
+// own rather than the tenant's: its name starts with schema.ReservedPrefix,
+// in any ASCII case, as DuckDB matches names. Tables lists none of them.
+func IsInternal(table string) bool {
+	n := len(schema.ReservedPrefix)
+	return len(table) >= n && strings.EqualFold(table[:n], schema.ReservedPrefix)
+}
 
 // Querier runs statements on a tenant's database: a *sql.DB (a Handle's DB),
 // a *sql.Conn or a *sql.Tx.
