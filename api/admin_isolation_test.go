@@ -42,15 +42,13 @@ func TestTenantIsolation(t *testing.T) {
 		`SELECT * FROM '` + bPath + `'`,
 		`SELECT * FROM read_text('` + bPath + `')`,
 		`ATTACH '` + bPath + `' AS b (READ_ONLY)`,
+		// Listing databases shows paths: the sandbox refuses it.
+		`SELECT count(*) AS n FROM duckdb_databases() WHERE path LIKE '%` + bID + `%'`,
 	} {
 		r := e.get(aKey, sqlURI(q))
 		if r.status < 400 || strings.Contains(string(r.body), `"secret"`) {
 			t.Errorf("a's key ran %q: %d %s", q, r.status, r.body)
 		}
-	}
-	r = e.get(aKey, sqlURI(`SELECT count(*) AS n FROM duckdb_databases() WHERE path LIKE '%`+bID+`%'`))
-	if !strings.Contains(string(r.body), `"n":0`) {
-		t.Fatalf("a's database sees b's file: %s", r.body)
 	}
 	// List: only its own tables and columns.
 	r = e.get(aKey, "/api/tables")

@@ -51,8 +51,10 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &me):
 		return fasthttp.StatusMethodNotAllowed
-	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, share.ErrSuspended):
+	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, query.ErrNotAllowed), errors.Is(err, share.ErrSuspended):
 		return fasthttp.StatusForbidden
+	case errors.Is(err, query.ErrSQLTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
 	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest),
 		errors.Is(err, share.ErrBadRequest):
 		return fasthttp.StatusBadRequest

@@ -19,6 +19,17 @@ var (
 	// Status 403.
 	ErrNotReadOnly = errors.New("only one read-only SELECT per request")
 
+	// ErrNotAllowed means the statement calls a function or table function,
+	// or reads a table, that the sandbox's allow-list does not hold (see
+	// sandbox_names.txt); the message names it: "function enable_logging is
+	// not allowed in a query: ...". Nothing of the statement has run.
+	// Status 403.
+	ErrNotAllowed = errors.New("the sandbox allows only the functions, table functions and tables of its allow-list (see the README's security section)")
+
+	// ErrSQLTooLarge means the SQL text is longer than Config.MaxSQLBytes.
+	// Status 413.
+	ErrSQLTooLarge = errors.New("query text too long: shorten it (a long IN list can be a join with a table), or raise -query.max-sql")
+
 	// ErrMultipleStatements means the SQL holds more (or fewer) than exactly
 	// one statement. Nothing of it has run. Status 400.
 	ErrMultipleStatements = errors.New("exactly one SQL statement per request is allowed")
@@ -46,7 +57,8 @@ var (
 	ErrBusy = errors.New("too many concurrent queries for this tenant: retry later, or raise the per-tenant query concurrency")
 
 	// ErrBadRequest means a request parameter is invalid: the format, the
-	// timeout, the params, an empty query, a malformed JSON body. Status 400.
+	// timeout, the params, an empty query, SQL text holding a NUL byte, a
+	// malformed JSON body. Status 400.
 	ErrBadRequest = errors.New("bad request")
 
 	// ErrNoTable means the table does not exist (or is internal). Status 404.

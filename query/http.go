@@ -26,7 +26,7 @@ import (
 // it has written nothing and returns an error wrapping a sentinel of
 // errors.go (or a server fault), for the caller to answer.
 func (e *Engine) HandleQuery(ctx *fasthttp.RequestCtx, tenantID string) error {
-	req, err := parseRequest(ctx)
+	req, err := parseRequest(ctx, e.cfg.MaxSQLBytes)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ type queryBody struct {
 
 // parseRequest reads a Request from ctx. Everything is copied: nothing of
 // ctx is kept.
-func parseRequest(ctx *fasthttp.RequestCtx) (Request, error) {
+func parseRequest(ctx *fasthttp.RequestCtx, maxSQL int) (Request, error) {
 	var req Request
 	args := ctx.QueryArgs()
 	q := string(args.Peek("query"))
@@ -105,7 +105,7 @@ func parseRequest(ctx *fasthttp.RequestCtx) (Request, error) {
 			return req, fmt.Errorf("%w: flush must be true or false, not %q", ErrBadRequest, flush)
 		}
 	}
-	if err := checkText(q); err != nil {
+	if err := checkText(q, maxSQL); err != nil {
 		return req, err
 	}
 	req.SQL = q

@@ -83,8 +83,10 @@ func newEnv(t testing.TB, cfg Config, flusher Flusher) *testEnv {
 // package maps them.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrNotReadOnly):
+	case errors.Is(err, ErrNotReadOnly), errors.Is(err, ErrNotAllowed):
 		return fasthttp.StatusForbidden
+	case errors.Is(err, ErrSQLTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrBadQuery), errors.Is(err, ErrMultipleStatements), errors.Is(err, ErrBadRequest):
 		return fasthttp.StatusBadRequest
 	case errors.Is(err, ErrNoTable):
@@ -308,13 +310,13 @@ func TestBadInput(t *testing.T) {
 	f(env.query(t, "t1", "selec 1"), 400, "syntax error")
 	f(env.query(t, "t1", "select * from nope"), 400, "nope")
 	f(env.query(t, "t1", "select 1", "flush", "maybe"), 400, "flush")
-	// 1 MB of query text is fine.
-	big := "select '" + strings.Repeat("x", 1<<20) + "' as x"
+	// Query text up to the limit (1 MiB) is fine.
+	big := "select '" + strings.Repeat("x", DefaultMaxSQLBytes-64) + "' as x"
 	r := env.do(t, "t1", "POST", "/api/data/query", "text/plain", []byte(big)).ok(t)
-	if len(r.body) < 1<<20 {
+	if len(r.body) < DefaultMaxSQLBytes-64 {
 		t.Fatalf("1 MB query: %d bytes back", len(r.body))
 	}
-	f(env.do(t, "t1", "POST", "/api/data/query", "text/plain", []byte(strings.Repeat(" ", MaxSQLBytes)+"select 1")), 400, "limit")
+	f(env.do(t, "t1", "POST", "/api/data/query", "text/plain", []byte(strings.Repeat(" ", DefaultMaxSQLBytes)+"select 1")), 413, "limit")
 }
 
 // errorOf returns the error of a marker line, "" if line is not one.

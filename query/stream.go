@@ -102,7 +102,7 @@ func sanitizeFilename(s string) string {
 // begin takes a slot, flushes if asked, opens a connection, checks the SQL
 // and starts a read-only transaction. On error nothing is left held.
 func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*session, error) {
-	if err := checkText(req.SQL); err != nil {
+	if err := checkText(req.SQL, e.cfg.MaxSQLBytes); err != nil {
 		return nil, err
 	}
 	params, err := bindParams(req.Params)
@@ -132,16 +132,20 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 		return nil, err
 	}
 	s.release, s.executed = release, executed
-	if err := checkOneInspect(s.conn, req.SQL, duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
-		if n := st.NumInput(); n > len(params) {
-			return fmt.Errorf("%w: the query has %d placeholders and %d params were given", ErrBadQuery, n, len(params))
-		}
-		s.maybeJSON = mayHoldJSON(st)
-		return nil
+	var maybeJSON bool
+	if err := s.bounded(ctx, func() error {
+		return checkSQL(ctx, s.conn, req.SQL, req.ScratchFile, func(st *duckdb.Stmt) error {
+			if n := st.NumInput(); n > len(params) {
+				return fmt.Errorf("%w: the query has %d placeholders and %d params were given", ErrBadQuery, n, len(params))
+			}
+			maybeJSON = mayHoldJSON(st)
+			return nil
+		})
 	}); err != nil {
 		s.close()
 		return nil, err
 	}
+	s.maybeJSON = maybeJSON
 	// Defence in depth: the SELECT runs in a read-only transaction, so even
 	// a table function with a side effect cannot change the database.
 	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {

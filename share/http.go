@@ -27,16 +27,18 @@ type createBody struct {
 	Snapshot bool        `json:"snapshot"`
 }
 
-// maxCreateBody bounds the create request: the SQL's own limit plus room
-// for params.
-const maxCreateBody = query.MaxSQLBytes + 1<<20
+// maxCreateBody bounds the create request: twice the engine's SQL limit
+// (JSON escapes) plus room for params. The SQL's own limit is the engine's.
+func (s *Service) maxCreateBody() int {
+	return 2*s.engine.MaxSQLBytes() + 1<<20
+}
 
 // HandleCreate serves POST /api/data/query/share for an authenticated
 // tenant: {"query":"...","params":[...],"name":"...","duration":<seconds>,
 // "snapshot":false} → 201 {"id","link_id","url","expires_at","snapshot"}.
 // On an error it writes nothing and returns it (see errors.go).
 func (s *Service) HandleCreate(ctx *fasthttp.RequestCtx, tenantID string) error {
-	req, err := parseCreate(ctx.PostBody())
+	req, err := parseCreate(ctx.PostBody(), s.maxCreateBody())
 	if err != nil {
 		return err
 	}
@@ -49,10 +51,10 @@ func (s *Service) HandleCreate(ctx *fasthttp.RequestCtx, tenantID string) error 
 
 // parseCreate decodes a create request. The body is copied: nothing of it
 // is kept.
-func parseCreate(body []byte) (createRequest, error) {
+func parseCreate(body []byte, maxBody int) (createRequest, error) {
 	var req createRequest
-	if len(body) > maxCreateBody {
-		return req, fmt.Errorf("%w: the body is %d bytes, the limit is %d", ErrBadRequest, len(body), maxCreateBody)
+	if len(body) > maxBody {
+		return req, fmt.Errorf("%w: the body is %d bytes, the limit is %d", query.ErrSQLTooLarge, len(body), maxBody)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, fmt.Errorf(`%w: the body is empty; send {"query":"select ...","duration":<seconds>}`, ErrBadRequest)
@@ -162,7 +164,8 @@ func (s *Service) download(ctx *fasthttp.RequestCtx, l *link, f query.Format) er
 		if f == query.FormatParquet {
 			return s.sendFile(ctx, l, path, filename)
 		}
-		req = query.Request{SQL: "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ")", Format: f}
+		// The sandbox lets read_parquet read this one file.
+		req = query.Request{SQL: "SELECT * FROM read_parquet(" + schema.QuoteString(path) + ")", Format: f, ScratchFile: path}
 	} else {
 		params, err := decodeParams(l.params)
 		if err != nil {
@@ -224,8 +227,8 @@ func (s *Service) scrub(l *link, err error) error {
 	}
 	s.log.Warn("shared query failed", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID), zap.Error(err))
 	switch {
-	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrNotReadOnly),
-		errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest):
+	case errors.Is(err, query.ErrBadQuery), errors.Is(err, query.ErrNotReadOnly), errors.Is(err, query.ErrNotAllowed),
+		errors.Is(err, query.ErrMultipleStatements), errors.Is(err, query.ErrBadRequest), errors.Is(err, query.ErrSQLTooLarge):
 		return ErrQueryFailed
 	}
 	return errInternal

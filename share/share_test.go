@@ -107,7 +107,7 @@ func TestSlugAndFileName(t *testing.T) {
 func TestParseCreate(t *testing.T) {
 	f := func(body string, wantErr string, want createRequest) {
 		t.Helper()
-		got, err := parseCreate([]byte(body))
+		got, err := parseCreate([]byte(body), 1<<20)
 		if wantErr != "" {
 			if err == nil || !errors.Is(err, ErrBadRequest) || !contains(err.Error(), wantErr) {
 				t.Fatalf("parseCreate(%s) = %v; want an error containing %q", body, err, wantErr)
