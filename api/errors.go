@@ -51,7 +51,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &me):
 		return fasthttp.StatusMethodNotAllowed
-	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, query.ErrNotAllowed), errors.Is(err, share.ErrSuspended):
+	case errors.Is(err, query.ErrNotReadOnly), errors.Is(err, query.ErrNotAllowed), errors.Is(err, share.ErrSuspended),
+		errors.Is(err, share.ErrRefused):
 		return fasthttp.StatusForbidden
 	case errors.Is(err, query.ErrSQLTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge

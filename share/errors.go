@@ -36,6 +36,13 @@ var (
 	// error says nothing more, so that a visitor never sees the SQL; the
 	// cause is logged. Status 422.
 	ErrQueryFailed = errors.New("the shared query cannot run now: ask the owner of the link to check it")
+
+	// ErrRefused means the link's stored query failed the query sandbox's
+	// check when the server started (Open checks every live link again: a
+	// registry written by an older version, or edited by hand, may hold SQL
+	// the sandbox refuses now). The link is not served until a later start
+	// finds it allowed; its owner sees why in the list of links. Status 403.
+	ErrRefused = errors.New("this share link's query is not allowed by the server's query sandbox, so it is not served: ask the owner of the link to make a new one")
 )
 
 // errInternal is a server fault while serving a link, told to a visitor

@@ -118,6 +118,9 @@ type link struct {
 	snapshot   string // guarded by Service.mu
 	isSnapshot bool
 	revoked    time.Time // zero unless revoked; guarded by Service.mu
+	// refused is why the sandbox refused the link's SQL when the service
+	// was opened (see recheck); "" if it passed. Guarded by Service.mu.
+	refused string
 }
 
 // record is a link in the registry file.
@@ -134,6 +137,9 @@ type record struct {
 	Rows      int64           `json:"rows,omitempty"`
 	Downloads int64           `json:"downloads"`
 	Revoked   *time.Time      `json:"revoked,omitempty"`
+	// Refused is why the query sandbox refused the SQL at the last start;
+	// such a link is not served (ErrRefused).
+	Refused string `json:"refused,omitempty"`
 }
 
 type registryFile struct {
@@ -182,6 +188,9 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.removeOrphans()
+	if err := s.recheck(); err != nil {
+		return nil, err
+	}
 	go s.janitor()
 	if cfg.Metrics != nil {
 		cfg.Metrics.NewGauge("duckgate_share_downloads_total", func() float64 { return float64(s.downloadsTotal.Load()) })
@@ -207,7 +216,7 @@ func (s *Service) load() error {
 			return fmt.Errorf("share: registry %s: bad hash %q", s.cfg.Path, r.Hash)
 		}
 		l := &link{tenant: r.Tenant, name: r.Name, sql: r.SQL, params: r.Params, created: r.Created,
-			expires: r.Expires, rows: r.Rows, snapshot: r.File, isSnapshot: r.Snapshot}
+			expires: r.Expires, rows: r.Rows, snapshot: r.File, isSnapshot: r.Snapshot, refused: r.Refused}
 		copy(l.hash[:], h)
 		l.linkID = hex.EncodeToString(l.hash[:8])
 		l.downloads.Store(r.Downloads)
@@ -228,7 +237,7 @@ func (s *Service) save() error {
 	for _, l := range s.byHash {
 		r := record{Hash: hex.EncodeToString(l.hash[:]), Tenant: l.tenant, Name: l.name, SQL: l.sql,
 			Params: l.params, Created: l.created, Expires: l.expires, Snapshot: l.isSnapshot,
-			File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load()}
+			File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load(), Refused: l.refused}
 		if !l.revoked.IsZero() {
 			t := l.revoked
 			r.Revoked = &t
@@ -249,6 +258,56 @@ func (s *Service) save() error {
 		return fmt.Errorf("share: save registry: %w", err)
 	}
 	return nil
+}
+
+// recheckTimeout bounds the check of one stored link at start.
+const recheckTimeout = 10 * time.Second
+
+// recheck runs the query sandbox's check again on the SQL of every live
+// link (query.Engine.CheckStored: the allow-list on DuckDB's parse tree, no
+// tenant data needed) and marks the links it refuses, or clears the mark of
+// those it allows now, and saves the registry if a mark changed. A refused
+// link answers ErrRefused and is listed with status "refused". A check that
+// fails for another reason (a timeout) leaves the link as it was. It runs in
+// Open, before any link is served.
+func (s *Service) recheck() error {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	var live []*link
+	for _, l := range s.byHash {
+		if l.revoked.IsZero() && now.Before(l.expires) {
+			live = append(live, l)
+		}
+	}
+	s.mu.Unlock()
+	changed := false
+	for _, l := range live {
+		err := s.engine.CheckStored(context.Background(), l.tenant, query.Request{SQL: l.sql, Timeout: recheckTimeout})
+		var reason string
+		switch {
+		case err == nil:
+		case errors.Is(err, query.ErrNotAllowed), errors.Is(err, query.ErrNotReadOnly), errors.Is(err, query.ErrMultipleStatements),
+			errors.Is(err, query.ErrBadRequest), errors.Is(err, query.ErrSQLTooLarge), errors.Is(err, query.ErrBadQuery):
+			reason = err.Error()
+		default:
+			s.log.Warn("share link not checked at start", zap.String("tenant", l.tenant), zap.String("link_id", l.linkID), zap.Error(err))
+			continue
+		}
+		s.mu.Lock()
+		if l.refused != reason {
+			l.refused = reason
+			changed = true
+		}
+		s.mu.Unlock()
+		if reason != "" {
+			s.log.Warn("share link refused by the query sandbox: not served", zap.String("tenant", l.tenant),
+				zap.String("link_id", l.linkID), zap.String("reason", reason))
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.save()
 }
 
 // createRequest is a link to make.
@@ -418,6 +477,29 @@ type linkInfo struct {
 	Downloads int64     `json:"downloads"`
 	Revoked   bool      `json:"revoked"`
 	Expired   bool      `json:"expired"`
+	// Status is "active", "revoked", "expired" or "refused" (the query
+	// sandbox refused the link's SQL at the last start: not served).
+	Status string `json:"status"`
+	// Refused says why the sandbox refused the SQL; only with "refused".
+	Refused string `json:"refused,omitempty"`
+}
+
+// infoOf is what the owner sees of l. The caller holds Service.mu.
+func infoOf(l *link, now time.Time) linkInfo {
+	i := linkInfo{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires,
+		Snapshot: l.isSnapshot, Downloads: l.downloads.Load(), Revoked: !l.revoked.IsZero(),
+		Expired: !now.Before(l.expires)}
+	switch {
+	case i.Revoked:
+		i.Status = "revoked"
+	case i.Expired:
+		i.Status = "expired"
+	case l.refused != "":
+		i.Status, i.Refused = "refused", l.refused
+	default:
+		i.Status = "active"
+	}
+	return i
 }
 
 // list returns the tenant's links, newest first.
@@ -427,9 +509,7 @@ func (s *Service) list(tenantID string) []linkInfo {
 	out := []linkInfo{}
 	for _, l := range s.byHash {
 		if l.tenant == tenantID {
-			out = append(out, linkInfo{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires,
-				Snapshot: l.isSnapshot, Downloads: l.downloads.Load(), Revoked: !l.revoked.IsZero(),
-				Expired: !now.Before(l.expires)})
+			out = append(out, infoOf(l, now))
 		}
 	}
 	s.mu.Unlock()
@@ -457,8 +537,7 @@ func (s *Service) revoke(tenantID, ref string) (linkInfo, error) {
 	}
 	file := l.snapshot
 	l.snapshot = ""
-	info := linkInfo{LinkID: l.linkID, Name: l.name, Created: l.created, ExpiresAt: l.expires, Snapshot: l.isSnapshot,
-		Downloads: l.downloads.Load(), Revoked: true, Expired: !s.cfg.Now().Before(l.expires)}
+	info := infoOf(l, s.cfg.Now())
 	s.mu.Unlock()
 	s.removeSnapshot(tenantID, file)
 	if err := s.save(); err != nil {
@@ -513,9 +592,9 @@ func (s *Service) resolve(id string) (*link, error) {
 	}
 	s.mu.Lock()
 	l := s.byHash[sha256.Sum256([]byte(id))]
-	var revoked bool
+	var revoked, refused bool
 	if l != nil {
-		revoked = !l.revoked.IsZero()
+		revoked, refused = !l.revoked.IsZero(), l.refused != ""
 	}
 	s.mu.Unlock()
 	switch {
@@ -523,6 +602,8 @@ func (s *Service) resolve(id string) (*link, error) {
 		return nil, ErrNotFound
 	case revoked || !s.cfg.Now().Before(l.expires):
 		return nil, ErrGone
+	case refused:
+		return nil, ErrRefused
 	case s.cfg.TenantActive != nil && !s.cfg.TenantActive(l.tenant):
 		return nil, ErrSuspended
 	}
