@@ -105,11 +105,18 @@ func TestHostileSQLEndToEnd(t *testing.T) {
 	hostile := hostileSQL(t, own, otherFiles[0], e.pool.Path(otherID))
 	before := e.tenantSettings(id)
 
+	home, _ := os.UserHomeDir()
+	paths := []string{e.dir, filepath.Join(home, ".duckdb")}
 	check := func(what, q string, r response) {
 		t.Helper()
 		var body struct{ Error string }
 		if r.status < 400 || r.status > 499 || json.Unmarshal(r.body, &body) != nil || body.Error == "" {
 			t.Errorf("%s %q: %d %.300s", what, q, r.status, r.body)
+		}
+		for _, p := range paths { // no answer shows a server path the statement did not name
+			if strings.Contains(string(r.body), p) && !strings.Contains(q, p) {
+				t.Errorf("%s %q: the answer shows the server path %s: %.300s", what, q, p, r.body)
+			}
 		}
 	}
 	for _, q := range hostile {

@@ -497,7 +497,7 @@ func TestShareRefused(t *testing.T) {
 	f(key, `{"query":"select 1; drop table events","duration":60}`, 400, "exactly one SQL statement")
 	f(key, `{"query":"select * from nope","duration":60}`, 400, "nope")
 	f(key, `{"query":"select ? as x","duration":60}`, 400, "")
-	f(key, `{"query":"copy events to 'x.csv'","duration":60,"snapshot":true}`, 400, "Permission Error") // the sandbox refuses it while binding
+	f(key, `{"query":"copy events to 'x.csv'","duration":60,"snapshot":true}`, 403, "the statement is not a SELECT")
 	f(key, `{"query":"select 1","duration":2678400}`, 400, "longer than the longest this server allows, 2592000s (30 days)")
 	f(key, `{"query":"select 1","duration":1e300}`, 400, "longer than the longest")
 	f(key, `{"query":"select 1","duration":0}`, 400, "at least 1 second")

@@ -28,8 +28,9 @@ import (
 //     "allow functions" of sandbox_names.txt; each table function under
 //     "allow table functions"; a table name must not look like a file (a
 //     replacement scan would read it) and must not be one of DuckDB's
-//     internal views unless under "allow views"; catalogs other than the
-//     tenant's own (and "system" for functions) are refused.
+//     internal views unless under "allow views"; a type DuckDB does not
+//     know (one an extension would add) is refused; catalogs other than
+//     the tenant's own (and "system" for functions) are refused.
 //  4. The statement is prepared: its type must be SELECT (some statements
 //     DuckDB types as SELECT, such as PRAGMA table_info, are not SELECTs in
 //     the tree and were refused in 2).
@@ -140,47 +141,68 @@ type sandboxRules struct {
 	// scratchFile, if set, is the one path read_parquet may read (a share
 	// snapshot of the tenant's scratch directory, named by the server).
 	scratchFile string
-	// views are DuckDB's internal views, lower case (internalViews).
+	// builtin are DuckDB's internal views and types (builtinNames).
+	builtin *builtinNames
+}
+
+// builtinNames are names DuckDB's catalog holds before a tenant creates
+// anything, lower case.
+type builtinNames struct {
+	// views are DuckDB's internal views: duckdb_tables,
+	// pragma_database_list, pg_settings, information_schema.tables, ...
 	views map[string]bool
+	// types are the types DuckDB knows without loading an extension (a
+	// type it does not know names an extension DuckDB would try to load).
+	types map[string]bool
 }
 
-var internalViewsCache struct {
+var builtinCache struct {
 	mu    sync.Mutex
-	views map[string]bool // guarded by mu; nil until loaded
+	names *builtinNames // guarded by mu; nil until loaded
 }
 
-// internalViews returns the names of DuckDB's internal views (duckdb_tables,
-// pragma_database_list, pg_settings, information_schema.tables, ...), lower
-// case. They are the same for every database of one DuckDB build, so they
-// are read once.
-func internalViews(ctx context.Context, conn *sql.Conn) (map[string]bool, error) {
-	c := &internalViewsCache
+// builtin returns DuckDB's internal views and types. They are the same for
+// every database of one DuckDB build (tenants cannot create views or
+// types), so they are read once.
+func builtin(ctx context.Context, conn *sql.Conn) (*builtinNames, error) {
+	c := &builtinCache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.views != nil {
-		return c.views, nil
+	if c.names != nil {
+		return c.names, nil
 	}
-	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal")
-	if err != nil {
-		return nil, wrapRunError(ctx, fmt.Errorf("list DuckDB's internal views: %w", err))
-	}
-	defer rows.Close()
-	views := make(map[string]bool)
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("list DuckDB's internal views: %w", err)
+	list := func(what, q string) (map[string]bool, error) {
+		rows, err := conn.QueryContext(ctx, q)
+		if err != nil {
+			return nil, wrapRunError(ctx, fmt.Errorf("list DuckDB's %s: %w", what, err))
 		}
-		views[v] = true
+		defer rows.Close()
+		m := make(map[string]bool)
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				return nil, fmt.Errorf("list DuckDB's %s: %w", what, err)
+			}
+			m[v] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrapRunError(ctx, fmt.Errorf("list DuckDB's %s: %w", what, err))
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("list DuckDB's %s: none found", what)
+		}
+		return m, nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, wrapRunError(ctx, fmt.Errorf("list DuckDB's internal views: %w", err))
+	views, err := list("internal views", "SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal")
+	if err != nil {
+		return nil, err
 	}
-	if len(views) == 0 {
-		return nil, errors.New("list DuckDB's internal views: none found")
+	types, err := list("types", "SELECT DISTINCT lower(type_name) FROM duckdb_types() WHERE internal")
+	if err != nil {
+		return nil, err
 	}
-	c.views = views
-	return views, nil
+	c.names = &builtinNames{views: views, types: types}
+	return c.names, nil
 }
 
 // parseTree has DuckDB parse q on conn and returns json_serialize_sql's
@@ -204,7 +226,7 @@ const errNotSerializable = "Only SELECT statements can be serialized"
 // passes, inspect (when not nil) gets the prepared statement before it is
 // closed, and its error is returned. scratchFile is sandboxRules.scratchFile.
 func checkSQL(ctx context.Context, conn *sql.Conn, q, scratchFile string, inspect func(*duckdb.Stmt) error) error {
-	views, err := internalViews(ctx, conn)
+	names, err := builtin(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -212,7 +234,7 @@ func checkSQL(ctx context.Context, conn *sql.Conn, q, scratchFile string, inspec
 	if err != nil {
 		return err
 	}
-	if err := checkTree(tree, sandboxRules{catalog: catalog, scratchFile: scratchFile, views: views}); err != nil {
+	if err := checkTree(tree, sandboxRules{catalog: catalog, scratchFile: scratchFile, builtin: names}); err != nil {
 		if errors.Is(err, errNotSelect) {
 			return nameNotSelect(conn, q)
 		}
@@ -230,8 +252,15 @@ var errNotSelect = fmt.Errorf("the statement is not a SELECT: %w", ErrNotReadOnl
 // (prepared, not run, to name the type). A statement DuckDB prepares as a
 // SELECT that is not a plain SELECT in the tree (PRAGMA table_info, PIVOT
 // without an IN list) is refused too: the allow-list cannot see into it.
+//
+// DuckDB's error of binding such a statement is not shown: the text parsed,
+// so it is a binder's error of a statement that will not run anyway, and
+// some name server paths (CREATE SECRET names the secret directory).
 func nameNotSelect(conn *sql.Conn, q string) error {
 	err := checkOne(conn, q, duckdb.STATEMENT_TYPE_SELECT)
+	if errors.Is(err, ErrBadQuery) {
+		return errNotSelect
+	}
 	if err != nil {
 		return err
 	}
@@ -258,7 +287,7 @@ func checkTree(tree string, rules sandboxRules) error {
 		}
 		return fmt.Errorf("%w: %s", ErrBadQuery, head.ErrorMessage)
 	}
-	w := treeWalker{b: tree, rules: rules, names: sandboxNames(), views: rules.views}
+	w := treeWalker{b: tree, rules: rules, names: sandboxNames()}
 	return w.walk()
 }
 
@@ -266,7 +295,7 @@ func checkTree(tree string, rules sandboxRules) error {
 // that checks SQL without a tenant's database: the stored SQL of share
 // links at start. It lives as long as the process.
 var parserDB = sync.OnceValues(func() (*sql.DB, error) {
-	db, err := sql.Open("duckdb", "?enable_external_access=false&lock_configuration=true")
+	db, err := sql.Open("duckdb", "?enable_external_access=false&autoinstall_known_extensions=false&autoload_known_extensions=false&lock_configuration=true")
 	if err != nil {
 		return nil, fmt.Errorf("open the parser database: %w", err)
 	}
@@ -297,7 +326,7 @@ func (e *Engine) CheckStored(ctx context.Context, tenantID string, req Request) 
 		return wrapRunError(ctx, fmt.Errorf("connect to the parser database: %w", err))
 	}
 	defer conn.Close()
-	views, err := internalViews(ctx, conn)
+	names, err := builtin(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -305,16 +334,11 @@ func (e *Engine) CheckStored(ctx context.Context, tenantID string, req Request) 
 	if err != nil {
 		return err
 	}
-	err = checkTree(tree, sandboxRules{catalog: tenantID, scratchFile: req.ScratchFile, views: views})
+	err = checkTree(tree, sandboxRules{catalog: tenantID, scratchFile: req.ScratchFile, builtin: names})
 	if !errors.Is(err, errNotSelect) {
 		return err
 	}
 	// Preparing on an empty database names the statement's type when it
 	// binds, and tells several statements from one (nothing runs).
-	switch err := nameNotSelect(conn, req.SQL); {
-	case errors.Is(err, ErrNotReadOnly), errors.Is(err, ErrMultipleStatements), errors.Is(err, ErrNotAllowed):
-		return err
-	default:
-		return errNotSelect
-	}
+	return nameNotSelect(conn, req.SQL)
 }

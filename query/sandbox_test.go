@@ -95,6 +95,9 @@ func TestHostileStatementsRefused(t *testing.T) {
 	}
 	before := settingsOf(t, env, "t1")
 	hostile, classes := hostileSQL(t, own, other, otherdb)
+	// No answer shows a server path the statement did not name.
+	home, _ := os.UserHomeDir()
+	paths := []string{filepath.Dir(own), filepath.Join(home, ".duckdb")}
 	for i, q := range hostile {
 		// POST the text: a NUL byte is kept as it is.
 		r := env.do(t, "t1", "POST", "/api/data/query", "text/plain", []byte(q))
@@ -104,6 +107,11 @@ func TestHostileStatementsRefused(t *testing.T) {
 		}
 		if errorOf(strings.TrimSpace(string(r.body))) == "" {
 			t.Errorf("%q: body %q is not an error object", q, r.body)
+		}
+		for _, p := range paths {
+			if strings.Contains(string(r.body), p) && !strings.Contains(q, p) {
+				t.Errorf("%q: the answer shows the server path %s: %.300s", q, p, r.body)
+			}
 		}
 		t.Logf("%-60.60q %d %.160s", q, r.status, r.body)
 	}
@@ -191,6 +199,8 @@ func TestAllowedQueries(t *testing.T) {
 		"select * from events using sample 2 rows",
 		"select * from duckdb_tables() where table_name = 'events'",
 		"describe select * from events",
+		"select '[]'::json, 1::int4, 'a'::string, 1::decimal(10, 2), [1]::integer[], {'a': 1}::struct(a int), null::map(int, varchar), " +
+			"'2024-01-02'::timestamptz, null::uuid, null::bignum, null::geometry, 1::hugeint, null::int[3], null::blob, null::interval",
 	} {
 		r := env.do(t, "t1", "POST", "/api/data/query", "application/json", []byte(asJSON(map[string]any{"query": q, "params": []any{1}})))
 		if r.status != 200 || r.readErr != nil {

@@ -17,7 +17,6 @@ type treeWalker struct {
 	pos        int
 	rules      sandboxRules
 	names      *allowList
-	views      map[string]bool // DuckDB's internal views, lower case
 	statements int
 }
 
@@ -33,6 +32,7 @@ type node struct {
 	tableName               string // of a BASE_TABLE
 	schemaName, catalogName string // of a BASE_TABLE
 	value                   string // a string "value" field (a constant's value)
+	name                    string // an UNBOUND_TYPE_INFO's type name
 	hasFunctionName         bool
 	fn                      *node // the object under "function" (a TABLE_FUNCTION's call)
 	val                     *node // the object under "value" (a CONSTANT's value)
@@ -287,6 +287,8 @@ func (o *node) field(key string) *string {
 		return &o.catalogName
 	case "value":
 		return &o.value
+	case "name":
+		return &o.name
 	}
 	return nil
 }
@@ -307,8 +309,16 @@ func (w *treeWalker) check(o *node, parentKey string) error {
 	} else if o.typ == "TABLE_FUNCTION" {
 		return fmt.Errorf("a table function the sandbox cannot name is not allowed in a query: %w", ErrNotAllowed)
 	}
-	if o.typ == "BASE_TABLE" {
+	switch o.typ {
+	case "BASE_TABLE":
 		return w.checkTable(o)
+	case "UNBOUND_TYPE_INFO":
+		// A type the parser did not resolve: DuckDB's own (json,
+		// geometry) or one an extension adds, which binding would try to
+		// load.
+		if !w.rules.builtin.types[strings.ToLower(o.name)] {
+			return fmt.Errorf("type %s is not allowed in a query: only DuckDB's built-in types may be used: %w", o.name, ErrNotAllowed)
+		}
 	}
 	return nil
 }
@@ -362,7 +372,7 @@ func (w *treeWalker) checkTable(t *node) error {
 	if strings.ContainsAny(name, `/\:.`) {
 		return fmt.Errorf("table %q is not allowed in a query: it names a file or URL, and files cannot be read: %w", t.tableName, ErrNotAllowed)
 	}
-	if w.views[name] && !w.names.views.has(name) {
+	if w.rules.builtin.views[name] && !w.names.views.has(name) {
 		return fmt.Errorf("table %s is not allowed in a query: it is an internal view of DuckDB that shows server details: %w", t.tableName, ErrNotAllowed)
 	}
 	return nil
