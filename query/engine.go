@@ -362,9 +362,9 @@ func (s *session) bounded(ctx context.Context, fn func() error) error {
 
 // boundedGrace is how long bounded waits, once the context ended, for a
 // check to finish before it answers without it: checks of ordinary SQL
-// take a few milliseconds, and waiting lets the session free its slots at
-// once.
-const boundedGrace = 50 * time.Millisecond
+// take milliseconds (tens on a loaded machine), and waiting lets the
+// session free its slots at once.
+const boundedGrace = 200 * time.Millisecond
 
 // wrapRunError classifies an error of running a query: the context's
 // deadline is ErrTimeout, its cancel ErrCanceled, anything from DuckDB is

@@ -29,8 +29,10 @@ import (
 //     "allow table functions"; a table name must not look like a file (a
 //     replacement scan would read it) and must not be one of DuckDB's
 //     internal views unless under "allow views"; a type DuckDB does not
-//     know (one an extension would add) is refused; catalogs other than
-//     the tenant's own (and "system" for functions) are refused.
+//     know (one an extension would add) is refused; a table may be
+//     qualified only with a catalog attached to the connection (the
+//     tenant's own database; the operator query's snapshots), a function
+//     also with "system".
 //  4. The statement is prepared: its type must be SELECT (some statements
 //     DuckDB types as SELECT, such as PRAGMA table_info, are not SELECTs in
 //     the tree and were refused in 2).
@@ -135,9 +137,10 @@ func checkText(q string, max int) error {
 
 // sandboxRules are what a check allows besides the allow-list.
 type sandboxRules struct {
-	// catalog is the tenant database's catalog name (current_database()):
-	// the only catalog a table may be qualified with.
-	catalog string
+	// catalogs are the databases attached to the connection, lower case:
+	// for a tenant its own database (named by its id), for the operator
+	// query the tenants' snapshots. Tables may be qualified with no other.
+	catalogs map[string]bool
 	// scratchFile, if set, is the one path read_parquet may read (a share
 	// snapshot of the tenant's scratch directory, named by the server).
 	scratchFile string
@@ -206,15 +209,24 @@ func builtin(ctx context.Context, conn *sql.Conn) (*builtinNames, error) {
 }
 
 // parseTree has DuckDB parse q on conn and returns json_serialize_sql's
-// result and the connection's catalog name. It binds nothing.
-func parseTree(ctx context.Context, conn *sql.Conn, q string) (tree, catalog string, err error) {
+// result and the databases attached to the connection (its catalogs, lower
+// case). It binds nothing of q.
+func parseTree(ctx context.Context, conn *sql.Conn, q string) (tree string, catalogs map[string]bool, err error) {
+	var names []any
 	err = conn.QueryRowContext(ctx,
-		"SELECT json_serialize_sql(?::VARCHAR, skip_empty := true, skip_null := true)::VARCHAR, current_database()", q).
-		Scan(&tree, &catalog)
+		"SELECT json_serialize_sql(?::VARCHAR, skip_empty := true, skip_null := true)::VARCHAR, "+
+			"(SELECT list(lower(database_name)) FROM duckdb_databases() WHERE NOT internal)", q).
+		Scan(&tree, &names)
 	if err != nil {
-		return "", "", wrapRunError(ctx, fmt.Errorf("parse the query: %w", err))
+		return "", nil, wrapRunError(ctx, fmt.Errorf("parse the query: %w", err))
 	}
-	return tree, catalog, nil
+	catalogs = make(map[string]bool, len(names))
+	for _, n := range names {
+		if s, ok := n.(string); ok {
+			catalogs[s] = true
+		}
+	}
+	return tree, catalogs, nil
 }
 
 // errNotSerializable is json_serialize_sql's answer for a statement that
@@ -230,11 +242,11 @@ func checkSQL(ctx context.Context, conn *sql.Conn, q, scratchFile string, inspec
 	if err != nil {
 		return err
 	}
-	tree, catalog, err := parseTree(ctx, conn, q)
+	tree, catalogs, err := parseTree(ctx, conn, q)
 	if err != nil {
 		return err
 	}
-	if err := checkTree(tree, sandboxRules{catalog: catalog, scratchFile: scratchFile, builtin: names}); err != nil {
+	if err := checkTree(tree, sandboxRules{catalogs: catalogs, scratchFile: scratchFile, builtin: names}); err != nil {
 		if errors.Is(err, errNotSelect) {
 			return nameNotSelect(conn, q)
 		}
@@ -334,7 +346,7 @@ func (e *Engine) CheckStored(ctx context.Context, tenantID string, req Request) 
 	if err != nil {
 		return err
 	}
-	err = checkTree(tree, sandboxRules{catalog: tenantID, scratchFile: req.ScratchFile, builtin: names})
+	err = checkTree(tree, sandboxRules{catalogs: map[string]bool{strings.ToLower(tenantID): true}, scratchFile: req.ScratchFile, builtin: names})
 	if !errors.Is(err, errNotSelect) {
 		return err
 	}

@@ -199,6 +199,8 @@ func TestAllowedQueries(t *testing.T) {
 		"select * from events using sample 2 rows",
 		"select * from duckdb_tables() where table_name = 'events'",
 		"describe select * from events",
+		"select count(*) from t1.main.events",
+		"select count(*) from main.events",
 		"select '[]'::json, 1::int4, 'a'::string, 1::decimal(10, 2), [1]::integer[], {'a': 1}::struct(a int), null::map(int, varchar), " +
 			"'2024-01-02'::timestamptz, null::uuid, null::bignum, null::geometry, 1::hugeint, null::int[3], null::blob, null::interval",
 	} {

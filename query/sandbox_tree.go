@@ -340,7 +340,7 @@ func (w *treeWalker) checkFunction(f *node, table bool) error {
 		return fmt.Errorf("%s %s.%s is not allowed in a query: only DuckDB's own functions may be called: %w", kind, f.schema, f.functionName, ErrNotAllowed)
 	}
 	switch c := strings.ToLower(f.catalog); {
-	case c == "", c == "system", c == strings.ToLower(w.rules.catalog):
+	case c == "", c == "system", w.rules.catalogs[c]:
 	default:
 		return fmt.Errorf("%s %s.%s.%s is not allowed in a query: only DuckDB's own functions may be called: %w", kind, f.catalog, f.schema, f.functionName, ErrNotAllowed)
 	}
@@ -361,11 +361,11 @@ func (w *treeWalker) checkFunction(f *node, table bool) error {
 }
 
 // checkTable allows a table reference that may be the tenant's own table
-// (or a CTE): in the tenant's catalog, not named like a file (DuckDB reads
+// (or a CTE): in an attached catalog, not named like a file (DuckDB reads
 // a missing table whose name looks like a file through a replacement scan),
 // not one of DuckDB's internal views outside "allow views".
 func (w *treeWalker) checkTable(t *node) error {
-	if t.catalogName != "" && !strings.EqualFold(t.catalogName, w.rules.catalog) {
+	if t.catalogName != "" && !w.rules.catalogs[strings.ToLower(t.catalogName)] {
 		return fmt.Errorf("table %s.%s is not allowed in a query: only the tenant's own tables may be read: %w", t.catalogName, t.tableName, ErrNotAllowed)
 	}
 	name := strings.ToLower(t.tableName)
