@@ -25,8 +25,9 @@
 // limits. GET /share/<id>/data.{csv,json,ndjson,parquet} (HandleDownload)
 // is the result as an attachment: a live link runs the query at each
 // request through query.Engine.Stream; a snapshot link reads its Parquet
-// file through the same engine (SELECT * FROM read_parquet(...)), or sends
-// the file as is for Parquet. The router lets only GET and HEAD through.
+// file through the same engine (SELECT * FROM read_parquet(...), the one
+// file the sandbox lets it read: query.Request.ScratchFile), or sends the
+// file as is for Parquet. The router lets only GET and HEAD through.
 // The page and the downloads never show the SQL: errors of running it
 // become ErrQueryFailed (the cause is logged), except query.ErrBusy,
 // ErrTimeout and ErrTooLarge, which say nothing of it.
@@ -46,7 +47,11 @@
 // it at once. Their records are kept Config.KeepExpired after expiry so that
 // visitors get 410 rather than 404, then dropped. Open also deletes
 // snapshot files no link refers to (a crash between writing one and saving
-// its link). Close stops the janitor and saves the download counts.
+// its link), and checks the SQL of every live link again
+// (query.Engine.CheckStored: the sandbox's allow-list, no tenant data): a
+// link it refuses is marked in the registry ("refused", with the reason),
+// listed with status "refused" and answers ErrRefused until a later start
+// allows it. Close stops the janitor and saves the download counts.
 //
 // Locks: Service.saveMu may be held while taking Service.mu, never the
 // reverse.
