@@ -10,8 +10,9 @@ import (
 // one pass over the text, keeping only the fields the rules read. The text
 // is DuckDB's, so it is valid JSON; the walker still fails closed on
 // anything it does not expect. A megabyte of SQL (an IN list of 500,000
-// items) gives about 64 MB of tree (measured): decoding it into Go values would cost
-// several times that; the walk allocates only per object it keeps.
+// items) gives about 64 MB of tree (measured): decoding it into Go values
+// would cost several times that; the walk allocates only per object it
+// keeps.
 type treeWalker struct {
 	b          string
 	pos        int
