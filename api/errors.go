@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	json "github.com/goccy/go-json"
@@ -28,10 +27,10 @@ var (
 	// errBadRequest is a request fasthttp could not parse (400).
 	errBadRequest = errors.New("bad request")
 	// errAdminKey is a missing or unknown key on an admin route (401).
-	errAdminKey = fmt.Errorf("%w: missing or invalid admin key: send it in X-API-KEY or Authorization: Bearer", tenant.ErrUnauthorized)
+	errAdminKey = errors.New("missing or invalid admin key: send it in X-API-KEY or Authorization: Bearer")
 	// errTenantKey is a tenant's key on an admin route (401, naming the
 	// admin key).
-	errTenantKey = fmt.Errorf("%w: this route needs the admin key; a tenant's API key was sent", tenant.ErrUnauthorized)
+	errTenantKey = errors.New("this route needs the admin key (send it in X-API-KEY); a tenant's API key was sent")
 	// errStarting is any request before recovery has finished (503).
 	errStarting = errors.New("starting: recovering the write-ahead log; retry in a second")
 )
@@ -72,7 +71,7 @@ func statusOf(err error) int {
 		errors.Is(err, errBadRequest), errors.Is(err, tenant.ErrInvalid), errors.Is(err, admin.ErrBadRequest),
 		errors.Is(err, webhook.ErrBadRequest), errors.Is(err, webhook.ErrMalformedBody), errors.Is(err, webhook.ErrLimit):
 		return fasthttp.StatusBadRequest
-	case errors.Is(err, tenant.ErrUnauthorized),
+	case errors.Is(err, tenant.ErrUnauthorized), errors.Is(err, errAdminKey), errors.Is(err, errTenantKey),
 		errors.Is(err, webhook.ErrMissingSignature), errors.Is(err, webhook.ErrMalformedSignature),
 		errors.Is(err, webhook.ErrBadSignature), errors.Is(err, webhook.ErrStaleTimestamp):
 		return fasthttp.StatusUnauthorized
@@ -123,7 +122,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		errors.As(err, &me)
 		ctx.Response.Header.Set("Allow", me.allow)
 	case fasthttp.StatusUnauthorized:
-		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) {
+		if errors.Is(err, tenant.ErrUnauthorized) {
 			msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
 		}
 	case fasthttp.StatusServiceUnavailable:
