@@ -72,7 +72,7 @@ func statusOf(err error) int {
 	case errors.Is(err, ingest.ErrRateLimited):
 		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable),
-		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting):
+		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting), errors.Is(err, ingest.ErrInFlight):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ingest.ErrWaitTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -97,6 +97,14 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		}{err.Error(), rej.Response})
 		return
 	}
+	var trej *ingest.TrackRejectedError
+	if errors.As(err, &trej) {
+		writeJSON(ctx, status, struct {
+			Error string `json:"error"`
+			ingest.TrackResponse
+		}{err.Error(), trej.Response})
+		return
+	}
 	msg := err.Error()
 	switch status {
 	case fasthttp.StatusMethodNotAllowed:
@@ -104,7 +112,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		errors.As(err, &me)
 		ctx.Response.Header.Set("Allow", me.allow)
 	case fasthttp.StatusUnauthorized:
-		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) {
+		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) && !errors.Is(err, errTrackKey) {
 			msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
 		}
 	case fasthttp.StatusServiceUnavailable:
