@@ -299,7 +299,7 @@ func TestTrackRoutes(t *testing.T) {
 		gz         bool
 		posthog    bool
 	}{
-		{"/v1/track", ev("track", "r1", `,"event":"Signed Up","properties":{"plan":"pro"}`), []string{"Authorization", basicAuth(key)}, false, false},
+		{"/v1/track", ev("track", "r1", `,"event":"Signed Up","properties":{"plan":"pro","id":"prop-id"}`), []string{"Authorization", basicAuth(key)}, false, false},
 		{"/v1/identify", ev("identify", "r2", `,"traits":{"plan":"pro"}`), []string{"Authorization", "Bearer " + key}, false, false},
 		{"/v1/page", ev("page", "r3", `,"name":"Home","writeKey":"`+key+`"`), nil, false, false},
 		{"/v1/screen", ev("screen", "r4", `,"name":"Home"`), []string{"Authorization", basicAuth(key)}, false, false},
@@ -342,6 +342,12 @@ func TestTrackRoutes(t *testing.T) {
 		if got := countRows(t, db, table); got != n {
 			t.Errorf("%s has %d rows; want %d", table, got, n)
 		}
+	}
+	// A property named like a common column goes to the overflow column.
+	var plan, overflow string
+	queryRow(t, db, `SELECT plan, _overflow::VARCHAR FROM signed_up WHERE id = 'r1'`, &plan, &overflow)
+	if plan != "pro" || overflow != `{"id":"prop-id"}` {
+		t.Errorf("signed_up r1: plan %q, _overflow %s", plan, overflow)
 	}
 	var n int
 	queryRow(t, db, `SELECT count(*) FROM signed_up WHERE user_id = 'u1'`, &n)
