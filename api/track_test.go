@@ -492,3 +492,71 @@ func TestTrackCORSPreflight(t *testing.T) {
 		t.Errorf("posthog preflight: %d %v", r.status, r.header)
 	}
 }
+
+// trackBatch is a Segment batch of n track events with ids prefix-0…
+func trackBatch(prefix string, n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"batch":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"type":"track","messageId":"%s-%d","userId":"u","event":"Tick","properties":{"pad":%q}}`, prefix, i, strings.Repeat("x", 200))
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// At the buffer cap the tracking routes answer 503 with Retry-After; what
+// was acknowledged is stored, what was refused is not, and its retry later
+// stores it once.
+func TestTrackBufferCap503(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) {
+		c.batcher.FlushInterval = time.Hour
+		c.batcher.MaxBufferedBytes = 64 << 10
+	})
+	id, key := e.tenant("acme")
+	accepted, refused := 0, 0
+	for i := range 60 {
+		r := e.do("POST", "/v1/batch", trackBatch(fmt.Sprint(i), 5), "Authorization", basicAuth(key))
+		switch r.status {
+		case 200:
+			accepted += decodeAnswer(t, r).Accepted
+		case 503:
+			refused++
+			if r.header["Retry-After"] == "" || !strings.Contains(string(r.body), "buffer is full") {
+				t.Fatalf("503 without Retry-After or a useful message: %v %s", r.header, r.body)
+			}
+		default:
+			t.Fatalf("batch %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if accepted == 0 || refused == 0 {
+		t.Fatalf("accepted %d events, refused %d batches: the cap did not bite", accepted, refused)
+	}
+	e.stop()
+	db := e.openDB(id)
+	if n := countRows(t, db, "tick"); n != accepted {
+		t.Fatalf("stored %d events, acknowledged %d", n, accepted)
+	}
+}
+
+// The plan's rate limit applies to tracked events as to inserts.
+func TestTrackRateLimit(t *testing.T) {
+	e := newAdminEnv(t, adminEnvConfig{plans: limitPlans()})
+	_, key := e.tenant("limited") // plan free: 10 rows per second
+	// 13 events are 26 rows (tracks and tick): past one second of rows.
+	wantStatus(t, e.do("POST", "/v1/batch", trackBatch("a", 13), "Authorization", basicAuth(key)), 200, "first batch")
+	r := e.do("POST", "/v1/batch", trackBatch("b", 1), "Authorization", basicAuth(key))
+	wantStatus(t, r, 429, "over the rate")
+	if r.header["Retry-After"] == "" || !strings.Contains(string(r.body), "10 rows per second") {
+		t.Fatalf("429: %v %s", r.header, r.body)
+	}
+	// Nothing of the refused batch was kept: its retry is not a duplicate.
+	r = e.do("POST", "/v1/batch", trackBatch("b", 1), "Authorization", basicAuth(key))
+	if r.status == 200 {
+		if a := decodeAnswer(t, r); a.Duplicates != 0 {
+			t.Fatalf("retry after 429: %s", r.body)
+		}
+	}
+}
