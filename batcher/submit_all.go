@@ -2,21 +2,28 @@ package batcher
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
+// submitAllWorkers bounds the log appends SubmitAll runs at once: they
+// share the log's group commits, so a batch of events costs a few fsyncs,
+// not one each; Segment's and PostHog's SDKs send at most 15 to 100 events a
+// request, each one or two records.
+const submitAllWorkers = 64
+
 // SubmitAll queues several inserts, of one or several tenants and tables,
-// with one write-ahead log write: the records share one group commit and
-// one fsync, and either all are acknowledged or, on error, none. It
-// returns once they are durable (or, without a log, buffered), never
-// waiting for DuckDB; Request.Wait is ignored. The tracking API uses it to
-// store each event as its own record with its own idempotency key (its
-// messageId) without an fsync per event.
+// each as its own write-ahead log record, appended concurrently so that
+// they share the log's group commits. It returns once every record is
+// durable (or, without a log, buffered), never waiting for DuckDB;
+// Request.Wait is ignored. The tracking API uses it to store each event
+// with its own idempotency key (its messageId) without an fsync per event.
 //
-// Each record is replayed on its own, so a crash that tears the log's last
-// write may keep some of the records and not others; none was
-// acknowledged then, and a retry stores the missing ones, skipping those
-// whose key was replayed.
+// Each record is acknowledged on its own. On error (ErrLogUnavailable)
+// some records may be durable all the same: their keys are accepted as by
+// Submit, so a retry of the whole set finds them and skips them, and the
+// keys of the others stay reserved for the caller to release with
+// AbortIdempotent (which leaves accepted keys alone).
 func (b *Batcher) SubmitAll(reqs []Request) error {
 	var size int64
 	var nrows int
@@ -42,62 +49,90 @@ func (b *Batcher) SubmitAll(reqs []Request) error {
 		}
 		ws[i] = w
 	}
-	ps := make([]*pending, len(reqs))
 	if b.cfg.WAL == nil {
 		for i, r := range reqs {
 			if r.Rows.Len() == 0 {
 				continue
 			}
-			ps[i] = &pending{rows: r.Rows, durable: true}
+			p := &pending{rows: r.Rows, durable: true}
 			if r.IdempotencyKey != "" {
 				b.idem.accept(r.Tenant, r.IdempotencyKey, r.Response, now)
-				ps[i].rec = &record{tenant: r.Tenant, idemKey: r.IdempotencyKey, response: r.Response, at: now.Unix()}
+				p.rec = &record{tenant: r.Tenant, idemKey: r.IdempotencyKey, response: r.Response, at: now.Unix()}
 			}
-			ws[i].add(r.Table, ps[i], false)
+			ws[i].add(r.Table, p, false)
 		}
 		return nil
 	}
 
-	recs := make([][]byte, 0, len(reqs))
-	kept := make([]*record, len(reqs))
+	ps := make([]*pending, len(reqs))
+	recs := make([]*record, len(reqs))
+	n := 0
 	for i, r := range reqs {
 		if r.Rows.Len() == 0 {
 			continue
 		}
 		ps[i] = &pending{rows: r.Rows}
 		ws[i].add(r.Table, ps[i], false) // numbers ps[i]; not flushable until durable
-		kept[i] = &record{tenant: r.Tenant, table: r.Table, seq: ps[i].seq, at: now.Unix(),
+		recs[i] = &record{tenant: r.Tenant, table: r.Table, seq: ps[i].seq, at: now.Unix(),
 			idemKey: r.IdempotencyKey, response: r.Response, rows: r.Rows}
-		recs = append(recs, encodeRecord(nil, kept[i]))
+		n++
 	}
 	b.walMu.Lock()
 	floor := b.cfg.WAL.Floor()
-	b.segCount[floor] += len(recs)
+	b.segCount[floor] += n
 	b.walMu.Unlock()
-	_, err := b.cfg.WAL.AppendBatch(recs)
-	if err != nil {
-		for i, p := range ps {
-			if p != nil {
-				b.releaseFloor(floor)
-				ws[i].markFailed(p)
-			}
+
+	errs := make([]error, len(reqs))
+	appendOne := func(i int) {
+		buf := recordPool.Get().(*[]byte)
+		*buf = encodeRecord((*buf)[:0], recs[i])
+		_, errs[i] = b.cfg.WAL.Append(*buf)
+		if cap(*buf) <= 1<<20 {
+			recordPool.Put(buf)
 		}
-		b.uncharge(size, nrows)
-		b.stats.LogErrors.Add(1)
-		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
 	}
+	var wg sync.WaitGroup
+	for w := range min(submitAllWorkers, len(reqs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(reqs); i += submitAllWorkers {
+				if recs[i] != nil {
+					appendOne(i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	var first error
+	failed := 0
 	for i, p := range ps {
 		if p == nil {
 			continue
 		}
 		r := reqs[i]
+		if errs[i] != nil {
+			b.releaseFloor(floor)
+			ws[i].markFailed(p)
+			b.uncharge(r.Rows.Size, r.Rows.Len())
+			failed++
+			if first == nil {
+				first = errs[i]
+			}
+			continue
+		}
 		p.floor = floor
 		if r.IdempotencyKey != "" {
 			b.idem.accept(r.Tenant, r.IdempotencyKey, r.Response, now)
-			kept[i].rows = nil
-			p.rec = kept[i]
+			recs[i].rows = nil
+			p.rec = recs[i]
 		}
 		ws[i].markDurable(r.Table, p, false)
+	}
+	if failed > 0 {
+		b.stats.LogErrors.Add(1)
+		return fmt.Errorf("%w: %d of %d records not written: %v", ErrLogUnavailable, failed, n, first)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@
 // "track:<table>:<messageId or uuid>" is reserved with BeginIdempotent; a
 // key accepted within the idempotency window is a duplicate and skipped →
 // Admit → batcher.SubmitAll: every row its own log record with its own key,
-// all in one log write → answer {"success":true} (Segment, RudderStack) or
+// appended concurrently to share the log's group commits → answer {"success":true} (Segment, RudderStack) or
 // {"status":1} (PostHog) with accepted, duplicates, rejected and errors.
 // A retried batch thus stores nothing twice, across crashes too: the keys
 // travel in the log records and Recover restores them.

@@ -250,9 +250,11 @@ var trackReplay = []byte(`{"duplicate":true}`)
 // as the SDK of the route expects. Each event becomes one row in its
 // type's table (and a track also one in its event's table); each row is
 // its own write-ahead log record carrying the idempotency key
-// "track:<table>:<messageId>", all of the request's records in one log
-// write. A row whose key was accepted within the idempotency window is
-// skipped: a retried batch stores nothing twice, across crashes too.
+// "track:<table>:<messageId>", the request's records appended together
+// (batcher.SubmitAll). A row whose key was accepted within the idempotency
+// window is skipped: a retried batch stores nothing twice, across crashes
+// too, and after a log failure partway its retry stores only what is
+// missing.
 func (h *Handler) Track(ctx *fasthttp.RequestCtx, t tenant.Tenant, r *TrackRequest) error {
 	resp := TrackResponse{}
 	if r.call == PostHogCapture {
