@@ -69,6 +69,8 @@ func statusOf(err error) int {
 		return fasthttp.StatusUnsupportedMediaType
 	case errors.Is(err, ingest.ErrQuarantined):
 		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, errTrackKey): // apart from the 401s above: its message names where a tracking key goes
+		return fasthttp.StatusUnauthorized
 	case errors.Is(err, ingest.ErrRateLimited):
 		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable),
@@ -112,7 +114,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		errors.As(err, &me)
 		ctx.Response.Header.Set("Allow", me.allow)
 	case fasthttp.StatusUnauthorized:
-		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) && !errors.Is(err, errTrackKey) {
+		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) {
 			msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
 		}
 	case fasthttp.StatusServiceUnavailable:

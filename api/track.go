@@ -39,8 +39,10 @@ func trackCall(path string) (ingest.TrackCall, bool) {
 	return c, ok
 }
 
-// errTrackKey is a missing or unknown key on a tracking route (401).
-var errTrackKey = fmt.Errorf("%w: send an ingest key as the Basic auth user name, in Authorization: Bearer, or as writeKey, api_key or token in the body", tenant.ErrUnauthorized)
+// errTrackKey is a missing or unknown key on a tracking route (401). It does
+// not wrap tenant.ErrUnauthorized, whose answer names the insert API's key
+// places.
+var errTrackKey = errors.New("missing or invalid write key: send an ingest key as the Basic auth user name, in Authorization: Bearer, or as writeKey, api_key or token in the body")
 
 // routeTrack serves a tracking route: CORS preflights, and POSTs
 // authenticated by a key with the ingest scope from the headers or, failing
