@@ -87,10 +87,12 @@ func statusOf(err error) int {
 		return fasthttp.StatusUnsupportedMediaType
 	case errors.Is(err, ingest.ErrQuarantined):
 		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, errTrackKey): // apart from the 401s above: its message names where a tracking key goes
+		return fasthttp.StatusUnauthorized
 	case errors.Is(err, ingest.ErrRateLimited):
 		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable),
-		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting):
+		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting), errors.Is(err, ingest.ErrInFlight):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ingest.ErrWaitTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -113,6 +115,14 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 			Error string `json:"error"`
 			ingest.InsertResponse
 		}{err.Error(), rej.Response})
+		return
+	}
+	var trej *ingest.TrackRejectedError
+	if errors.As(err, &trej) {
+		writeJSON(ctx, status, struct {
+			Error string `json:"error"`
+			ingest.TrackResponse
+		}{err.Error(), trej.Response})
 		return
 	}
 	msg := err.Error()
