@@ -48,10 +48,12 @@ var errTrackKey = errors.New("missing or invalid write key: send an ingest key a
 // authenticated by a key with the ingest scope from the headers or, failing
 // that, the body.
 //
-// CORS: any origin may post (the key, not the origin, authenticates; an
-// ingest key is meant to be embedded in pages and apps). Allowed origins per
-// tenant are not configurable yet: a preflight carries no key, so such a
-// list could only be enforced on the POST itself.
+// CORS: a preflight carries no key, so it is answered for any origin; the
+// POST is then checked against the tenant's allowed origins
+// (tenant.Tenant.AllowedOrigins, set by the operator; empty allows any): a
+// page of another origin gets 403, without Access-Control-Allow-Origin.
+// Requests without an Origin header (app backends, SDKs on servers) are
+// never refused for it.
 func (s *Server) routeTrack(ctx *fasthttp.RequestCtx, method string, call ingest.TrackCall) {
 	setCORS(ctx)
 	switch method {
@@ -95,6 +97,11 @@ func (s *Server) routeTrack(ctx *fasthttp.RequestCtx, method string, call ingest
 			writeError(ctx, err)
 			return
 		}
+	}
+	if o := ctx.Request.Header.Peek("Origin"); len(o) > 0 && !t.AllowsOrigin(o) {
+		ctx.Response.Header.Del("Access-Control-Allow-Origin")
+		writeError(ctx, fmt.Errorf("%w: pages of origin %q may not post events for this tenant; the operator sets its allowed origins", errForbidden, truncate(string(o))))
+		return
 	}
 	writeResult(ctx, nil, s.cfg.Ingest.Track(ctx, t, req))
 }

@@ -560,3 +560,46 @@ func TestTrackRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// A tenant's allowed origins: a page of another origin is refused (403,
+// nothing stored, no Access-Control-Allow-Origin); an allowed one and a
+// request without Origin (a server-side SDK) are stored; the list survives
+// a restart; a malformed origin is refused by the admin API.
+func TestTrackAllowedOrigins(t *testing.T) {
+	e := newEnv(t)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.admin("PATCH", "/api/admin/tenants/"+id, `{"allowed_origins":["https://App.example","http://localhost:3000/"]}`), 200, "set origins")
+	for _, bad := range []string{`["*"]`, `["app.example"]`, `["https://app.example/path"]`, `["ftp://app.example"]`, `"https://app.example"`} {
+		wantStatus(t, e.admin("PATCH", "/api/admin/tenants/"+id, `{"allowed_origins":`+bad+`}`), 400, "origins "+bad)
+	}
+	e = e.restart()
+	if tn, err := e.tenants.Get(id); err != nil || len(tn.AllowedOrigins) != 2 || tn.AllowedOrigins[0] != "https://app.example" {
+		t.Fatalf("after restart: %+v %v", tn, err)
+	}
+	post := func(msgID string, hdr ...string) response {
+		body := []byte(`{"batch":[{"type":"track","event":"Signed Up","userId":"u1","messageId":"` + msgID + `"}]}`)
+		return e.do("POST", "/v1/batch", body, append([]string{"Authorization", basicAuth(key)}, hdr...)...)
+	}
+	r := post("evil", "Origin", "https://evil.example")
+	if r.status != 403 || r.header["Access-Control-Allow-Origin"] != "" || !strings.Contains(string(r.body), "origin") {
+		t.Errorf("a foreign origin: %d %v %s", r.status, r.header, r.body)
+	}
+	if r := post("ok", "Origin", "https://app.example"); r.status != 200 || r.header["Access-Control-Allow-Origin"] != "https://app.example" {
+		t.Errorf("an allowed origin: %d %v %s", r.status, r.header, r.body)
+	}
+	if r := post("server"); r.status != 200 {
+		t.Errorf("no Origin header: %d %s", r.status, r.body)
+	}
+	// An empty list allows any origin again.
+	wantStatus(t, e.admin("PATCH", "/api/admin/tenants/"+id, `{"allowed_origins":[]}`), 200, "clear origins")
+	if r := post("any", "Origin", "https://elsewhere.example"); r.status != 200 {
+		t.Errorf("after clearing: %d %s", r.status, r.body)
+	}
+	e.stop()
+	db := e.openDB(id)
+	var ids string
+	queryRow(t, db, `SELECT string_agg(id, ',' ORDER BY id) FROM signed_up`, &ids)
+	if ids != "any,ok,server" {
+		t.Errorf("stored events %q; want any,ok,server", ids)
+	}
+}

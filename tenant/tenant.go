@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -72,6 +73,24 @@ type Tenant struct {
 	Plan    string    `json:"plan"`
 	Status  string    `json:"status"`
 	Created time.Time `json:"created"`
+	// AllowedOrigins are the web origins ("https://app.example") whose pages
+	// may post tracking events with the tenant's keys; empty allows any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+}
+
+// AllowsOrigin reports whether a browser page of origin may post events for
+// the tenant: any origin when AllowedOrigins is empty, else one of them
+// (ASCII case aside).
+func (t Tenant) AllowsOrigin(origin []byte) bool {
+	if len(t.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range t.AllowedOrigins {
+		if strings.EqualFold(o, string(origin)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Key is an API key's record; the key itself is never stored.
@@ -335,6 +354,36 @@ func (s *Store) SetPlan(id, plan string) (Tenant, error) {
 		return Tenant{}, fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))
 	}
 	return s.update(id, func(t *Tenant) { t.Plan = plan })
+}
+
+// maxOrigins bounds a tenant's allowed origins.
+const maxOrigins = 100
+
+// SetAllowedOrigins sets the web origins whose pages may post tracking
+// events with the tenant's keys; an empty list allows any. Each must be an
+// origin as browsers send it: http or https, a host, an optional port, no
+// path ("https://app.example", "http://localhost:3000").
+func (s *Store) SetAllowedOrigins(id string, origins []string) (Tenant, error) {
+	if len(origins) > maxOrigins {
+		return Tenant{}, fmt.Errorf("%w: %d allowed origins; at most %d", ErrInvalid, len(origins), maxOrigins)
+	}
+	clean := make([]string, 0, len(origins))
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || len(o) > 255 {
+			shown := o
+			if len(shown) > 64 {
+				shown = shown[:64] + "…"
+			}
+			return Tenant{}, fmt.Errorf("%w: allowed origin %q: give scheme://host[:port], for example https://app.example", ErrInvalid, shown)
+		}
+		clean = append(clean, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	if len(clean) == 0 {
+		clean = nil
+	}
+	return s.update(id, func(t *Tenant) { t.AllowedOrigins = clean })
 }
 
 func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
