@@ -544,7 +544,7 @@ func TestTrackBufferCap503(t *testing.T) {
 // The plan's rate limit applies to tracked events as to inserts.
 func TestTrackRateLimit(t *testing.T) {
 	e := newAdminEnv(t, adminEnvConfig{plans: limitPlans()})
-	_, key := e.tenant("limited") // plan free: 10 rows per second
+	_, key := e.tenantOn("limited", "free") // plan free: 10 rows per second
 	// 13 events are 26 rows (tracks and tick): past one second of rows.
 	wantStatus(t, e.do("POST", "/v1/batch", trackBatch("a", 13), "Authorization", basicAuth(key)), 200, "first batch")
 	r := e.do("POST", "/v1/batch", trackBatch("b", 1), "Authorization", basicAuth(key))

@@ -254,7 +254,7 @@ func (s *Store) CreateTenant(name, plan string) (Tenant, Key, string, error) {
 		return Tenant{}, Key{}, "", err
 	}
 	if plan == "" {
-		plan = "free"
+		plan = DefaultPlan
 	}
 	if _, ok := s.cfg.Plans[plan]; !ok {
 		return Tenant{}, Key{}, "", fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))

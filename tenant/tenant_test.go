@@ -28,7 +28,7 @@ func TestKeysSurviveReopenAndAreStoredAsHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ten.Plan != "free" || ten.Status != StatusActive || k.Scope != ScopeFull {
+	if ten.Plan != DefaultPlan || ten.Status != StatusActive || k.Scope != ScopeFull {
 		t.Fatalf("tenant %+v key %+v", ten, k)
 	}
 	ik, ikey, err := s.CreateKey(ten.ID, ScopeIngest)

@@ -315,7 +315,7 @@ func firstStart(tenants *tenant.Store, adminKey string) error {
 	if !tenants.Empty() {
 		return nil
 	}
-	t, _, key, err := tenants.CreateTenant("demo", "free")
+	t, _, key, err := tenants.CreateTenant("demo", tenant.DefaultPlan)
 	if err != nil {
 		return fmt.Errorf("create demo tenant: %w", err)
 	}
