@@ -61,6 +61,10 @@ func New(cfg Config, log *zap.Logger) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
+	// # HELP and # TYPE lines on /metrics. The metrics library has only a
+	// process-wide switch for them; the server that exposes the metrics
+	// turns it on.
+	metrics.ExposeMetadata(true)
 	return &Server{cfg: cfg, log: log, metrics: newServerMetrics(cfg.Metrics)}
 }
 
@@ -236,8 +240,9 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 	}
 	switch method {
 	case fasthttp.MethodPost:
-		v, err := h.Deliver(ctx, id)
+		p, v, err := h.Deliver(ctx, id)
 		writeResult(ctx, v, err)
+		s.metrics.deliveries.inc(string(p), ctx.Response.StatusCode())
 	case fasthttp.MethodDelete:
 		s.withTenant(ctx, tenant.ScopeFull, func(t tenant.Tenant) (any, error) { return h.Delete(ctx, t, id) })
 	default:

@@ -88,7 +88,7 @@ type Engine struct {
 	executing chan struct{}
 	metrics   struct {
 		bytes, rows, cut *metrics.Counter   // streamed results (Parquet files excluded)
-		stream           *metrics.Histogram // time to stream a result
+		stream           *metrics.PrometheusHistogram // time to stream a result
 	}
 }
 
@@ -121,7 +121,7 @@ func New(cfg Config, pool *tenantdb.Pool, flusher Flusher, log *zap.Logger) *Eng
 	e.metrics.bytes = set.NewCounter("duckgate_query_bytes_streamed_total")
 	e.metrics.rows = set.NewCounter("duckgate_query_rows_streamed_total")
 	e.metrics.cut = set.NewCounter("duckgate_query_results_cut_total")
-	e.metrics.stream = set.NewHistogram("duckgate_query_stream_seconds")
+	e.metrics.stream = set.NewPrometheusHistogram("duckgate_query_stream_seconds")
 	return e
 }
 

@@ -138,7 +138,7 @@ func serve(args []string) error {
 	var wl *wal.Log
 	switch *durability {
 	case "durable":
-		fsyncSeconds := set.NewHistogram("duckgate_wal_fsync_seconds")
+		fsyncSeconds := set.NewPrometheusHistogramExt("duckgate_wal_fsync_seconds", metrics.ExponentialBuckets(0.0001, 2, 16))
 		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog, Metrics: set,
 			OnFsync: func(d time.Duration) { fsyncSeconds.Update(d.Seconds()) }}, log); err != nil {
 			return err

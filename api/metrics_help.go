@@ -1,0 +1,38 @@
+package api
+
+// metricHelp is the # HELP text of each family on /metrics. A family
+// missing here gets its name in words.
+var metricHelp = map[string]string{
+	"duckgate_insert_requests_total":       "Insert and tracking requests answered, by HTTP status.",
+	"duckgate_query_requests_total":        "Query requests answered, by HTTP status.",
+	"duckgate_query_first_byte_seconds":    "Time from a query request to the first byte of its answer.",
+	"duckgate_webhook_deliveries_total":    "Webhook deliveries answered, by provider and HTTP status, refusals included.",
+	"duckgate_rows_accepted_total":         "Rows acknowledged, by any route (insert, webhook, tracking API).",
+	"duckgate_rows_rejected_total":         "Rows refused one by one (not an object, invalid JSON or UTF-8, too deep).",
+	"duckgate_insert_bytes_accepted_total": "Request body bytes of acknowledged inserts, after decompression.",
+	"duckgate_insert_bytes_rejected_total": "Request body bytes of inserts with nothing storable.",
+	"duckgate_rows_committed_total":        "Rows committed into tenant databases.",
+	"duckgate_flushes_total":               "Batches committed into tenant databases.",
+	"duckgate_flush_errors_total":          "Batch commits that failed and will be retried.",
+	"duckgate_flush_duration_seconds":      "Time to commit one batch: schema changes, Appender and commit.",
+	"duckgate_flush_rows":                  "Rows per committed batch.",
+	"duckgate_schema_changes_total":        "Columns added or widened.",
+	"duckgate_rows_quarantined_total":      "Rows moved to a tenant's _duckgate_quarantine table after their batch kept failing.",
+	"duckgate_buffered_rows":               "Rows acknowledged and not yet committed.",
+	"duckgate_buffered_bytes":              "Memory held by rows acknowledged and not yet committed, in bytes.",
+	"duckgate_wal_size_bytes":              "Bytes of write-ahead log on disk.",
+	"duckgate_wal_fsyncs_total":            "Write-ahead log fsyncs (one per group commit).",
+	"duckgate_wal_fsync_seconds":           "Time of one write-ahead log fsync.",
+	"duckgate_wal_append_errors_total":     "Inserts refused because the write-ahead log could not be written.",
+	"duckgate_wal_torn_tail_bytes_total":   "Bytes cut from a torn or damaged tail of the write-ahead log at recovery.",
+	"duckgate_wal_corrupt_segments_total":  "Write-ahead log segments found damaged, lost or cut short and set aside.",
+	"duckgate_tenant_databases_open":       "Tenant databases open now.",
+	"duckgate_query_bytes_streamed_total":  "Bytes of query results streamed.",
+	"duckgate_query_rows_streamed_total":   "Rows of query results streamed.",
+	"duckgate_query_results_cut_total":     "Query results that ended early with an error marker.",
+	"duckgate_query_stream_seconds":        "Time to stream one query result.",
+	"duckgate_share_downloads_total":       "Share link downloads served.",
+	"go_goroutines":                        "Goroutines that currently exist.",
+	"process_resident_memory_bytes":        "Resident memory size in bytes.",
+	"process_cpu_seconds_total":            "Total user and system CPU time spent in seconds.",
+}
