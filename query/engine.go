@@ -87,7 +87,7 @@ type Engine struct {
 	// a channel queues the waiting senders in arrival order.
 	executing chan struct{}
 	metrics   struct {
-		bytes, rows, cut *metrics.Counter   // streamed results (Parquet files excluded)
+		bytes, rows, cut *metrics.Counter             // streamed results (Parquet files excluded)
 		stream           *metrics.PrometheusHistogram // time to stream a result
 	}
 }
