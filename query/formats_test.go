@@ -226,9 +226,9 @@ func TestFlushAndRelease(t *testing.T) {
 func waitExecuting(t testing.TB, e *Engine, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(e.executing) != n {
+	for e.executing.executing() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d queries executing; want %d", len(e.executing), n)
+			t.Fatalf("%d queries executing; want %d", e.executing.executing(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -118,13 +118,12 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case e.executing <- struct{}{}:
-	case <-ctx.Done():
+	free, err := e.executing.acquire(ctx, tenantID)
+	if err != nil {
 		release()
-		return nil, wrapRunError(ctx, fmt.Errorf("waiting for a free core: %w", ctx.Err()))
+		return nil, wrapRunError(ctx, fmt.Errorf("waiting for a free core: %w", err))
 	}
-	executed := sync.OnceFunc(func() { <-e.executing })
+	executed := sync.OnceFunc(free)
 	s, err := e.open(ctx, tenantID)
 	if err != nil {
 		executed()
