@@ -30,6 +30,7 @@ type fairSlots struct {
 	inUse   int                    // slots held; guarded by mu
 	seq     uint64                 // ticks on every grant and every enqueue; guarded by mu
 	tenants map[string]*fairTenant // tenants that hold or wait for a slot; guarded by mu
+	changed chan struct{}          // closed at the next change if a watcher made it; guarded by mu
 }
 
 // fairTenant is one tenant's share of fairSlots. Every field is guarded by
@@ -75,6 +76,7 @@ func (f *fairSlots) join(tenantID string) *fairTicket {
 		t = &fairTenant{}
 		f.tenants[tenantID] = t
 	}
+	defer f.signalLocked()
 	tk := &fairTicket{f: f, tenantID: tenantID, t: t}
 	// Free slots with waiters left means those waiters are at their cap:
 	// this tenant is not behind them. Its own waiters are ahead of it.
@@ -111,6 +113,7 @@ func (tk *fairTicket) wait(ctx context.Context) (func(), error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.signalLocked()
 	if tk.w.granted { // granted as the context ended: hand it on
 		f.releaseLocked(tk.tenantID, t)
 	} else {
@@ -139,6 +142,25 @@ func (f *fairSlots) releaseLocked(tenantID string, t *fairTenant) {
 	t.held--
 	f.dispatchLocked()
 	f.forgetLocked(tenantID, t)
+	f.signalLocked()
+}
+
+// signalLocked wakes the watchers of changes (see watch).
+func (f *fairSlots) signalLocked() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// watch is the stats and a channel closed at the next change of them.
+func (f *fairSlots) watch() (fairStats, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.statsLocked(), f.changed
 }
 
 // forgetLocked drops t from the table once it neither holds nor waits.
@@ -187,6 +209,10 @@ type fairStats struct {
 func (f *fairSlots) stats() fairStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.statsLocked()
+}
+
+func (f *fairSlots) statsLocked() fairStats {
 	s := fairStats{inUse: f.inUse, held: make(map[string]int), waiting: make(map[string]int)}
 	for id, t := range f.tenants {
 		if t.held > 0 {

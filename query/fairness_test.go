@@ -35,15 +35,22 @@ func startHogs(t testing.TB, env *testEnv, tenant string, n int, timeout time.Du
 	return func() { cancel(); wg.Wait() }
 }
 
-// waitStats waits until cond holds for the executing slots' stats.
+// waitStats waits until cond holds for the executing slots' stats, woken
+// by each change of them.
 func waitStats(t testing.TB, e *Engine, what string, cond func(fairStats) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for st := e.executing.stats(); !cond(st); st = e.executing.stats() {
-		if time.Now().After(deadline) {
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		st, changed := e.executing.watch()
+		if cond(st) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
 			t.Fatalf("waiting for %s: %+v", what, st)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

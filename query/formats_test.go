@@ -225,13 +225,7 @@ func TestFlushAndRelease(t *testing.T) {
 // (past their tenant's slot, running in DuckDB).
 func waitExecuting(t testing.TB, e *Engine, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.executing.executing() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d queries executing; want %d", e.executing.executing(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStats(t, e, fmt.Sprintf("%d queries executing", n), func(st fairStats) bool { return st.inUse == n })
 }
 
 func slotsInUse(e *Engine) int {
