@@ -45,7 +45,7 @@ func TestResourceBombs(t *testing.T) {
 	for _, b := range bombs {
 		srv := &server{t: t, bin: bin, data: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
 		srv.start()
-		key := freeTenant(t, srv)
+		key := freeTenant(t, srv, "bomb")
 		if st, body, _ := runQuery(srv.addr, key, "select 1", ""); st != 200 {
 			t.Fatalf("%s: select 1 before the bomb: %d %s", b.name, st, body)
 		}
@@ -105,9 +105,9 @@ func TestResourceBombs(t *testing.T) {
 }
 
 // freeTenant creates a tenant on the free plan and returns its key.
-func freeTenant(t *testing.T, srv *server) string {
+func freeTenant(t *testing.T, srv *server, name string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+srv.addr+"/api/admin/tenants", strings.NewReader(`{"name":"bomb","plan":"free"}`))
+	req, _ := http.NewRequest("POST", "http://"+srv.addr+"/api/admin/tenants", strings.NewReader(`{"name":"`+name+`","plan":"free"}`))
 	req.Header.Set("X-API-KEY", "crash-admin")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
