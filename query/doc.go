@@ -4,7 +4,9 @@
 //
 // Data flow. Engine.Rows takes one of the tenant's MaxConcurrent slots,
 // optionally flushes the tenant's buffered rows (Flusher), waits for one of
-// the engine's MaxExecuting slots, takes a dedicated connection of the
+// the engine's MaxExecuting slots (at most MaxExecutingPerTenant per tenant;
+// a freed slot goes to the waiting tenant holding the fewest: fair.go),
+// takes a dedicated connection of the
 // tenant's sandboxed database (tenantdb.Pool) and has DuckDB prepare the
 // SQL. Only exactly one statement whose DuckDB statement type is SELECT
 // passes; the check is DuckDB's parser, not keyword matching. EXPLAIN (and

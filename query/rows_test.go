@@ -156,7 +156,7 @@ func TestRowsContext(t *testing.T) {
 	if err := <-done; !errors.Is(err, ErrCanceled) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancel: %v", err)
 	}
-	if slotsInUse(env.engine) != 0 || len(env.engine.executing) != 0 {
+	if slotsInUse(env.engine) != 0 || env.engine.executing.executing() != 0 {
 		t.Fatal("slots held after the cancel")
 	}
 

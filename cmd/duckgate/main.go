@@ -74,7 +74,8 @@ func serve(args []string) error {
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
 	queryMaxRows := fs.Int64("query.max-rows", query.DefaultMaxRows, "most rows one query result may have")
 	queryMaxBytes := bytesFlag(fs, "query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
-	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait in arrival order")
+	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait, and a freed slot goes to the waiting tenant holding the fewest")
+	queryExecutingPerTenant := fs.Int("query.max-executing-per-tenant", 0, "most of -query.max-executing one tenant holds, even when no other waits, so that another tenant's query starts at once; 0 means half of -query.max-executing (at least 1)")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
 	walSegment := bytesFlag(fs, "wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
@@ -169,12 +170,13 @@ func serve(args []string) error {
 		return err
 	}
 	qe := query.New(query.Config{
-		Timeout:       *queryTimeout,
-		MaxRows:       *queryMaxRows,
-		MaxBytes:      *queryMaxBytes,
-		MaxConcurrent: *queryConcurrency,
-		MaxExecuting:  *queryExecuting,
-		Metrics:       set,
+		Timeout:               *queryTimeout,
+		MaxRows:               *queryMaxRows,
+		MaxBytes:              *queryMaxBytes,
+		MaxConcurrent:         *queryConcurrency,
+		MaxExecuting:          *queryExecuting,
+		MaxExecutingPerTenant: *queryExecutingPerTenant,
+		Metrics:               set,
 	}, pool, b, log)
 	shares, err := share.Open(share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
