@@ -32,6 +32,8 @@ var metricHelp = map[string]string{
 	"duckgate_query_results_cut_total":     "Query results that ended early with an error marker.",
 	"duckgate_query_stream_seconds":        "Time to stream one query result.",
 	"duckgate_share_downloads_total":       "Share link downloads served.",
+	"duckgate_query_executing":             "Queries DuckDB executes now, across tenants.",
+	"duckgate_query_executing_waits_total": "Queries that waited for an executing slot.",
 	"go_goroutines":                        "Goroutines that currently exist.",
 	"process_resident_memory_bytes":        "Resident memory size in bytes.",
 	"process_cpu_seconds_total":            "Total user and system CPU time spent in seconds.",
