@@ -173,36 +173,57 @@ type PatchTenantResponse struct {
 	LimitsApplied bool `json:"limits_applied"`
 }
 
-// PatchTenant serves PATCH /api/admin/tenants/{id} {"plan":"..."}.
+// PatchTenant serves PATCH /api/admin/tenants/{id} {"plan":"...",
+// "allowed_origins":[...]}: either or both.
 func (h *Handler) PatchTenant(ctx *fasthttp.RequestCtx, id string) (any, error) {
 	var req struct {
-		Plan *string `json:"plan"`
+		Plan           *string   `json:"plan"`
+		AllowedOrigins *[]string `json:"allowed_origins"`
 	}
 	if err := decodeJSON(ctx.PostBody(), &req); err != nil {
 		return nil, err
 	}
-	if req.Plan == nil {
-		return nil, fmt.Errorf("%w: nothing to change: send {\"plan\":\"...\"}", ErrBadRequest)
+	if req.Plan == nil && req.AllowedOrigins == nil {
+		return nil, fmt.Errorf("%w: nothing to change: send {\"plan\":\"...\"} or {\"allowed_origins\":[...]}", ErrBadRequest)
 	}
-	t, err := h.cfg.Tenants.SetPlan(id, *req.Plan)
+	t, err := h.cfg.Tenants.Get(id)
 	if err != nil {
 		return nil, err
 	}
-	// The open database keeps the memory_limit and threads it was opened
-	// with: flush, then close it so that the next use reopens it.
+	if req.AllowedOrigins != nil {
+		if t, err = h.cfg.Tenants.SetAllowedOrigins(id, *req.AllowedOrigins); err != nil {
+			return nil, err
+		}
+		h.log.Info("tenant allowed origins changed", zap.String("tenant", id), zap.Int("origins", len(t.AllowedOrigins)))
+	}
+	applied := true
+	if req.Plan != nil {
+		if t, err = h.cfg.Tenants.SetPlan(id, *req.Plan); err != nil {
+			return nil, err
+		}
+		applied = h.applyPlan(id)
+		h.log.Info("tenant plan changed", zap.String("tenant", id), zap.String("plan", t.Plan))
+	}
+	return PatchTenantResponse{Tenant: t, LimitsApplied: applied}, nil
+}
+
+// applyPlan flushes the tenant's buffers and closes its database, which
+// keeps the memory_limit and threads it was opened with, so that the next
+// use reopens it under the new plan. It reports whether that happened
+// within Timeout; if not, the new limits apply when the database next
+// reopens.
+func (h *Handler) applyPlan(id string) bool {
 	cctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	applied := true
-	err = h.cfg.Batcher.Flush(cctx, id)
+	err := h.cfg.Batcher.Flush(cctx, id)
 	if err == nil {
 		err = h.cfg.Pool.Evict(id, Timeout)
 	}
 	if err != nil {
-		applied = false
 		h.log.Warn("plan changed; the database keeps its old limits until it reopens", zap.String("tenant", id), zap.Error(err))
+		return false
 	}
-	h.log.Info("tenant plan changed", zap.String("tenant", id), zap.String("plan", t.Plan))
-	return PatchTenantResponse{Tenant: t, LimitsApplied: applied}, nil
+	return true
 }
 
 // straggleDelay is how long after a deletion its files are looked for

@@ -225,7 +225,7 @@ func TestAdminBadInput(t *testing.T) {
 	f("GET", "/api/admin/nope", "", 404, "no admin route")
 	f("GET", ten+id+"/keys/x/y", "", 404, "no admin route")
 	// Nothing above changed the tenant.
-	if tn, err := e.tenants.Get(id); err != nil || tn.Status != "active" || tn.Plan != "free" {
+	if tn, err := e.tenants.Get(id); err != nil || tn.Status != "active" || tn.Plan != tenant.DefaultPlan {
 		t.Fatalf("tenant after bad calls: %+v %v", tn, err)
 	}
 	// No key, a wrong key: 401.

@@ -35,8 +35,8 @@ func rowsJSON(n int) string {
 
 func TestRateLimitPerPlan(t *testing.T) {
 	e := newAdminEnv(t, adminEnvConfig{plans: limitPlans()})
-	id, key := e.tenant("limited") // plan free: 10 rows per second
-	_, other := e.tenant("other")
+	id, key := e.tenantOn("limited", "free") // plan free: 10 rows per second
+	_, other := e.tenantOn("other", "free")
 	// A batch beyond one second of rows passes when the bucket is full...
 	wantStatus(t, e.insert(key, "ev", rowsJSON(25)), 200, "first batch")
 	// ...and the next waits until the debt is paid.
@@ -131,5 +131,20 @@ func TestAdminQueryAcrossTenants(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(e.dir, "tenants")); len(entries) == 0 {
 		t.Fatal("tenant databases gone")
+	}
+}
+
+// TestDefaultPlanNeverThrottles: a tenant created without a plan, like the
+// demo tenant, takes 50,000 rows within a second without a 429.
+func TestDefaultPlanNeverThrottles(t *testing.T) {
+	e := newAdminEnv(t, adminEnvConfig{})
+	r := e.admin("POST", "/api/admin/tenants", `{"name":"bench"}`)
+	wantStatus(t, r, 201, "create")
+	c := decodeBody[admin.CreateTenantResponse](t, r)
+	if c.Plan != tenant.DefaultPlan {
+		t.Fatalf("plan %q, want %q", c.Plan, tenant.DefaultPlan)
+	}
+	for i := range 5 {
+		wantStatus(t, e.do("POST", "/api/data/insert/ev", []byte(rowsJSON(10_000)), "X-API-KEY", c.APIKey), 200, fmt.Sprintf("batch %d of 10,000 rows", i+1))
 	}
 }

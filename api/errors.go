@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	json "github.com/goccy/go-json"
@@ -28,10 +27,10 @@ var (
 	// errBadRequest is a request fasthttp could not parse (400).
 	errBadRequest = errors.New("bad request")
 	// errAdminKey is a missing or unknown key on an admin route (401).
-	errAdminKey = fmt.Errorf("%w: missing or invalid admin key: send it in X-API-KEY or Authorization: Bearer", tenant.ErrUnauthorized)
+	errAdminKey = errors.New("missing or invalid admin key: send it in X-API-KEY or Authorization: Bearer")
 	// errTenantKey is a tenant's key on an admin route (401, naming the
 	// admin key).
-	errTenantKey = fmt.Errorf("%w: this route needs the admin key; a tenant's API key was sent", tenant.ErrUnauthorized)
+	errTenantKey = errors.New("this route needs the admin key (send it in X-API-KEY); a tenant's API key was sent")
 	// errStarting is any request before recovery has finished (503).
 	errStarting = errors.New("starting: recovering the write-ahead log; retry in a second")
 )
@@ -75,7 +74,7 @@ func statusOf(err error) int {
 		errors.Is(err, errBadRequest), errors.Is(err, tenant.ErrInvalid), errors.Is(err, admin.ErrBadRequest),
 		errors.Is(err, webhook.ErrBadRequest), errors.Is(err, webhook.ErrMalformedBody), errors.Is(err, webhook.ErrLimit):
 		return fasthttp.StatusBadRequest
-	case errors.Is(err, tenant.ErrUnauthorized),
+	case errors.Is(err, tenant.ErrUnauthorized), errors.Is(err, errAdminKey), errors.Is(err, errTenantKey),
 		errors.Is(err, webhook.ErrMissingSignature), errors.Is(err, webhook.ErrMalformedSignature),
 		errors.Is(err, webhook.ErrBadSignature), errors.Is(err, webhook.ErrStaleTimestamp):
 		return fasthttp.StatusUnauthorized
@@ -91,10 +90,12 @@ func statusOf(err error) int {
 		return fasthttp.StatusUnsupportedMediaType
 	case errors.Is(err, ingest.ErrQuarantined):
 		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, errTrackKey): // apart from the 401s above: its message names where a tracking key goes
+		return fasthttp.StatusUnauthorized
 	case errors.Is(err, ingest.ErrRateLimited):
 		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable),
-		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting):
+		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting), errors.Is(err, ingest.ErrInFlight):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ingest.ErrWaitTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -119,6 +120,14 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		}{err.Error(), rej.Response})
 		return
 	}
+	var trej *ingest.TrackRejectedError
+	if errors.As(err, &trej) {
+		writeJSON(ctx, status, struct {
+			Error string `json:"error"`
+			ingest.TrackResponse
+		}{err.Error(), trej.Response})
+		return
+	}
 	msg := err.Error()
 	switch status {
 	case fasthttp.StatusMethodNotAllowed:
@@ -126,7 +135,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		errors.As(err, &me)
 		ctx.Response.Header.Set("Allow", me.allow)
 	case fasthttp.StatusUnauthorized:
-		if errors.Is(err, tenant.ErrUnauthorized) && !errors.Is(err, errAdminKey) && !errors.Is(err, errTenantKey) {
+		if errors.Is(err, tenant.ErrUnauthorized) {
 			msg = "missing or invalid API key: send it in X-API-KEY, Authorization: Bearer or ?api_key="
 		}
 	case fasthttp.StatusServiceUnavailable:

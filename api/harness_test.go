@@ -170,7 +170,14 @@ func (e *env) restart(mods ...func(*envConfig)) *env {
 // tenant creates a tenant and returns its id and full-scope key.
 func (e *env) tenant(name string) (id, key string) {
 	e.t.Helper()
-	tn, _, key, err := e.tenants.CreateTenant(name, "")
+	return e.tenantOn(name, "")
+}
+
+// tenantOn creates a tenant on a plan ("" for the default plan) and returns
+// its id and full-scope key.
+func (e *env) tenantOn(name, plan string) (id, key string) {
+	e.t.Helper()
+	tn, _, key, err := e.tenants.CreateTenant(name, plan)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"duckgate/tenant"
+	"duckgate/webhook"
 )
 
 func TestMetricsAndPprof(t *testing.T) {
@@ -105,5 +108,82 @@ func TestMetricsWhileStarting(t *testing.T) {
 	srv.SetReady()
 	if status, _ := get("/healthz"); status != 200 {
 		t.Errorf("/healthz when ready: %d", status)
+	}
+}
+
+// TestMetricsPrometheusConventions: every family has # HELP with text and
+// # TYPE; counters are counters; histograms have le buckets; webhook
+// deliveries are counted by provider and status, refusals included, and
+// their rows raise the insert's row counter. With promtool on the machine
+// (Debian's prometheus package), `promtool check metrics` is clean.
+func TestMetricsPrometheusConventions(t *testing.T) {
+	e := newHookEnv(t)
+	_, key := e.tenant("acme")
+	if r := e.insert(key, "events", `{"a":1}`); r.status != 200 {
+		t.Fatalf("insert: %d %s", r.status, r.body)
+	}
+	r := e.do("POST", "/api/webhooks", []byte(`{"provider":"github","table":"gh","secret":"`+hookGHSecret+`"}`), "X-API-KEY", key)
+	if r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	var ep webhook.EndpointView
+	if err := json.Unmarshal(r.body, &ep); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"zen":"ok"}`)
+	if r := e.do("POST", ep.URL, body, hookGitHubHeaders(hookGHSecret, "ping", "d-1", body)...); r.status != 200 {
+		t.Fatalf("delivery: %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", ep.URL, body, hookGitHubHeaders("wrong-secret-0123456789", "ping", "d-2", body)...); r.status != 401 {
+		t.Fatalf("forged delivery: %d %s", r.status, r.body)
+	}
+	e.do("POST", "/api/webhooks/wh_unknown", body)
+
+	m := string(e.do("GET", "/metrics", nil).body)
+	for _, want := range []string{
+		"# TYPE duckgate_flushes_total counter",
+		"# TYPE duckgate_rows_committed_total counter",
+		"# TYPE duckgate_wal_corrupt_segments_total counter",
+		"# TYPE duckgate_flush_duration_seconds histogram",
+		`duckgate_flush_duration_seconds_bucket{le="+Inf"}`,
+		`duckgate_query_first_byte_seconds_bucket{le="0.005"}`,
+		"# HELP duckgate_rows_accepted_total Rows acknowledged, by any route",
+		"duckgate_rows_accepted_total 2",
+		`duckgate_webhook_deliveries_total{provider="github",status="200"} 1`,
+		`duckgate_webhook_deliveries_total{provider="github",status="401"} 1`,
+		`duckgate_webhook_deliveries_total{provider="unknown",status="404"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	families := map[string]bool{}
+	for line := range strings.Lines(m) {
+		if f, ok := strings.CutPrefix(line, "# HELP "); ok {
+			name, help, _ := strings.Cut(strings.TrimSpace(f), " ")
+			if help == "" {
+				t.Errorf("family %s has no help text", name)
+			}
+			families[name] = true
+		}
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name, _, _ := strings.Cut(f, " ")
+			if !families[name] {
+				t.Errorf("family %s has # TYPE without # HELP", name)
+			}
+		}
+	}
+	if strings.Contains(m, "vmrange") {
+		t.Error("/metrics still has vmrange histograms")
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not found (apt-get install prometheus); the lint part is skipped")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(m)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

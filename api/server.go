@@ -61,6 +61,10 @@ func New(cfg Config, log *zap.Logger) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
+	// # HELP and # TYPE lines on /metrics. The metrics library has only a
+	// process-wide switch for them; the server that exposes the metrics
+	// turns it on.
+	metrics.ExposeMetadata(true)
 	return &Server{cfg: cfg, log: log, metrics: newServerMetrics(cfg.Metrics)}
 }
 
@@ -105,6 +109,9 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 //	POST|GET    /api/webhooks, DELETE /api/webhooks/{id}  full scope → webhook
 //	POST        /api/webhooks/{id}                no key: the signature → webhook
 //	...         /api/admin/...                    admin key      → admin
+//	POST|OPTIONS /v1/{track,identify,page,screen,group,alias,batch,import}
+//	             /batch/, /capture/, /e/, /i/v0/e/ (slash optional)
+//	                                              ingest scope, key in Basic auth, Bearer or body → ingest (tracking API)
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
@@ -159,6 +166,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.withAdmin(ctx, func() { s.servePprof(ctx, path) })
 	case strings.HasPrefix(path, "/api/data/query/share") || strings.HasPrefix(path, "/share/"):
 		s.routeShare(ctx, method, path)
+	case isTrackPath(path):
+		call, _ := trackCall(path)
+		s.routeTrack(ctx, method, call)
+		s.metrics.inserts.inc(ctx.Response.StatusCode())
 	default:
 		writeError(ctx, fmt.Errorf("%w: no route for %s %s", errNotFound, method, truncate(path)))
 	}
@@ -229,8 +240,9 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 	}
 	switch method {
 	case fasthttp.MethodPost:
-		v, err := h.Deliver(ctx, id)
+		p, v, err := h.Deliver(ctx, id)
 		writeResult(ctx, v, err)
+		s.metrics.deliveries.inc(string(p), ctx.Response.StatusCode())
 	case fasthttp.MethodDelete:
 		s.withTenant(ctx, tenant.ScopeFull, func(t tenant.Tenant) (any, error) { return h.Delete(ctx, t, id) })
 	default:
@@ -346,21 +358,28 @@ func APIKey(ctx *fasthttp.RequestCtx) []byte {
 // withTenant authenticates the request's key, checks its scope and the
 // tenant's status, and calls f; what f returns is answered by writeResult.
 func (s *Server) withTenant(ctx *fasthttp.RequestCtx, need tenant.Scope, f func(tenant.Tenant) (any, error)) {
-	t, k, err := s.cfg.Tenants.Authenticate(APIKey(ctx))
+	t, err := s.authorize(APIKey(ctx), need)
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
-	if !k.Scope.Allows(need) {
-		writeError(ctx, fmt.Errorf("%w: this key has scope %q; this call needs a %q or \"full\" key", errForbidden, k.Scope, need))
-		return
-	}
-	if t.Status != tenant.StatusActive {
-		writeError(ctx, fmt.Errorf("%w: tenant %s is %s; its data is kept, ask the operator to resume it", errForbidden, t.ID, t.Status))
-		return
-	}
 	v, err := f(t)
 	writeResult(ctx, v, err)
+}
+
+// authorize authenticates key and checks its scope and the tenant's status.
+func (s *Server) authorize(key []byte, need tenant.Scope) (tenant.Tenant, error) {
+	t, k, err := s.cfg.Tenants.Authenticate(key)
+	if err != nil {
+		return t, err
+	}
+	if !k.Scope.Allows(need) {
+		return t, fmt.Errorf("%w: this key has scope %q; this call needs a %q or \"full\" key", errForbidden, k.Scope, need)
+	}
+	if t.Status != tenant.StatusActive {
+		return t, fmt.Errorf("%w: tenant %s is %s; its data is kept, ask the operator to resume it", errForbidden, t.ID, t.Status)
+	}
+	return t, nil
 }
 
 // withAdmin checks the admin key and calls f. A tenant's key is told that

@@ -57,6 +57,15 @@ func (ts *tenantStates) peek(id string) *tenantState {
 
 func (ts *tenantStates) drop(id string) { ts.m.Delete(id) }
 
+// NoteAccepted records rows that another route (a webhook delivery) handed
+// to the batcher for the tenant: its last ingest, and the same row and
+// byte counters inserts raise.
+func (h *Handler) NoteAccepted(tenantID string, rows, bytes int) {
+	h.NoteIngest(tenantID)
+	h.metrics.rowsAccepted.Add(rows)
+	h.metrics.bytesAccepted.Add(bytes)
+}
+
 // NoteIngest records that the tenant's insert was accepted now.
 func (h *Handler) NoteIngest(tenantID string) {
 	h.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())

@@ -17,4 +17,26 @@
 //
 // Webhook deliveries reuse DecodeOne and Admit, so a delivery is typed,
 // bounded and rate limited exactly like an insert.
+//
+// The tracking API (track.go) speaks Segment's HTTP Tracking API, which
+// RudderStack's SDKs share, and PostHog's capture endpoints. Package api
+// routes /v1/{track,identify,page,screen,group,alias,batch,import} and
+// /batch/, /capture/, /e/, /i/v0/e/ here and answers CORS preflights. A
+// request flows: ReadTrack refuses at once if the batcher's buffers are
+// full, gunzips the body whenever it says Content-Encoding: gzip or starts
+// with the gzip magic (whatever its Content-Type), bounds it
+// (TrackMaxBatch) and parses it, finding the key in the body (writeKey,
+// api_key, token) → package api authenticates the key from the headers or
+// the body and requires the ingest scope → Track maps each event to rows of
+// Segment's warehouse tables (tracks and one table per event name,
+// identifies, pages, screens, groups, aliases; EventTable names the event
+// tables), stripping every key field, and rejects a bad or oversized event
+// (TrackMaxEvent) alone, by index → each row's idempotency key
+// "track:<table>:<messageId or uuid>" is reserved with BeginIdempotent; a
+// key accepted within the idempotency window is a duplicate and skipped →
+// Admit → batcher.SubmitAll: every row its own log record with its own key,
+// appended concurrently to share the log's group commits → answer {"success":true} (Segment, RudderStack) or
+// {"status":1} (PostHog) with accepted, duplicates, rejected and errors.
+// A retried batch thus stores nothing twice, across crashes too: the keys
+// travel in the log records and Recover restores them.
 package ingest

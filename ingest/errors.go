@@ -31,6 +31,12 @@ var (
 	// ErrQuarantined means an insert with ?wait=true ended in the
 	// quarantine table after its batch kept failing (422).
 	ErrQuarantined = errors.New("the batch was quarantined")
+	// ErrInFlight means a tracking event's messageId or uuid is being
+	// stored by another request right now (an SDK's retry racing its first
+	// try): nothing of this request was stored, and a retry in a second
+	// either finds the event stored or stores it (503 with Retry-After,
+	// which the SDKs retry).
+	ErrInFlight = errors.New("an event of this batch is being stored by another request")
 )
 
 // RateLimitError is ErrRateLimited with the time after which the client may

@@ -5,23 +5,25 @@
 // Data flow. Engine.Rows refuses SQL text over Config.MaxSQLBytes
 // (ErrSQLTooLarge) or holding a NUL byte, takes one of the tenant's
 // MaxConcurrent slots, optionally flushes the tenant's buffered rows
-// (Flusher), waits for one of the engine's MaxExecuting slots, takes a
-// dedicated connection of the tenant's sandboxed database (tenantdb.Pool)
-// and runs the sandbox check (sandbox.go): DuckDB parses the SQL with
-// json_serialize_sql, binding nothing, and the tree must hold exactly one
-// SELECT whose every function, table function, table and type the
-// allow-list (sandbox_names.txt) permits; then DuckDB prepares it and its
-// statement type must be SELECT. The allow-list's rules for deciding a name:
-// a function may compute a value from its arguments, the rows, the clock and
-// randomness, nothing else (no files, network, settings, variables, server
-// paths, logging, profiling, checkpoints, extensions, SQL given as text,
-// sleeping, sequences); DuckDB's own macros and views are judged by what
-// their definitions do; a name DuckDB adds later is refused until someone
-// lists it. The SELECT runs in a read-only transaction, under the shorter
-// of the request's timeout and Config.Timeout, on top of the caller's
-// context; the timeout covers the check too (a check DuckDB is still
-// parsing at the deadline is answered at once and finished in the
-// background, holding the session). The first row is fetched before Rows returns, so that
+// (Flusher), waits for one of the engine's MaxExecuting slots (at most
+// MaxExecutingPerTenant per tenant; a freed slot goes to the waiting
+// tenant holding the fewest: fair.go), takes a dedicated connection of the
+// tenant's sandboxed database (tenantdb.Pool) and runs the sandbox check
+// (sandbox.go): DuckDB parses the SQL with json_serialize_sql, binding
+// nothing, and the tree must hold exactly one SELECT whose every function,
+// table function, table and type the allow-list (sandbox_names.txt)
+// permits; then DuckDB prepares it and its statement type must be SELECT.
+// The allow-list's rules for deciding a name: a function may compute a
+// value from its arguments, the rows, the clock and randomness, nothing
+// else (no files, network, settings, variables, server paths, logging,
+// profiling, checkpoints, extensions, SQL given as text, sleeping,
+// sequences); DuckDB's own macros and views are judged by what their
+// definitions do; a name DuckDB adds later is refused until someone lists
+// it. The SELECT runs in a read-only transaction, under the shorter of the
+// request's timeout and Config.Timeout, on top of the caller's context;
+// the timeout covers the check too (a check DuckDB is still parsing at the
+// deadline is answered at once and finished in the background, holding the
+// session). The first row is fetched before Rows returns, so that
 // errors of running the query are Rows' error; the executing slot is then
 // given back, the tenant slot and the connection when the Rows is closed.
 // Package share reads its previews through Rows.

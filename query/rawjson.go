@@ -85,13 +85,31 @@ func (e *Engine) rawJSONQuery(ctx context.Context, s *session, tenantID, q strin
 
 // describeResult has DuckDB describe the result of q (binding it, not
 // running it): the names of its columns and, if any is of type JSON, which.
-// DESCRIBE is prepared once, checked as one SELECT and run with the params.
 func describeResult(ctx context.Context, s *session, q string) (names []string, isJSON []bool, err error) {
+	names, types, err := describeColumns(ctx, s, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, t := range types {
+		if t == "JSON" {
+			if isJSON == nil {
+				isJSON = make([]bool, len(types))
+			}
+			isJSON[i] = true
+		}
+	}
+	return names, isJSON, nil
+}
+
+// describeColumns has DuckDB describe the result of q (binding it, not
+// running it): the names of its columns and their types as DESCRIBE spells
+// them ("HUGEINT[]", "STRUCT(a HUGEINT)"). DESCRIBE is prepared once,
+// checked as one SELECT and run with the params.
+func describeColumns(ctx context.Context, s *session, q string) (names, types []string, err error) {
 	args := make([]driver.NamedValue, len(s.params))
 	for i, p := range s.params {
 		args[i] = driver.NamedValue{Ordinal: i + 1, Value: p}
 	}
-	var types []string
 	err = checkOneInspect(s.conn, "DESCRIBE "+trimStatement(q)+"\n", duckdb.STATEMENT_TYPE_SELECT, func(st *duckdb.Stmt) error {
 		rows, err := st.QueryContext(ctx, args)
 		if err != nil {
@@ -120,15 +138,7 @@ func describeResult(ctx context.Context, s *session, q string) (names []string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	for i, t := range types {
-		if t == "JSON" {
-			if isJSON == nil {
-				isJSON = make([]bool, len(types))
-			}
-			isJSON[i] = true
-		}
-	}
-	return names, isJSON, nil
+	return names, types, nil
 }
 
 // wrapRawJSON is q with the columns marked in isJSON cast to VARCHAR, by

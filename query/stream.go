@@ -19,8 +19,6 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/jsonstr"
-
-	"duckgate/schema"
 )
 
 // streamBufSize is the bufio.Writer size of a result stream: rows are sent
@@ -118,13 +116,12 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case e.executing <- struct{}{}:
-	case <-ctx.Done():
+	free, err := e.executing.acquire(ctx, tenantID)
+	if err != nil {
 		release()
-		return nil, wrapRunError(ctx, fmt.Errorf("waiting for a free core: %w", ctx.Err()))
+		return nil, wrapRunError(ctx, fmt.Errorf("waiting for a free core: %w", err))
 	}
-	executed := sync.OnceFunc(func() { <-e.executing })
+	executed := sync.OnceFunc(free)
 	s, err := e.open(ctx, tenantID)
 	if err != nil {
 		executed()
@@ -178,18 +175,11 @@ func (e *Engine) runParquet(ctx context.Context, tenantID string, req Request) (
 	_, _ = rand.Read(rnd[:])
 	path := filepath.Join(e.pool.ScratchDir(tenantID), "query-"+hex.EncodeToString(rnd[:])+".parquet")
 	defer os.Remove(path)
-	// The tenant's SQL was checked to be exactly one SELECT; the newline
-	// ends a trailing -- comment, and checkOne below makes sure the COPY is
-	// one COPY statement before anything runs.
-	copySQL := "COPY (" + trimStatement(req.SQL) + "\n) TO " + schema.QuoteString(path) + " (FORMAT parquet)"
-	if err := checkOne(s.conn, copySQL, duckdb.STATEMENT_TYPE_COPY); err != nil {
-		return nil, 0, fmt.Errorf("%w: the query cannot be exported as Parquet (remove a trailing comment?)", ErrBadQuery)
-	}
-	res, err := s.conn.ExecContext(ctx, copySQL, s.params...)
+	n, err := e.copyParquet(ctx, s, tenantID, req.SQL, path)
 	if err != nil {
-		return nil, 0, wrapRunError(ctx, err)
+		return nil, 0, err
 	}
-	if n, err := res.RowsAffected(); err == nil && n > e.cfg.MaxRows {
+	if n > e.cfg.MaxRows {
 		return nil, 0, fmt.Errorf("%w: %d rows, the limit is %d", ErrTooLarge, n, e.cfg.MaxRows)
 	}
 	f, err := os.Open(path)

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/valyala/fasthttp"
 
-	"duckgate/jsonstr"
 	"duckgate/tenantdb"
 )
 
@@ -77,19 +78,7 @@ func (e *Engine) HandleTables(ctx *fasthttp.RequestCtx, tenantID string) error {
 	if err != nil {
 		return err
 	}
-	b := []byte{'['}
-	for i, t := range tables {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"name":`...)
-		b = jsonstr.Append(b, t.Name)
-		b = append(b, `,"rows":`...)
-		b = appendJSONValue(b, t.Rows, kindOther)
-		b = append(b, '}')
-	}
-	writeJSON(ctx, append(b, ']', '\n'))
-	return nil
+	return writeJSON(ctx, tables)
 }
 
 // HandleColumns serves GET /api/tables/{table}/columns:
@@ -100,25 +89,18 @@ func (e *Engine) HandleColumns(ctx *fasthttp.RequestCtx, tenantID, table string)
 	if err != nil {
 		return err
 	}
-	b := []byte{'['}
-	for i, c := range cols {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"name":`...)
-		b = jsonstr.Append(b, c.Name)
-		b = append(b, `,"type":`...)
-		b = jsonstr.Append(b, c.Type)
-		b = append(b, '}')
-	}
-	writeJSON(ctx, append(b, ']', '\n'))
-	return nil
+	return writeJSON(ctx, cols)
 }
 
-// writeJSON answers a success body b with status 200.
-func writeJSON(ctx *fasthttp.RequestCtx, b []byte) {
+// writeJSON answers v, a small listing, as JSON with status 200.
+func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode the listing: %w", err)
+	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(b)
+	ctx.SetBody(append(b, '\n'))
+	return nil
 }

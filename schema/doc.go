@@ -8,5 +8,9 @@
 // TypeOf and Evolve, routes keys that cannot be columns to OverflowColumn, and
 // returns the DDL as Changes rendered with QuoteIdent.
 //
+// QuoteIdent and QuoteString are the only SQL quoting in duckgate, and
+// CheckTableName the one check of a table name a tenant sends (reserved
+// names included).
+//
 // The package is pure: no I/O, no DuckDB, standard library only.
 package schema

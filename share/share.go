@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -193,7 +194,9 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 	}
 	go s.janitor()
 	if cfg.Metrics != nil {
-		cfg.Metrics.NewGauge("duckgate_share_downloads_total", func() float64 { return float64(s.downloadsTotal.Load()) })
+		cfg.Metrics.RegisterMetricsWriter(func(w io.Writer) {
+			metrics.WriteCounterUint64(w, "duckgate_share_downloads_total", uint64(s.downloadsTotal.Load()))
+		})
 	}
 	return s, nil
 }

@@ -22,10 +22,17 @@ type Plan struct {
 	StorageBytes int64 `json:"storage_bytes"`
 }
 
-// DefaultPlans are the built-in plans. Memory and threads follow the
+// DefaultPlan is the plan of a tenant created without one, the demo tenant
+// included: no rate limit and no quota, so that the embedded default never
+// throttles its own user.
+const DefaultPlan = "default"
+
+// DefaultPlans are the built-in plans: DefaultPlan, and free, pro and
+// enterprise for operators who sell plans. Memory and threads follow the
 // multi-tenant DuckDB design duckgate grew from; rates and quotas are ours.
 func DefaultPlans() map[string]Plan {
 	return map[string]Plan{
+		DefaultPlan:  {MemoryLimit: "256MB", Threads: 2, RowsPerSecond: 0, StorageBytes: 0},
 		"free":       {MemoryLimit: "256MB", Threads: 2, RowsPerSecond: 10_000, StorageBytes: 1 << 30},
 		"pro":        {MemoryLimit: "1GB", Threads: 4, RowsPerSecond: 100_000, StorageBytes: 50 << 30},
 		"enterprise": {MemoryLimit: "4GB", Threads: 8, RowsPerSecond: 0, StorageBytes: 0},

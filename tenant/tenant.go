@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -72,6 +73,24 @@ type Tenant struct {
 	Plan    string    `json:"plan"`
 	Status  string    `json:"status"`
 	Created time.Time `json:"created"`
+	// AllowedOrigins are the web origins ("https://app.example") whose pages
+	// may post tracking events with the tenant's keys; empty allows any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+}
+
+// AllowsOrigin reports whether a browser page of origin may post events for
+// the tenant: any origin when AllowedOrigins is empty, else one of them
+// (ASCII case aside).
+func (t Tenant) AllowsOrigin(origin []byte) bool {
+	if len(t.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range t.AllowedOrigins {
+		if strings.EqualFold(o, string(origin)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Key is an API key's record; the key itself is never stored.
@@ -98,6 +117,13 @@ type Config struct {
 type Store struct {
 	cfg Config
 
+	// saveMu serializes changes with their registry writes, so that the
+	// file is written in the order of the changes; it is taken before mu
+	// and held across the write, which mu never is: requests authenticate
+	// while an admin change is being fsynced.
+	saveMu    sync.Mutex
+	writeFile func(path string, b []byte) error // atomicfile.Write; tests block it
+
 	mu        sync.RWMutex
 	tenants   map[string]*Tenant // by id; guarded by mu
 	keys      map[string]*Key    // by id; guarded by mu
@@ -118,7 +144,7 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Plans == nil {
 		cfg.Plans = DefaultPlans()
 	}
-	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}}
+	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}, writeFile: atomicfile.Write}
 	b, err := os.ReadFile(cfg.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -163,10 +189,11 @@ func (s *Store) HasAdminKey() bool {
 // SetAdminKey stores the admin key's hash, replacing any earlier one.
 func (s *Store) SetAdminKey(key string) error {
 	h := sha256.Sum256([]byte(key))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.adminHash = hex.EncodeToString(h[:])
-	return s.saveLocked()
+	return s.change(func() (func(), error) {
+		old := s.adminHash
+		s.adminHash = hex.EncodeToString(h[:])
+		return func() { s.adminHash = old }, nil
+	})
 }
 
 // IsAdmin reports whether key is the admin key, in constant time.
@@ -227,42 +254,51 @@ func (s *Store) CreateTenant(name, plan string) (Tenant, Key, string, error) {
 		return Tenant{}, Key{}, "", err
 	}
 	if plan == "" {
-		plan = "free"
+		plan = DefaultPlan
 	}
 	if _, ok := s.cfg.Plans[plan]; !ok {
 		return Tenant{}, Key{}, "", fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.tenants {
-		if t.Name == name {
-			return Tenant{}, Key{}, "", fmt.Errorf("%w: a tenant named %q exists (id %s)", ErrExists, name, t.ID)
+	var t Tenant
+	var k Key
+	var key string
+	err := s.change(func() (func(), error) {
+		for _, t := range s.tenants {
+			if t.Name == name {
+				return nil, fmt.Errorf("%w: a tenant named %q exists (id %s)", ErrExists, name, t.ID)
+			}
 		}
-	}
-	t := &Tenant{ID: "t_" + randomHex(8), Name: name, Plan: plan, Status: StatusActive, Created: time.Now().UTC().Truncate(time.Second)}
-	s.tenants[t.ID] = t
-	k, key := s.newKeyLocked(t.ID, ScopeFull)
-	if err := s.saveLocked(); err != nil {
-		delete(s.tenants, t.ID)
-		s.deleteKeyLocked(k)
+		tp := &Tenant{ID: "t_" + randomHex(8), Name: name, Plan: plan, Status: StatusActive, Created: time.Now().UTC().Truncate(time.Second)}
+		s.tenants[tp.ID] = tp
+		kp, secret := s.newKeyLocked(tp.ID, ScopeFull)
+		t, k, key = *tp, *kp, secret
+		return func() {
+			delete(s.tenants, tp.ID)
+			s.deleteKeyLocked(kp)
+		}, nil
+	})
+	if err != nil {
 		return Tenant{}, Key{}, "", err
 	}
-	return *t, *k, key, nil
+	return t, k, key, nil
 }
 
 // CreateKey adds a key of the given scope to a tenant.
 func (s *Store) CreateKey(tenantID string, scope Scope) (Key, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.tenants[tenantID]; !ok {
-		return Key{}, "", fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
-	}
-	k, key := s.newKeyLocked(tenantID, scope)
-	if err := s.saveLocked(); err != nil {
-		s.deleteKeyLocked(k)
+	var k Key
+	var key string
+	err := s.change(func() (func(), error) {
+		if _, ok := s.tenants[tenantID]; !ok {
+			return nil, fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
+		}
+		kp, secret := s.newKeyLocked(tenantID, scope)
+		k, key = *kp, secret
+		return func() { s.deleteKeyLocked(kp) }, nil
+	})
+	if err != nil {
 		return Key{}, "", err
 	}
-	return *k, key, nil
+	return k, key, nil
 }
 
 // Keys lists a tenant's keys, oldest first.
@@ -286,14 +322,14 @@ func (s *Store) Keys(tenantID string) ([]Key, error) {
 
 // RevokeKey deletes a key; it stops working at once.
 func (s *Store) RevokeKey(tenantID, keyID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.keys[keyID]
-	if !ok || k.TenantID != tenantID {
-		return fmt.Errorf("key %s: %w", keyID, ErrNotFound)
-	}
-	s.deleteKeyLocked(k)
-	return s.saveLocked()
+	return s.change(func() (func(), error) {
+		k, ok := s.keys[keyID]
+		if !ok || k.TenantID != tenantID {
+			return nil, fmt.Errorf("key %s: %w", keyID, ErrNotFound)
+		}
+		s.deleteKeyLocked(k)
+		return func() { s.addKeyLocked(k) }, nil
+	})
 }
 
 // Get returns a tenant by id.
@@ -337,47 +373,89 @@ func (s *Store) SetPlan(id, plan string) (Tenant, error) {
 	return s.update(id, func(t *Tenant) { t.Plan = plan })
 }
 
-func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tenants[id]
-	if !ok {
-		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+// maxOrigins bounds a tenant's allowed origins.
+const maxOrigins = 100
+
+// SetAllowedOrigins sets the web origins whose pages may post tracking
+// events with the tenant's keys; an empty list allows any. Each must be an
+// origin as browsers send it: http or https, a host, an optional port, no
+// path ("https://app.example", "http://localhost:3000").
+func (s *Store) SetAllowedOrigins(id string, origins []string) (Tenant, error) {
+	if len(origins) > maxOrigins {
+		return Tenant{}, fmt.Errorf("%w: %d allowed origins; at most %d", ErrInvalid, len(origins), maxOrigins)
 	}
-	old := *t
-	f(t)
-	if err := s.saveLocked(); err != nil {
-		*t = old
+	clean := make([]string, 0, len(origins))
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || len(o) > 255 {
+			shown := o
+			if len(shown) > 64 {
+				shown = shown[:64] + "…"
+			}
+			return Tenant{}, fmt.Errorf("%w: allowed origin %q: give scheme://host[:port], for example https://app.example", ErrInvalid, shown)
+		}
+		clean = append(clean, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	if len(clean) == 0 {
+		clean = nil
+	}
+	return s.update(id, func(t *Tenant) { t.AllowedOrigins = clean })
+}
+
+// update changes a tenant with f and saves the registry.
+func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
+	var out Tenant
+	err := s.change(func() (func(), error) {
+		t, ok := s.tenants[id]
+		if !ok {
+			return nil, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+		}
+		old := *t
+		f(t)
+		out = *t
+		return func() { *t = old }, nil
+	})
+	if err != nil {
 		return Tenant{}, err
 	}
-	return *t, nil
+	return out, nil
 }
 
 // Delete removes a tenant and its keys from the registry. Its files are the
 // caller's to remove.
 func (s *Store) Delete(id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.tenants[id]; !ok {
-		return fmt.Errorf("tenant %s: %w", id, ErrNotFound)
-	}
-	delete(s.tenants, id)
-	for _, k := range s.keys {
-		if k.TenantID == id {
-			s.deleteKeyLocked(k)
+	return s.change(func() (func(), error) {
+		t, ok := s.tenants[id]
+		if !ok {
+			return nil, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
 		}
-	}
-	return s.saveLocked()
+		delete(s.tenants, id)
+		var gone []*Key
+		for _, k := range s.keys {
+			if k.TenantID == id {
+				s.deleteKeyLocked(k)
+				gone = append(gone, k)
+			}
+		}
+		return func() {
+			s.tenants[id] = t
+			for _, k := range gone {
+				s.addKeyLocked(k)
+			}
+		}, nil
+	})
 }
 
 // Save writes pending last-used times.
 func (s *Store) Save() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dirty {
+	s.mu.RLock()
+	dirty := s.dirty
+	s.mu.RUnlock()
+	if !dirty {
 		return nil
 	}
-	return s.saveLocked()
+	return s.change(func() (func(), error) { return nil, nil })
 }
 
 func (s *Store) newKeyLocked(tenantID string, scope Scope) (*Key, string) {
@@ -386,9 +464,13 @@ func (s *Store) newKeyLocked(tenantID string, scope Scope) (*Key, string) {
 	key := "dg_" + base64.RawURLEncoding.EncodeToString(secret)
 	h := sha256.Sum256([]byte(key))
 	k := &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:]), sum: h}
-	s.keys[k.ID] = k
-	s.byHash[h] = k
+	s.addKeyLocked(k)
 	return k, key
+}
+
+func (s *Store) addKeyLocked(k *Key) {
+	s.keys[k.ID] = k
+	s.byHash[k.sum] = k
 }
 
 func (s *Store) deleteKeyLocked(k *Key) {
@@ -398,8 +480,44 @@ func (s *Store) deleteKeyLocked(k *Key) {
 	}
 }
 
-// saveLocked writes the registry atomically: a temporary file, fsync, rename.
-func (s *Store) saveLocked() error {
+// change applies f to the registry under mu, then writes the registry it
+// leaves (a temporary file, fsync, rename) with mu released, so that
+// requests are never held up by the disk. If f fails nothing is written;
+// if the write fails, the undo f returned restores the registry and the
+// write's error is returned. Changes and their writes are serialized by
+// saveMu, so the file always follows the order of the changes.
+func (s *Store) change(f func() (undo func(), err error)) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	undo, err := f()
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	b, err := s.encodeLocked()
+	if err == nil {
+		s.dirty = false
+	}
+	s.mu.Unlock()
+	if err == nil {
+		if err = s.writeFile(s.cfg.Path, b); err != nil {
+			err = fmt.Errorf("save tenant registry: %w", err)
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		if undo != nil {
+			undo()
+		}
+		s.dirty = true
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// encodeLocked returns the registry's file contents.
+func (s *Store) encodeLocked() ([]byte, error) {
 	f := file{AdminHash: s.adminHash}
 	for _, t := range s.tenants {
 		f.Tenants = append(f.Tenants, t)
@@ -411,13 +529,9 @@ func (s *Store) saveLocked() error {
 	sort.Slice(f.Keys, func(i, j int) bool { return f.Keys[i].ID < f.Keys[j].ID })
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode tenant registry: %w", err)
+		return nil, fmt.Errorf("encode tenant registry: %w", err)
 	}
-	if err := atomicfile.Write(s.cfg.Path, b); err != nil {
-		return fmt.Errorf("save tenant registry: %w", err)
-	}
-	s.dirty = false
-	return nil
+	return b, nil
 }
 
 func validName(name string) error {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func open(t *testing.T, path string) *Store {
@@ -27,7 +28,7 @@ func TestKeysSurviveReopenAndAreStoredAsHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ten.Plan != "free" || ten.Status != StatusActive || k.Scope != ScopeFull {
+	if ten.Plan != DefaultPlan || ten.Status != StatusActive || k.Scope != ScopeFull {
 		t.Fatalf("tenant %+v key %+v", ten, k)
 	}
 	ik, ikey, err := s.CreateKey(ten.ID, ScopeIngest)
@@ -108,5 +109,49 @@ func TestAuthenticateAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("Authenticate allocates %v times", n)
+	}
+}
+
+// TestAuthenticateWhileSaving: a registry write in progress (an admin
+// change being fsynced) holds up no request's authentication, and a write
+// that fails leaves the registry as it was.
+func TestAuthenticateWhileSaving(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.json")
+	s := open(t, path)
+	ten, _, key, err := s.CreateTenant("acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.writeFile = func(string, []byte) error {
+		close(entered)
+		<-release
+		return errors.New("disk full")
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, _, err := s.CreateKey(ten.ID, ScopeIngest)
+		created <- err
+	}()
+	<-entered
+	authed := make(chan error, 1)
+	go func() {
+		_, _, err := s.Authenticate([]byte(key))
+		authed <- err
+	}()
+	select {
+	case err := <-authed:
+		if err != nil {
+			t.Fatalf("authenticate during a save: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("authenticate waited for the registry write")
+	}
+	close(release)
+	if err := <-created; err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("CreateKey with a failing write: %v", err)
+	}
+	if keys, err := s.Keys(ten.ID); err != nil || len(keys) != 1 {
+		t.Fatalf("the failed key stayed: %v %v", keys, err)
 	}
 }

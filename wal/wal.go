@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -285,8 +286,10 @@ func Open(cfg Config, log *zap.Logger) (*Log, error) {
 	}
 	l.w.nextSeq = l.firstNew
 	if set := cfg.Metrics; set != nil {
-		set.NewGauge("duckgate_wal_torn_tail_bytes_total", func() float64 { return float64(l.nTornBytes.Load()) })
-		set.NewGauge("duckgate_wal_corrupt_segments_total", func() float64 { return float64(l.nCorrupt.Load()) })
+		set.RegisterMetricsWriter(func(w io.Writer) {
+			metrics.WriteCounterUint64(w, "duckgate_wal_torn_tail_bytes_total", uint64(l.nTornBytes.Load()))
+			metrics.WriteCounterUint64(w, "duckgate_wal_corrupt_segments_total", uint64(l.nCorrupt.Load()))
+		})
 	}
 	l.log.Info("wal opened", zap.Int("segments", len(l.segs)), zap.Int64("bytes", l.size))
 	go l.run()

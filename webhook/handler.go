@@ -174,12 +174,20 @@ func (h *Handler) Create(ctx *fasthttp.RequestCtx, t tenant.Tenant) (any, error)
 }
 
 // Deliver serves POST /api/webhooks/{id}: verifies and stores one provider
-// delivery. No API key: the signature is the authentication.
-func (h *Handler) Deliver(ctx *fasthttp.RequestCtx, id string) (any, error) {
+// delivery. No API key: the signature is the authentication. It returns the
+// endpoint's provider ("" for an unknown endpoint), for the caller's
+// counters, with the answer or the error.
+func (h *Handler) Deliver(ctx *fasthttp.RequestCtx, id string) (Provider, any, error) {
 	e, secret, err := h.cfg.Store.Lookup(id)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	v, err := h.deliver(ctx, e, secret)
+	return e.Provider, v, err
+}
+
+// deliver verifies and stores a delivery to endpoint e.
+func (h *Handler) deliver(ctx *fasthttp.RequestCtx, e Endpoint, secret string) (any, error) {
 	if enc := ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
 		// Providers sign the body as sent; none compresses it.
 		return nil, fmt.Errorf("%w: Content-Encoding %q is not supported for webhooks: send the body uncompressed, as the provider signs it", ErrEncoding, truncate(string(enc)))
@@ -267,7 +275,7 @@ func (h *Handler) Deliver(ctx *fasthttp.RequestCtx, id string) (any, error) {
 		}
 		return nil, err
 	}
-	h.cfg.Ingest.NoteIngest(t.ID)
+	h.cfg.Ingest.NoteAccepted(t.ID, 1, len(body))
 	if claim != nil {
 		if err := claim.Commit(); err != nil {
 			// The row is queued: answering an error would make the

@@ -63,15 +63,20 @@ func (s *Store) Claim(ctx context.Context, endpointID, deliveryID string) (c *Cl
 
 // Commit records the delivery as stored: in memory at once, and in the seen
 // log, fsynced, before it returns. An error means only the log write failed:
-// the delivery is still a duplicate until the process restarts.
+// the delivery is still a duplicate until the process restarts. A waiting
+// Claim of the same delivery is released before the fsync: it finds the
+// delivery in memory.
 func (c *Claim) Commit() error {
 	s := c.s
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
 	now := s.cfg.Now().Unix()
+	s.seenMu.Lock()
 	s.seen[c.pair] = now
 	delete(s.inflight, c.pair)
 	close(c.done)
+	s.seenMu.Unlock()
+
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
 	if s.log == nil {
 		return errors.New("webhook store: the store is closed")
 	}
@@ -82,9 +87,12 @@ func (c *Claim) Commit() error {
 		return fmt.Errorf("webhook store: fsync %s: %w", SeenFile, err)
 	}
 	s.appended++
-	if s.appended >= minCompact && s.appended > len(s.seen) {
-		if err := s.compactLocked(); err != nil {
-			return err
+	if s.appended >= minCompact {
+		s.seenMu.Lock()
+		live := len(s.seen)
+		s.seenMu.Unlock()
+		if s.appended > live {
+			return s.compactLocked()
 		}
 	}
 	return nil
@@ -132,16 +140,19 @@ func (s *Store) openSeen() error {
 			s.seen[k] = unix
 		}
 	}
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
 	return s.compactLocked()
 }
 
 // compactLocked drops expired ids and rewrites the seen log with the live
-// ones, then reopens it for appending. The caller holds seenMu.
+// ones, then reopens it for appending. The caller holds logMu, so no append
+// is lost: a delivery committed in memory after the snapshot appends its
+// line to the new file.
 func (s *Store) compactLocked() error {
 	cutoff := s.cfg.Now().Unix() - int64(s.cfg.DedupWindow.Seconds())
 	var b []byte
+	s.seenMu.Lock()
 	for k, unix := range s.seen {
 		if unix <= cutoff {
 			delete(s.seen, k)
@@ -149,6 +160,7 @@ func (s *Store) compactLocked() error {
 		}
 		b = seenLine(b, unix, k)
 	}
+	s.seenMu.Unlock()
 	p := s.path(SeenFile)
 	if err := atomicfile.Write(p, b); err != nil {
 		return fmt.Errorf("webhook store: compact %s: %w", p, err)

@@ -97,19 +97,24 @@ type entry struct {
 // Store is the registry of webhook endpoints and the dedup log. It is safe
 // for concurrent use.
 //
-// Lock order: mu and seenMu are never held together.
+// Lock order: saveMu before mu; logMu before seenMu; mu is never held with
+// logMu or seenMu. No lock but saveMu and logMu, which only serialize
+// writers of one file, is held across a write or an fsync.
 type Store struct {
 	cfg  StoreConfig
 	aead cipher.AEAD
 
+	saveMu    sync.Mutex // serializes endpoint changes with their writes; held across the write, which mu never is
 	mu        sync.RWMutex
 	endpoints map[string]*entry // by id; guarded by mu
 
 	seenMu   sync.Mutex
 	seen     map[[32]byte]int64         // pair hash -> unix seconds stored; guarded by seenMu
 	inflight map[[32]byte]chan struct{} // pairs being stored, closed when settled; guarded by seenMu
-	log      *os.File                   // webhook_seen.log, append only; guarded by seenMu
-	appended int                        // lines appended since the last compaction; guarded by seenMu
+
+	logMu    sync.Mutex // serializes the seen log's appends and compactions
+	log      *os.File   // webhook_seen.log, append only; guarded by logMu
+	appended int        // lines appended since the last compaction; guarded by logMu
 }
 
 // Open loads the endpoints and the seen log from cfg.Dir, creating the
@@ -157,8 +162,8 @@ func Open(cfg StoreConfig) (*Store, error) {
 
 // Close closes the seen log. The Store must not be used afterwards.
 func (s *Store) Close() error {
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
 	if s.log == nil {
 		return nil
 	}
@@ -258,20 +263,20 @@ func (s *Store) Create(tenantID string, p Provider, table, secret string) (Endpo
 	}
 	en := &entry{Endpoint: e, sealed: s.seal(e, secret), secret: secret}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, x := range s.endpoints {
-		if x.TenantID == tenantID {
-			n++
+	err := s.change(func() (func(), error) {
+		n := 0
+		for _, x := range s.endpoints {
+			if x.TenantID == tenantID {
+				n++
+			}
 		}
-	}
-	if n >= s.cfg.MaxPerTenant {
-		return Endpoint{}, fmt.Errorf("%w: tenant %s has %d; delete unused ones with DELETE /api/webhooks/{id}", ErrLimit, tenantID, n)
-	}
-	s.endpoints[e.ID] = en
-	if err := s.saveLocked(); err != nil {
-		delete(s.endpoints, e.ID)
+		if n >= s.cfg.MaxPerTenant {
+			return nil, fmt.Errorf("%w: tenant %s has %d; delete unused ones with DELETE /api/webhooks/{id}", ErrLimit, tenantID, n)
+		}
+		s.endpoints[e.ID] = en
+		return func() { delete(s.endpoints, e.ID) }, nil
+	})
+	if err != nil {
 		return Endpoint{}, err
 	}
 	return e, nil
@@ -293,40 +298,35 @@ func (s *Store) List(tenantID string) []Endpoint {
 
 // Delete removes tenantID's endpoint id. Another tenant's id is ErrNotFound.
 func (s *Store) Delete(tenantID, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.endpoints[id]
-	if !ok || e.TenantID != tenantID {
-		return fmt.Errorf("%w: %q", ErrNotFound, truncate(id))
-	}
-	delete(s.endpoints, id)
-	if err := s.saveLocked(); err != nil {
-		s.endpoints[id] = e
-		return err
-	}
-	return nil
+	return s.change(func() (func(), error) {
+		e, ok := s.endpoints[id]
+		if !ok || e.TenantID != tenantID {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, truncate(id))
+		}
+		delete(s.endpoints, id)
+		return func() { s.endpoints[id] = e }, nil
+	})
 }
 
 // DeleteTenant removes every endpoint of tenantID, for when the tenant is
 // deleted, and returns how many there were. Their seen ids expire with the
 // window.
 func (s *Store) DeleteTenant(tenantID string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var gone []*entry
-	for id, e := range s.endpoints {
-		if e.TenantID == tenantID {
-			gone = append(gone, e)
-			delete(s.endpoints, id)
+	err := s.change(func() (func(), error) {
+		for id, e := range s.endpoints {
+			if e.TenantID == tenantID {
+				gone = append(gone, e)
+				delete(s.endpoints, id)
+			}
 		}
-	}
-	if len(gone) == 0 {
-		return 0, nil
-	}
-	if err := s.saveLocked(); err != nil {
-		for _, e := range gone {
-			s.endpoints[e.ID] = e
-		}
+		return func() {
+			for _, e := range gone {
+				s.endpoints[e.ID] = e
+			}
+		}, nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	return len(gone), nil
@@ -343,8 +343,35 @@ func (s *Store) Lookup(id string) (Endpoint, string, error) {
 	return e.Endpoint, e.secret, nil
 }
 
-// saveLocked rewrites webhooks.json. The caller holds mu.
-func (s *Store) saveLocked() error {
+// change applies f to the endpoints under mu, then rewrites webhooks.json
+// with mu released, so that deliveries looking up their endpoint never wait
+// for the disk. If the write fails, the undo f returned restores the
+// endpoints. saveMu serializes changes with their writes, so the file
+// follows the order of the changes.
+func (s *Store) change(f func() (undo func(), err error)) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	undo, err := f()
+	var b []byte
+	if err == nil {
+		b, err = s.encodeLocked()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.path(EndpointsFile), b); err != nil {
+		s.mu.Lock()
+		undo()
+		s.mu.Unlock()
+		return fmt.Errorf("webhook store: save %s: %w", EndpointsFile, err)
+	}
+	return nil
+}
+
+// encodeLocked returns webhooks.json's contents. The caller holds mu.
+func (s *Store) encodeLocked() ([]byte, error) {
 	f := struct {
 		Endpoints []record `json:"endpoints"`
 	}{Endpoints: make([]record, 0, len(s.endpoints))}
@@ -354,12 +381,9 @@ func (s *Store) saveLocked() error {
 	slices.SortFunc(f.Endpoints, func(a, b record) int { return compareEndpoints(a.Endpoint, b.Endpoint) })
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return fmt.Errorf("webhook store: encode endpoints: %w", err)
+		return nil, fmt.Errorf("webhook store: encode endpoints: %w", err)
 	}
-	if err := atomicfile.Write(s.path(EndpointsFile), append(b, '\n')); err != nil {
-		return fmt.Errorf("webhook store: save %s: %w", EndpointsFile, err)
-	}
-	return nil
+	return append(b, '\n'), nil
 }
 
 func sortEndpoints(es []Endpoint) { slices.SortFunc(es, compareEndpoints) }

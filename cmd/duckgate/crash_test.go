@@ -145,14 +145,16 @@ type server struct {
 	addr          string
 	cmd           *exec.Cmd
 	tenantID, key string
+	args          []string // more flags of serve
 }
 
 var demoLine = regexp.MustCompile(`demo tenant (\S+) api_key=(\S+)`)
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "serve", "-listen", s.addr, "-data", s.data, "-admin-key", "crash-admin",
-		"-batcher.flush-interval", "100ms", "-log-level", "warn")
+	args := append([]string{"serve", "-listen", s.addr, "-data", s.data, "-admin-key", "crash-admin",
+		"-batcher.flush-interval", "100ms", "-log-level", "warn"}, s.args...)
+	s.cmd = exec.Command(s.bin, args...)
 	stdout, _ := s.cmd.StdoutPipe()
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {

@@ -76,7 +76,8 @@ func serve(args []string) error {
 	queryMaxBytes := bytesFlag(fs, "query.max-bytes", query.DefaultMaxBytes, "most bytes one encoded query result may have")
 	queryMaxSQL := bytesFlag(fs, "query.max-sql", query.DefaultMaxSQLBytes, "longest SQL text of a query or share link, e.g. 1MiB (the default); longer is 413. "+
 		"It bounds the time DuckDB spends parsing and planning, which a timeout cannot interrupt at once: a 1 MiB IN list takes about 2 s on 2 cores, a 4 MiB one 14 s")
-	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait in arrival order")
+	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait, and a freed slot goes to the waiting tenant holding the fewest")
+	queryExecutingPerTenant := fs.Int("query.max-executing-per-tenant", 0, "most of -query.max-executing one tenant holds, even when no other waits, so that another tenant's query starts at once; 0 means half of -query.max-executing (at least 1)")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
 	walSegment := bytesFlag(fs, "wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
@@ -143,7 +144,7 @@ func serve(args []string) error {
 	var wl *wal.Log
 	switch *durability {
 	case "durable":
-		fsyncSeconds := set.NewHistogram("duckgate_wal_fsync_seconds")
+		fsyncSeconds := set.NewPrometheusHistogramExt("duckgate_wal_fsync_seconds", metrics.ExponentialBuckets(0.0001, 2, 16))
 		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog, Metrics: set,
 			OnFsync: func(d time.Duration) { fsyncSeconds.Update(d.Seconds()) }}, log); err != nil {
 			return err
@@ -174,13 +175,14 @@ func serve(args []string) error {
 		return err
 	}
 	qe := query.New(query.Config{
-		Timeout:       *queryTimeout,
-		MaxRows:       *queryMaxRows,
-		MaxBytes:      *queryMaxBytes,
-		MaxSQLBytes:   int(*queryMaxSQL),
-		MaxConcurrent: *queryConcurrency,
-		MaxExecuting:  *queryExecuting,
-		Metrics:       set,
+		Timeout:               *queryTimeout,
+		MaxRows:               *queryMaxRows,
+		MaxBytes:              *queryMaxBytes,
+		MaxSQLBytes:           int(*queryMaxSQL),
+		MaxConcurrent:         *queryConcurrency,
+		MaxExecuting:          *queryExecuting,
+		MaxExecutingPerTenant: *queryExecutingPerTenant,
+		Metrics:               set,
 	}, pool, b, log)
 	shares, err := share.Open(share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
@@ -321,7 +323,7 @@ func firstStart(tenants *tenant.Store, adminKey string) error {
 	if !tenants.Empty() {
 		return nil
 	}
-	t, _, key, err := tenants.CreateTenant("demo", "free")
+	t, _, key, err := tenants.CreateTenant("demo", tenant.DefaultPlan)
 	if err != nil {
 		return fmt.Errorf("create demo tenant: %w", err)
 	}
