@@ -23,7 +23,8 @@ import (
 //     SELECT statements only: anything else, or a parse error, is refused
 //     before DuckDB binds it (a non-SELECT is then prepared, as before, only
 //     to name its type in the error; preparing binds, nothing runs).
-//  3. The tree must hold exactly one statement. walkTree visits every node:
+//  3. The tree must hold exactly one statement. treeWalker (sandbox_tree.go)
+//     visits every node:
 //     each function, aggregate, window function and macro must be under
 //     "allow functions" of sandbox_names.txt; each table function under
 //     "allow table functions"; a table name must not look like a file (a
