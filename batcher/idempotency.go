@@ -54,6 +54,7 @@ type idemStore struct {
 	// Owned by the file writer goroutine (by openIdemStore before it starts).
 	f        *os.File             // append-only file
 	lines    int                  // lines in the file
+	broken   bool                 // a write or fsync failed: the file may end in a torn line
 	syncFile func(*os.File) error // (*os.File).Sync; tests stall it
 }
 
@@ -295,10 +296,20 @@ func (s *idemStore) writeQueued() {
 	if len(waiting) == 0 {
 		return
 	}
-	_, err := s.f.Write(buf)
+	var err error
+	if s.broken {
+		// The last group may have left a torn line, which would swallow the
+		// first line appended after it: rewrite the file from the keys in
+		// memory (a superset of every line written) before appending.
+		err = s.compact(s.live())
+	}
+	if err == nil {
+		_, err = s.f.Write(buf)
+	}
 	if err == nil {
 		err = s.syncFile(s.f)
 	}
+	s.broken = err != nil
 	if err != nil {
 		err = fmt.Errorf("persist idempotency keys: %w", err)
 	} else {

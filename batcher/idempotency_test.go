@@ -209,3 +209,38 @@ func TestIdemBeginNotBlockedByFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// After a failed write or fsync the file may end in a torn line, which
+// would swallow the next line appended: the next group rewrites the file
+// from memory first, so every key persisted after the failure reopens.
+func TestIdemRecoversAfterFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idem.ndjson")
+	s := openIdemT(t, path, time.Hour)
+	fail := true
+	s.syncFile = func(f *os.File) error { // set before the first persist: the writer reads it after
+		if fail {
+			// What a torn write leaves: half a line, no newline.
+			_, _ = f.WriteString(`{"t":"t","k":"half`)
+			return errors.New("I/O error")
+		}
+		return f.Sync()
+	}
+	at := time.Now().Unix()
+	rec := func(key string) []*record {
+		s.accept("t", key, []byte(`{"accepted":1}`), time.Unix(at, 0))
+		return []*record{{tenant: "t", idemKey: key, response: []byte(`{"accepted":1}`), at: at}}
+	}
+	if err := s.persist(context.Background(), rec("lost-fsync")); err == nil {
+		t.Fatal("persist with a failing fsync succeeded")
+	}
+	fail = false
+	if err := s.persist(context.Background(), rec("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = openIdemT(t, path, time.Hour)
+	checkBegin(t, s, "t", "after", `{"accepted":1}`, nil)
+	checkBegin(t, s, "t", "lost-fsync", `{"accepted":1}`, nil) // in memory when the file was rewritten
+}
