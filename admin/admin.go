@@ -52,6 +52,8 @@ type Handler struct {
 	cfg   Config
 	log   *zap.Logger
 	stats sync.Map // tenant id → *statsCache
+	// sessions are the dashboard's sign-ins (session.go).
+	sessions *sessions
 
 	wg      sync.WaitGroup // background work
 	stop    chan struct{}  // closed by Close
@@ -61,7 +63,7 @@ type Handler struct {
 // New returns a Handler. It removes the snapshot directories of operator
 // queries that a crash interrupted.
 func New(cfg Config, log *zap.Logger) *Handler {
-	h := &Handler{cfg: cfg, log: log, stop: make(chan struct{})}
+	h := &Handler{cfg: cfg, log: log, stop: make(chan struct{}), sessions: newSessions()}
 	if cfg.Pool != nil {
 		h.removeLeftovers()
 	}
