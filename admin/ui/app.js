@@ -208,13 +208,19 @@ async function loadTenant(id) {
   const kb = $('key-table').tBodies[0];
   kb.replaceChildren(...keys.keys.map((k) => el('tr', { 'data-key': k.key_id },
     el('td', {}, el('code', {}, k.key_id)), el('td', {}, k.scope), el('td', {}, timeEl(k.created)), el('td', {}, timeEl(k.last_used)),
-    el('td', {}, el('button', { type: 'button', class: 'danger small revoke', onclick: () => revokeKey(id, k.key_id) }, 'Revoke')),
+    el('td', {}, el('button', { type: 'button', class: 'danger small revoke', onclick: (ev) => revokeKey(ev.target, id, k.key_id) }, 'Revoke')),
   )));
   if (!keys.keys.length) kb.append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No key: create one below to let it send or read data.')));
 }
 
-async function revokeKey(id, keyID) {
-  if (!confirm('Revoke key ' + keyID + '? Programs using it stop working at once.')) return;
+// revokeKey asks once more on the button itself: the first click arms it.
+async function revokeKey(button, id, keyID) {
+  if (!button.classList.contains('armed')) {
+    button.classList.add('armed');
+    button.textContent = 'Revoke for good?';
+    button.title = 'Programs using this key stop working at once';
+    return;
+  }
   try {
     await api('DELETE', 'tenants/' + id + '/keys/' + encodeURIComponent(keyID));
     flash('Key ' + keyID + ' revoked.');
