@@ -300,7 +300,7 @@ func TestBrowser(t *testing.T) {
 	wantStatus(t, e.insert(gkey, "signups", `{"plan":"team","seats":5}`), 200, "insert")
 
 	sub("dashboard pictures", func() {
-		b.do(chromedp.Navigate(base + "/admin/?list"))
+		b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/admin/?list"))
 		b.poll(`[...document.querySelectorAll('#tenant-table tbody tr')].some(r => r.textContent.includes('globex'))`)
 		b.screenshot("dashboard-tenants")
 		openTenant(acmeID, "acme")

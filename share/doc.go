@@ -35,8 +35,10 @@
 // it wrote nothing and returns an error wrapping a sentinel of errors.go
 // (or of package query), whose comment gives the HTTP status; the router
 // maps it in one place. The choice for the page, which people read: the
-// router answers HandlePage's error with WriteErrorPage(ctx, status, err),
-// a small HTML page, with the status it computed; other handlers' errors
+// router answers HandlePage's error with WritePageError(ctx, id, status,
+// err) (page.go), a styled HTML page saying what happened (unknown,
+// expired, revoked, suspended) and what to do, with the status it
+// computed; other handlers' errors
 // are its usual JSON. A page whose link resolves but whose preview fails is
 // still written by HandlePage, with the failure told on it: 503 with
 // Retry-After (busy), 504 (timeout), 410 (deleted meanwhile), else 200.
