@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"duckgate/admin"
 	"duckgate/tenant"
 )
 
@@ -112,7 +113,7 @@ func TestBrowser(t *testing.T) {
 		t.Skip("chromium not found: install Debian's chromium (apt-get install chromium; .ci/run does) or set DUCKGATE_CHROMIUM to run the browser tests")
 	}
 	clock := newFakeClock()
-	e := newEnv(t, withShare(clock))
+	e := newEnv(t, withShare(clock), func(c *envConfig) { c.ingest.HistoryInterval = 100 * time.Millisecond })
 	base, _ := e.listenTCP()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
@@ -298,6 +299,31 @@ func TestBrowser(t *testing.T) {
 	}
 	wantStatus(t, e.insert(gkey, "pageviews", strings.Repeat(`{"path":"/","ms":12}`+"\n", 250)), 200, "insert")
 	wantStatus(t, e.insert(gkey, "signups", `{"plan":"team","seats":5}`), 200, "insert")
+
+	sub("the node's charts show the rows stored", func() {
+		// Insert until the history holds a dozen samples, some of them
+		// with rows.
+		for i := 0; ; i++ {
+			wantStatus(b.t, e.insert(gkey, "pageviews", `[{"path":"/a","ms":3},{"path":"/b","ms":5},{"path":"/c","ms":8}]`), 200, "insert")
+			v, _ := e.server.cfg.Admin.Node(nil)
+			samples, rows := v.(admin.NodeHistory).Samples, 0.0
+			for _, s := range samples {
+				rows = max(rows, s.RowsPerSec)
+			}
+			if len(samples) >= 12 && rows > 0 {
+				break
+			}
+			if i > 100_000 {
+				b.t.Fatal("the node history does not grow")
+			}
+		}
+		b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/admin/?charts"))
+		b.poll(`document.querySelectorAll('#node figure svg.chart').length === 6`)
+		b.poll(`document.querySelector('#node figure[data-chart="Rows/s"] polyline.s0')`)
+		if top := eval[float64](b, `Math.min(...document.querySelector('#node figure[data-chart="Rows/s"] polyline.s0').getAttribute('points').split(' ').map(p => +p.split(',')[1]))`); top >= 87 {
+			b.t.Fatalf("the rows/s line stays on the axis (highest point y=%v)", top)
+		}
+	})
 
 	sub("dashboard pictures", func() {
 		b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/admin/?list"))

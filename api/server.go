@@ -266,6 +266,7 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 //	GET    /api/admin/tenants/{id}/tables           tables with row counts, columns and types
 //	DELETE /api/admin/tenants/{id}/keys/{key_id}
 //	POST   /api/admin/query                         {"query","tenants":[...],"format"}
+//	GET    /api/admin/node                          the node's figures of the last hour (dashboard charts)
 func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 	h := s.cfg.Admin
 	if h == nil {
@@ -282,6 +283,14 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		default:
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
+		return
+	}
+	if path == "/api/admin/node" {
+		if method != fasthttp.MethodGet {
+			writeError(ctx, methodNotAllowed("GET"))
+			return
+		}
+		res(h.Node(ctx))
 		return
 	}
 	if path == "/api/admin/query" {

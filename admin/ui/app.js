@@ -152,6 +152,7 @@ async function loadTenants() {
     el('td', {}, timeEl(t.last_ingest), t.stats_error ? el('div', { class: 'error small' }, t.stats_error) : ''),
   )));
   if (!tenants.length) body.append(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No tenant yet: create one above.')));
+  await loadNode();
 }
 
 $('create-form').addEventListener('submit', async (ev) => {
@@ -167,6 +168,71 @@ $('create-form').addEventListener('submit', async (ev) => {
   } catch (e) { if (!(e instanceof SignedOut)) flash(e.message, true); }
 });
 $('copy-key').addEventListener('click', (ev) => copyText($('created-key').textContent, ev.target));
+
+// ---- the node's charts ----
+// Plain SVG polylines: six small line charts need a few dozen lines of
+// script, stay sharp at any size, and need no library or inline style.
+
+const SVGNS = 'http://www.w3.org/2000/svg';
+function svgEl(tag, attrs) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+function fmtNum(v) {
+  if (v >= 100) return Math.round(v).toLocaleString();
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2).replace(/\.?0+$/, '') || '0';
+}
+
+// chart draws series ({name, values}) over the samples' times, y from 0;
+// x spans the samples (at least ten intervals of iv seconds).
+function chart(title, samples, iv, series, fmt) {
+  const W = 320, H = 90, P = 3;
+  const ts = samples.map((s) => Date.parse(s.t));
+  const t1 = ts.length ? ts[ts.length - 1] : Date.now();
+  const t0 = Math.min(ts.length ? ts[0] : t1, t1 - 10 * iv * 1000);
+  let top = 0;
+  for (const sr of series) for (const v of sr.values) if (v > top) top = v;
+  const max = top > 0 ? top * 1.1 : 1;
+  const x = (t) => (P + (W - 2 * P) * (t - t0) / (t1 - t0)).toFixed(1);
+  const y = (v) => (H - P - (H - 2 * P) * v / max).toFixed(1);
+  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'none' });
+  svg.append(svgEl('line', { x1: 0, x2: W, y1: H - P, y2: H - P, class: 'axis' }));
+  for (let i = series.length - 1; i >= 0; i--) { // the first series drawn last, on top
+    const pts = [];
+    series[i].values.forEach((v, j) => { if (v >= 0) pts.push(x(ts[j]) + ',' + y(v)); });
+    if (pts.length) svg.append(svgEl('polyline', { points: pts.join(' '), class: 'line s' + i, fill: 'none' }));
+  }
+  const latest = series.map((sr, i) => {
+    const v = sr.values.findLast((x) => x >= 0) ?? -1; // a latency may be unmeasured in the last interval
+    return el('span', { class: 'key s' + i }, (series.length > 1 ? sr.name + ' ' : '') + (v >= 0 ? fmt(v) : '—'));
+  });
+  return el('figure', { class: 'chartbox', 'data-chart': title }, el('figcaption', {}, el('span', {}, title), el('span', { class: 'latest' }, ...latest)), svg,
+    el('div', { class: 'small muted' }, 'max ' + fmt(top)));
+}
+
+async function loadNode() {
+  const { samples, interval_seconds: iv } = await api('GET', 'node');
+  const col = (f) => samples.map(f);
+  const span = samples.length ? (Date.parse(samples[samples.length - 1].t) - Date.parse(samples[0].t)) / 60e3 : 0;
+  $('node-span').textContent = samples.length < 2 ? 'collecting (a sample every ' + iv + ' s)…'
+    : span < 1 ? 'last ' + Math.round(span * 60) + ' s' : 'last ' + Math.round(span) + ' min';
+  const ins = (k) => col((s) => s.inserts_per_s[k] || 0);
+  $('node').replaceChildren(
+    chart('Rows/s', samples, iv, [{ name: 'stored', values: col((s) => s.rows_per_s) }, { name: 'quarantined', values: col((s) => s.quarantined_per_s) }], fmtNum),
+    chart('Insert requests/s', samples, iv, [{ name: '2xx', values: ins('2xx') }, { name: '429', values: ins('429') }, { name: '4xx', values: ins('4xx') }, { name: '5xx', values: ins('5xx') }], fmtNum),
+    chart('Write-ahead log', samples, iv, [{ name: 'size', values: col((s) => s.wal_bytes) }], fmtBytes),
+    chart('Buffered rows', samples, iv, [{ name: 'rows', values: col((s) => s.buffered_rows) }], fmtNum),
+    chart('Open databases', samples, iv, [{ name: 'open', values: col((s) => s.open_databases) }], fmtNum),
+    chart('Latency (ms)', samples, iv, [{ name: 'flush', values: col((s) => s.flush_ms) }, { name: 'query first byte', values: col((s) => s.query_first_byte_ms) }], fmtNum),
+  );
+}
+
+setInterval(() => {
+  if (state.csrf && !$('tenants').hidden && !document.hidden) loadNode().catch(() => {});
+}, 5000);
 
 // ---- one tenant ----
 

@@ -205,6 +205,7 @@ func serve(args []string) error {
 		Share:    shares,
 		Webhooks: hooks,
 		Query:    query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
+		Metrics:  set,
 	}, log)
 	srv := api.New(api.Config{
 		Metrics:     set,
