@@ -233,18 +233,18 @@ func isTLS(ctx *fasthttp.RequestCtx) bool {
 }
 
 // sameOrigin refuses a request whose Origin header names another host
-// than the one it was sent to. Browsers send Origin on every POST; a
-// client that sends none (curl) is let through.
+// than the one it was sent to (its Host, or the X-Forwarded-Host of a
+// proxy in front). Browsers send Origin on every POST, and a page cannot
+// forge it or add X-Forwarded-Host to a cross-site form; a client that
+// sends no Origin (curl) is let through.
 func sameOrigin(ctx *fasthttp.RequestCtx) error {
 	origin := ctx.Request.Header.Peek("Origin")
 	if len(origin) == 0 {
 		return nil
 	}
-	host := ctx.Request.Header.Host()
-	for _, scheme := range []string{"http://", "https://"} {
-		if bytes.Equal(origin, append([]byte(scheme), host...)) {
-			return nil
-		}
+	_, host, ok := bytes.Cut(origin, []byte("://"))
+	if ok && (bytes.EqualFold(host, ctx.Request.Header.Host()) || bytes.EqualFold(host, ctx.Request.Header.Peek("X-Forwarded-Host"))) {
+		return nil
 	}
 	return fmt.Errorf("%w (Origin %q is not this host)", ErrCSRF, truncate(string(origin)))
 }

@@ -59,6 +59,10 @@ func TestDashboardSignIn(t *testing.T) {
 	f(`{}`, js, 401)
 	f(`key=`+tenantKey, "application/x-www-form-urlencoded", 401)
 	f(`{"key":"`+testAdminKey+`"}`, js, 403, "Origin", "https://evil.example")
+	f(`{"key":"`+testAdminKey+`"}`, js, 403, "Origin", "https://duckgate.evil.example")
+	f(`{"key":"`+testAdminKey+`"}`, js, 403, "Origin", "null")
+	// Behind a proxy that says which host the browser asked for.
+	f(`{"key":"`+testAdminKey+`"}`, js, 200, "Origin", "https://dg.example.com", "X-Forwarded-Host", "dg.example.com")
 
 	r := f(`{"key":"`+testAdminKey+`"}`, js, 200)
 	c := r.header["Set-Cookie"]
