@@ -336,6 +336,16 @@ func TestBrowser(t *testing.T) {
 		_ = globex
 	})
 
+	sub("the dashboard on a phone", func() {
+		for _, hash := range []string{"#/t/" + acmeID, "#/"} {
+			b.do(chromedp.EmulateViewport(390, 844), chromedp.Evaluate[chromedp.Void](`location.hash = '`+hash+`'`))
+			b.poll(`document.querySelector('main section:not([hidden]) table tbody tr')`)
+			if m := eval[pageWidths](b, measureJS); m.Page > m.Viewport {
+				b.t.Fatalf("%s: the page is %d px wide in a %d px viewport", hash, m.Page, m.Viewport)
+			}
+		}
+	})
+
 	// The share page, on a phone and on a laptop.
 	wide := `{"day":"2026-11-%02d","city":"São Paulo","orders":%d,"revenue_eur":%d.5,"avg_basket":31.2,"channel":"partner-referral","note":"a rather long free-text note that never wraps"}`
 	var rows []string
