@@ -199,13 +199,13 @@ func serve(args []string) error {
 	}, log)
 	ah := admin.New(admin.Config{
 		Tenants:  tenants,
+		Metrics:  set, // sampled for the dashboard's charts
 		Batcher:  b,
 		Pool:     pool,
 		Ingest:   ih,
 		Share:    shares,
 		Webhooks: hooks,
 		Query:    query.Config{Timeout: *queryTimeout, MaxRows: *queryMaxRows, MaxBytes: *queryMaxBytes},
-		Metrics:  set,
 	}, log)
 	srv := api.New(api.Config{
 		Metrics:     set,
