@@ -23,16 +23,18 @@ type ColumnInfo struct {
 }
 
 // TenantTables serves GET /api/admin/tenants/{id}/tables: the tenant's
-// tables with exact row counts, columns and types, read in one read-only
-// transaction. A tenant that never stored a row has none (its database is
-// not created by looking).
+// tables with exact row counts, columns and types, and its quarantined
+// rows by table and error, read in one read-only transaction. A tenant
+// that never stored a row has none (its database is not created by
+// looking).
 func (h *Handler) TenantTables(_ *fasthttp.RequestCtx, id string) (any, error) {
 	if _, err := h.cfg.Tenants.Get(id); err != nil {
 		return nil, err
 	}
 	out := struct {
-		Tables []TableInfo `json:"tables"`
-	}{Tables: []TableInfo{}}
+		Tables     []TableInfo      `json:"tables"`
+		Quarantine []QuarantineInfo `json:"quarantine"`
+	}{Tables: []TableInfo{}, Quarantine: []QuarantineInfo{}}
 	if _, mod, err := statFile(h.cfg.Pool.Path(id)); err != nil {
 		return nil, err
 	} else if mod == 0 {
@@ -64,6 +66,9 @@ func (h *Handler) TenantTables(_ *fasthttp.RequestCtx, id string) (any, error) {
 			ti.Columns[i] = ColumnInfo{Name: c.Name, Type: c.Type}
 		}
 		out.Tables = append(out.Tables, ti)
+	}
+	if out.Quarantine, err = quarantine(ctx, tx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -333,7 +333,6 @@ func TestBrowser(t *testing.T) {
 		b.poll(`document.querySelector('details[data-table="orders"]') && document.querySelector('#key-table tbody tr[data-key]')`)
 		b.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('details[data-table="orders"]').open = true`))
 		b.screenshot("dashboard-tenant")
-		_ = globex
 	})
 
 	sub("the dashboard on a phone", func() {
@@ -377,6 +376,21 @@ func TestBrowser(t *testing.T) {
 			b.screenshot(fmt.Sprintf("share-%d", w))
 		})
 	}
+
+	sub("revoke a share link from the dashboard", func() {
+		c := e.shareLink(gkey, map[string]any{"query": "SELECT 1 AS x", "name": "to revoke"})
+		b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/admin/#/t/"+globex.ID))
+		row := `tr[data-link="` + c.LinkID + `"]`
+		b.poll(`document.querySelector('` + row + ` button.revoke')`)
+		b.do(chromedp.Click(css(row + " button.revoke")))
+		b.poll(`document.querySelector('` + row + ` button.armed')`)
+		b.do(chromedp.Click(css(row + " button.revoke")))
+		b.poll(`(document.querySelector('` + row + `') || {}).textContent?.includes('revoked')`)
+		b.do(chromedp.Navigate(base+c.URL), chromedp.WaitVisible(css("h1")))
+		if h := run(b, chromedp.Text(css("h1"))); h != "This link was revoked" {
+			b.t.Fatalf("h1 %q", h)
+		}
+	})
 
 	sub("an expired link's page", func() {
 		c := e.shareLink(gkey, map[string]any{"query": "SELECT 1 AS x", "duration": 60})

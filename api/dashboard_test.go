@@ -133,7 +133,7 @@ func TestDashboardSessionAndCSRF(t *testing.T) {
 	}
 	// A tenant that never stored a row has no table (and no database file).
 	r = ok("GET", "/admin/api/tenants/"+c.TenantID+"/tables", "")
-	if got := string(r.body); got != "{\"tables\":[]}\n" {
+	if got := string(r.body); got != "{\"tables\":[],\"quarantine\":[]}\n" {
 		t.Fatalf("tables before insert: %s", got)
 	}
 	wantStatus(t, e.insert(c.APIKey, "orders", `[{"id":1,"who":"a"},{"id":2,"who":"b"}]`), 200, "insert")
@@ -152,4 +152,82 @@ func TestDashboardSessionAndCSRF(t *testing.T) {
 		t.Fatalf("sign-out did not clear the cookie: %q", r.header["Set-Cookie"])
 	}
 	wantStatus(t, e.do("GET", "/admin/api/tenants", nil, "Cookie", cookie, "X-CSRF-Token", csrf), 401, "after sign-out")
+}
+
+func TestAdminTenantSharesWebhooksQuarantine(t *testing.T) {
+	e := newAdminEnv(t, adminEnvConfig{})
+	id, key := e.tenant("acme")
+	_, otherKey := e.tenant("other")
+	wantStatus(t, e.insert(key, "events", `{"a":1}`), 200, "insert")
+	wantStatus(t, e.insert(otherKey, "events", `{"a":1}`), 200, "insert")
+	mine := e.shareLink(key, map[string]any{"query": "SELECT * FROM events", "name": "mine"})
+	theirs := e.shareLink(otherKey, map[string]any{"query": "SELECT * FROM events", "name": "theirs"})
+
+	type links struct {
+		Links []struct {
+			LinkID  string `json:"link_id"`
+			Name    string `json:"name"`
+			Revoked bool   `json:"revoked"`
+		} `json:"links"`
+	}
+	r := e.admin("GET", "/api/admin/tenants/"+id+"/shares", "")
+	wantStatus(t, r, 200, "shares")
+	if l := decodeBody[links](t, r).Links; len(l) != 1 || l[0].Name != "mine" || strings.Contains(string(r.body), mine.ID) {
+		t.Fatalf("shares: %s", r.body)
+	}
+	// Another tenant's link cannot be revoked through this tenant.
+	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+id+"/shares/"+theirs.LinkID, ""), 404, "revoke another's link")
+	wantStatus(t, e.do("GET", theirs.URL, nil), 200, "their link")
+	wantStatus(t, e.admin("DELETE", "/api/admin/tenants/"+id+"/shares/"+mine.LinkID, ""), 200, "revoke")
+	if r := e.do("GET", mine.URL, nil); r.status != 410 || !strings.Contains(string(r.body), "revoked") {
+		t.Fatalf("revoked link: %d %s", r.status, r.body)
+	}
+	wantStatus(t, e.admin("GET", "/api/admin/tenants/t_0000000000000000/shares", ""), 404, "unknown tenant")
+
+	r = e.admin("GET", "/api/admin/tenants/"+id+"/webhooks", "")
+	wantStatus(t, r, 200, "webhooks")
+	if got := strings.TrimSpace(string(r.body)); got != `{"webhooks":[]}` {
+		t.Fatalf("webhooks without a store: %s", got)
+	}
+
+	// Quarantined rows, in the table and shape package batcher writes.
+	h, err := e.pool.Acquire(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE _duckgate_quarantine (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON)`,
+		`INSERT INTO _duckgate_quarantine VALUES ('events', 'Conversion Error', '2026-11-30 10:00:00+00', '{"a":"x"}'),
+			('events', 'Conversion Error', '2026-11-30 11:00:00+00', '{"a":"y"}'), ('orders', 'other', '2026-11-30 09:00:00+00', '{}')`,
+	} {
+		if _, err := h.DB.Exec(q); err != nil {
+			h.Release()
+			t.Fatal(err)
+		}
+	}
+	h.Release()
+	r = e.admin("GET", "/api/admin/tenants/"+id+"/tables", "")
+	wantStatus(t, r, 200, "tables")
+	got := decodeBody[struct {
+		Tables     []admin.TableInfo
+		Quarantine []admin.QuarantineInfo
+	}](t, r)
+	if len(got.Tables) != 1 || got.Tables[0].Name != "events" || len(got.Quarantine) != 2 ||
+		got.Quarantine[0].Table != "events" || got.Quarantine[0].Rows != 2 || got.Quarantine[0].Error != "Conversion Error" ||
+		got.Quarantine[0].Last.Hour() != 11 || got.Quarantine[1].Table != "orders" {
+		t.Fatalf("tables: %s", r.body)
+	}
+}
+
+func TestAdminTenantWebhooks(t *testing.T) {
+	e := newHookEnv(t)
+	id, key := e.tenant("acme")
+	ep := e.registerWebhook(key, "github", "gh_events", "s3cret-s3cret")
+	r := e.admin("GET", "/api/admin/tenants/"+id+"/webhooks", "")
+	wantStatus(t, r, 200, "webhooks")
+	got := decodeBody[struct{ Webhooks []admin.WebhookInfo }](t, r).Webhooks
+	if len(got) != 1 || got[0].ID != ep.ID || got[0].Table != "gh_events" || string(got[0].Provider) != "github" ||
+		strings.Contains(string(r.body), "s3cret") {
+		t.Fatalf("webhooks: %s", r.body)
+	}
 }

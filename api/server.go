@@ -263,7 +263,9 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 //	POST   /api/admin/tenants/{id}/suspend|resume
 //	POST   /api/admin/tenants/{id}/keys             {"scope":"ingest|query|full"}
 //	GET    /api/admin/tenants/{id}/keys
-//	GET    /api/admin/tenants/{id}/tables           tables with row counts, columns and types
+//	GET    /api/admin/tenants/{id}/tables           tables with row counts, columns and types; quarantined rows
+//	GET    /api/admin/tenants/{id}/shares           its share links; DELETE .../shares/{link_id} revokes one
+//	GET    /api/admin/tenants/{id}/webhooks         its webhook endpoints (never a secret)
 //	DELETE /api/admin/tenants/{id}/keys/{key_id}
 //	POST   /api/admin/query                         {"query","tenants":[...],"format"}
 //	GET    /api/admin/node                          the node's figures of the last hour (dashboard charts)
@@ -345,12 +347,25 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		default:
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
-	case len(parts) == 2 && parts[1] == "tables":
+	case len(parts) == 2 && (parts[1] == "tables" || parts[1] == "shares" || parts[1] == "webhooks"):
 		if method != fasthttp.MethodGet {
 			writeError(ctx, methodNotAllowed("GET"))
 			return
 		}
-		res(h.TenantTables(ctx, id))
+		switch parts[1] {
+		case "tables":
+			res(h.TenantTables(ctx, id))
+		case "shares":
+			res(h.TenantShares(ctx, id))
+		default:
+			res(h.TenantWebhooks(ctx, id))
+		}
+	case len(parts) == 3 && parts[1] == "shares":
+		if method != fasthttp.MethodDelete {
+			writeError(ctx, methodNotAllowed("DELETE"))
+			return
+		}
+		res(h.RevokeShare(ctx, id, parts[2]))
 	case len(parts) == 3 && parts[1] == "keys":
 		if method != fasthttp.MethodDelete {
 			writeError(ctx, methodNotAllowed("DELETE"))

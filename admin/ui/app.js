@@ -46,6 +46,8 @@ async function api(method, path, body) {
 
 function fmtInt(n) { return Number(n || 0).toLocaleString(); }
 
+function plural(n, unit) { return fmtInt(n) + ' ' + unit + (n === 1 ? '' : 's'); }
+
 function fmtBytes(n) {
   const u = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
@@ -240,8 +242,9 @@ async function loadTenant(id) {
   show('tenant');
   $('key-created').hidden = true;
   $('delete-box').hidden = true;
-  const [t, keys, tables] = await Promise.all([
+  const [t, keys, tables, shares, hooks] = await Promise.all([
     api('GET', 'tenants/' + id), api('GET', 'tenants/' + id + '/keys'), api('GET', 'tenants/' + id + '/tables'),
+    api('GET', 'tenants/' + id + '/shares'), api('GET', 'tenants/' + id + '/webhooks'),
   ]);
   state.tenant = t;
   $('t-name').textContent = t.name;
@@ -264,7 +267,7 @@ async function loadTenant(id) {
   if (!tables.tables.length) box.replaceChildren(el('p', { class: 'muted' }, 'No table yet: the first insert creates one.'));
   else {
     box.replaceChildren(...tables.tables.map((tb) => el('details', { class: 'table', 'data-table': tb.name },
-      el('summary', {}, el('strong', {}, tb.name), ' · ', fmtInt(tb.rows) + ' rows · ' + tb.columns.length + ' columns'),
+      el('summary', {}, el('strong', {}, tb.name), ' · ', plural(tb.rows, 'row') + ' · ' + plural(tb.columns.length, 'column')),
       el('div', { class: 'scroll' }, el('table', {},
         el('thead', {}, el('tr', {}, el('th', {}, 'Column'), el('th', {}, 'Type'))),
         el('tbody', {}, ...tb.columns.map((c) => el('tr', {}, el('td', {}, c.name), el('td', {}, el('code', {}, c.type))))))),
@@ -277,16 +280,49 @@ async function loadTenant(id) {
     el('td', {}, el('button', { type: 'button', class: 'danger small revoke', onclick: (ev) => revokeKey(ev.target, id, k.key_id) }, 'Revoke')),
   )));
   if (!keys.keys.length) kb.append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No key: create one below to let it send or read data.')));
+
+  fillRows($('share-table'), shares.links, 6, 'No share link.', (l) => el('tr', { 'data-link': l.link_id },
+    el('td', {}, l.name || el('span', { class: 'muted' }, '(unnamed)'), el('div', { class: 'muted small' }, l.snapshot ? 'snapshot' : 'live')),
+    el('td', {}, timeEl(l.created)), el('td', {}, timeEl(l.expires_at)), el('td', { class: 'num' }, fmtInt(l.downloads)),
+    el('td', {}, el('span', { class: 'badge ' + (l.revoked || l.expired ? 'suspended' : 'active') }, l.revoked ? 'revoked' : l.expired ? 'expired' : 'live')),
+    el('td', {}, l.revoked || l.expired ? '' : el('button', { type: 'button', class: 'danger small revoke', onclick: (ev) => revokeShare(ev.target, id, l.link_id) }, 'Revoke')),
+  ));
+  fillRows($('webhook-table'), hooks.webhooks, 4, 'No webhook endpoint.', (w) => el('tr', {},
+    el('td', {}, el('code', {}, w.id)), el('td', {}, w.provider), el('td', {}, w.table), el('td', {}, timeEl(w.created))));
+  fillRows($('quarantine-table'), tables.quarantine, 4, 'Nothing quarantined.', (q) => el('tr', {},
+    el('td', {}, q.table), el('td', { class: 'wrap' }, q.error), el('td', { class: 'num' }, fmtInt(q.rows)), el('td', {}, timeEl(q.last))));
+}
+
+// fillRows fills a table's body with a row per item, or one row saying
+// there is none.
+function fillRows(table, items, cols, none, row) {
+  const body = table.tBodies[0];
+  body.replaceChildren(...items.map(row));
+  if (!items.length) body.append(el('tr', {}, el('td', { colspan: cols, class: 'muted' }, none)));
+}
+
+// armed reports whether the button was clicked once already; if not it
+// arms it (the second click confirms).
+function armed(button, label, title) {
+  if (button.classList.contains('armed')) return true;
+  button.classList.add('armed');
+  button.textContent = label;
+  button.title = title;
+  return false;
+}
+
+async function revokeShare(button, id, linkID) {
+  if (!armed(button, 'Revoke for good?', 'Whoever has the link gets a "revoked" page from now on')) return;
+  try {
+    await api('DELETE', 'tenants/' + id + '/shares/' + encodeURIComponent(linkID));
+    flash('Share link revoked.');
+    await loadTenant(id);
+  } catch (e) { if (!(e instanceof SignedOut)) flash(e.message, true); }
 }
 
 // revokeKey asks once more on the button itself: the first click arms it.
 async function revokeKey(button, id, keyID) {
-  if (!button.classList.contains('armed')) {
-    button.classList.add('armed');
-    button.textContent = 'Revoke for good?';
-    button.title = 'Programs using this key stop working at once';
-    return;
-  }
+  if (!armed(button, 'Revoke for good?', 'Programs using this key stop working at once')) return;
   try {
     await api('DELETE', 'tenants/' + id + '/keys/' + encodeURIComponent(keyID));
     flash('Key ' + keyID + ' revoked.');
