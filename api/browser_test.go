@@ -349,11 +349,12 @@ func TestBrowser(t *testing.T) {
 	wide := `{"day":"2026-11-%02d","city":"São Paulo","orders":%d,"revenue_eur":%d.5,"avg_basket":31.2,"channel":"partner-referral","note":"a rather long free-text note that never wraps"}`
 	var rows []string
 	for i := 1; i <= 25; i++ {
-		rows = append(rows, fmt.Sprintf(wide, i, i*7, i*130))
+		orders := 40 + (i*37)%60 + i*3
+		rows = append(rows, fmt.Sprintf(wide, i, orders, orders*9))
 	}
 	wantStatus(t, e.insert(gkey, "daily_sales", strings.Join(rows, "\n")), 200, "insert")
 	link := e.shareLink(gkey, map[string]any{"name": "November sales by city", "duration": 6 * 86400,
-		"query": "SELECT day, city, orders, revenue_eur, avg_basket, channel, note FROM daily_sales ORDER BY day"})
+		"query": "SELECT CAST(day AS DATE) AS day, city, orders, revenue_eur, avg_basket, channel, note FROM daily_sales ORDER BY day"})
 	for _, w := range []int64{390, 1280} {
 		sub(fmt.Sprintf("share page at %d px", w), func() {
 			b.do(chromedp.EmulateViewport(w, 844), chromedp.Navigate(base+link.URL), chromedp.WaitVisible(css("table")))
@@ -363,6 +364,10 @@ func TestBrowser(t *testing.T) {
 			}
 			if !m.Above {
 				b.t.Fatal("the downloads are not above the table")
+			}
+			// A date column and numbers: a line per number column.
+			if n := eval[int](b, `document.querySelectorAll('figure.chart svg polyline').length`); n != 3 {
+				b.t.Fatalf("%d chart lines, want 3 (orders, revenue_eur, avg_basket)", n)
 			}
 			if w == 390 && m.Box <= m.BoxShown {
 				b.t.Fatalf("at 390 px the table (%d px) does not scroll in its box (%d px)", m.Box, m.BoxShown)

@@ -96,3 +96,26 @@ func TestShareErrorPagesTellWhatHappened(t *testing.T) {
 	// A revoked link that has also expired is told as revoked.
 	f(revoked.URL, 410, "This link was revoked")
 }
+
+func TestSharePageChartsDatesAndNumbers(t *testing.T) {
+	e := newEnv(t, withShare(newFakeClock()))
+	_, key := e.tenant("a")
+	wantStatus(t, e.insert(key, "sales", `[{"day":"2026-11-01","n":3,"city":"x"},{"day":"2026-11-02","n":5,"city":"y"},{"day":"2026-11-02","n":1,"city":"z"}]`), 200, "insert")
+	page := func(q string) string {
+		t.Helper()
+		c := e.shareLink(key, map[string]any{"query": q})
+		r := e.do("GET", c.URL, nil)
+		wantStatus(t, r, 200, q)
+		return string(r.body)
+	}
+	p := page("SELECT CAST(day AS DATE) AS day, n, city FROM sales ORDER BY day")
+	chart, tbl := strings.Index(p, `<figure class="chart">`), strings.Index(p, "<table>")
+	if chart < 0 || chart > tbl || strings.Count(p, "<polyline") != 1 || !strings.Contains(p, "by day, summed, over the 3 rows below; max 6") {
+		t.Fatalf("chart at %d, table at %d:\n%s", chart, tbl, p)
+	}
+	for _, q := range []string{"SELECT day, n FROM sales", "SELECT CAST(day AS DATE) AS day, city FROM sales", "SELECT CAST(day AS DATE) AS day, n FROM sales LIMIT 1"} {
+		if p := page(q); strings.Contains(p, "<svg") {
+			t.Fatalf("%s: a chart without a date and numbers, or of one point:\n%s", q, p)
+		}
+	}
+}

@@ -19,8 +19,9 @@
 // kept in memory and written on the janitor's tick and on Close.
 //
 // Serving. GET /share/<id> (HandlePage) is an HTML page (html/template)
-// with the link's name, expiry, row count, the first Config.PreviewRows
-// rows and download links; the preview and the count are read through
+// with the link's name, expiry, row count, download links, the first
+// Config.PreviewRows rows and, when they have a date or time column and
+// numbers, a line chart of them (chart.go, inline SVG); the preview and the count are read through
 // query.Engine.Rows, with the tenant's sandbox, concurrency slot and
 // limits. GET /share/<id>/data.{csv,json,ndjson,parquet} (HandleDownload)
 // is the result as an attachment: a live link runs the query at each

@@ -38,6 +38,7 @@ type pageData struct {
 	More        bool // the result has more rows than the preview
 	Error       string
 	Downloads   []download
+	Chart       *chartData // nil: no date or time column with numbers (chart.go)
 }
 
 type download struct {
@@ -85,6 +86,15 @@ tbody tr:nth-child(even) td{background:#fafbfc}
 .card .todo{font-weight:600}
 .card .code{color:#8a93a3;font-size:.85rem;margin-top:1.25rem}
 footer{color:#8a93a3;font-size:.8rem;margin-top:1.5rem}
+.chart{margin:0 0 1rem;background:#fff;border:1px solid #e3e6ec;border-radius:10px;padding:.6rem .75rem}
+.chart figcaption{display:flex;flex-wrap:wrap;gap:.25rem .9rem;font-size:.85rem;color:#5b6474}
+.chart .key{font-weight:600}
+.chart .key::before{content:"";display:inline-block;width:.8rem;height:.2rem;margin-right:.3rem;vertical-align:middle;background:currentColor}
+.chart svg{display:block;width:100%;height:160px;margin:.4rem 0 .1rem}
+.chart polyline{stroke-width:2;vector-effect:non-scaling-stroke;stroke-linejoin:round}
+.chart .axis{stroke:#e3e6ec;stroke-width:1;vector-effect:non-scaling-stroke}
+.chart .range{display:flex;justify-content:space-between;font-size:.8rem;color:#8a93a3}
+.s0{color:#1f6feb;stroke:#1f6feb}.s1{color:#d97706;stroke:#d97706}.s2{color:#7c3aed;stroke:#7c3aed}.s3{color:#0e9f6e;stroke:#0e9f6e}
 @media (max-width:600px){main{padding:1rem .75rem 2rem}h1{font-size:1.3rem}}`
 
 // localTimeScript rewrites every <time data-local> into the reader's local
@@ -115,7 +125,15 @@ This link expires <time datetime="{{.Expires}}" data-local="expires-in">{{.Expir
 <p class="downloads"><span>Download</span>
 {{range .Downloads}}<a href="{{.Href}}" download>{{.Label}}</a>
 {{end}}</p>
-{{if .Error}}<p class="error">{{.Error}}</p>{{else}}
+{{if .Error}}<p class="error">{{.Error}}</p>{{else}}{{with .Chart}}
+<figure class="chart">
+<figcaption>{{range .Series}}<span class="key {{.Class}}">{{.Name}}</span>{{end}}<span class="by">by {{.XName}}{{if .Summed}}, summed{{end}}, over the {{.Rows}} rows below; max {{.Max}}</span></figcaption>
+<svg viewBox="0 0 640 200" preserveAspectRatio="none" role="img" aria-label="Line chart of{{range .Series}} {{.Name}}{{end}} by {{.XName}}">
+<line class="axis" x1="0" x2="640" y1="178" y2="178"></line>
+{{range .Series}}<polyline class="{{.Class}}" fill="none" points="{{.Points}}"></polyline>
+{{end}}</svg>
+<div class="range"><span>{{.From}}</span><span>{{.To}}</span></div>
+</figure>{{end}}
 <p class="rows">{{if .RowsKnown}}{{.Rows}} row{{if ne .Rows 1}}s{{end}}{{end}}{{if .More}}; the first {{len .Preview}} are shown{{end}}.</p>
 <div class="scroll">
 <table>
@@ -362,9 +380,12 @@ func (s *Service) readPreview(tenantID string, req query.Request, n int, d *page
 		return err
 	}
 	defer rows.Close()
+	var types []string
 	for _, c := range rows.Columns() {
 		d.Columns = append(d.Columns, c.Name)
+		types = append(types, c.Type)
 	}
+	chart := newChartBuilder(types)
 	var b []byte
 	for rows.Next() {
 		if len(d.Preview) == n {
@@ -377,8 +398,15 @@ func (s *Service) readPreview(tenantID string, req query.Request, n int, d *page
 			row[i] = cut(string(b))
 		}
 		d.Preview = append(d.Preview, row)
+		if chart != nil {
+			chart.add(rows.Values())
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	d.Chart = chart.build(d.Columns)
+	return nil
 }
 
 // cut shortens a cell for display.
