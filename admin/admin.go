@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -44,6 +45,13 @@ type Config struct {
 	// Query configures the engine of operator queries; zero fields take
 	// package query's defaults.
 	Query query.Config
+	// Metrics is the server's metric set, sampled every HistoryInterval
+	// for the dashboard's node charts (GET /api/admin/node); nil keeps no
+	// history.
+	Metrics *metrics.Set
+	// HistoryInterval is how often Metrics is sampled; zero means
+	// DefaultHistoryInterval.
+	HistoryInterval time.Duration
 }
 
 // Handler serves the admin API. Its background work (cleaning up after a
@@ -52,6 +60,11 @@ type Handler struct {
 	cfg   Config
 	log   *zap.Logger
 	stats sync.Map // tenant id → *statsCache
+	// sessions are the dashboard's sign-ins (session.go).
+	sessions *sessions
+	// history is the node's recent figures (history.go); nil without
+	// Config.Metrics. Its sampler runs until Close.
+	history *history
 
 	wg      sync.WaitGroup // background work
 	stop    chan struct{}  // closed by Close
@@ -61,9 +74,13 @@ type Handler struct {
 // New returns a Handler. It removes the snapshot directories of operator
 // queries that a crash interrupted.
 func New(cfg Config, log *zap.Logger) *Handler {
-	h := &Handler{cfg: cfg, log: log, stop: make(chan struct{})}
+	h := &Handler{cfg: cfg, log: log, stop: make(chan struct{}), sessions: newSessions()}
 	if cfg.Pool != nil {
 		h.removeLeftovers()
+	}
+	if cfg.Metrics != nil {
+		h.history = newHistory(cfg.Metrics, cfg.HistoryInterval)
+		h.goBackground(h.history.run)
 	}
 	return h
 }

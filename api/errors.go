@@ -74,7 +74,10 @@ func statusOf(err error) int {
 		errors.Is(err, errBadRequest), errors.Is(err, tenant.ErrInvalid), errors.Is(err, admin.ErrBadRequest),
 		errors.Is(err, webhook.ErrBadRequest), errors.Is(err, webhook.ErrMalformedBody), errors.Is(err, webhook.ErrLimit):
 		return fasthttp.StatusBadRequest
+	case errors.Is(err, admin.ErrCSRF):
+		return fasthttp.StatusForbidden
 	case errors.Is(err, tenant.ErrUnauthorized), errors.Is(err, errAdminKey), errors.Is(err, errTenantKey),
+		errors.Is(err, admin.ErrSignIn), errors.Is(err, admin.ErrNoSession),
 		errors.Is(err, webhook.ErrMissingSignature), errors.Is(err, webhook.ErrMalformedSignature),
 		errors.Is(err, webhook.ErrBadSignature), errors.Is(err, webhook.ErrStaleTimestamp):
 		return fasthttp.StatusUnauthorized

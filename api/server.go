@@ -109,6 +109,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 //	POST|GET    /api/webhooks, DELETE /api/webhooks/{id}  full scope → webhook
 //	POST        /api/webhooks/{id}                no key: the signature → webhook
 //	...         /api/admin/...                    admin key      → admin
+//	GET|POST    /admin, /admin/...                dashboard: page, sign-in, session cookie + CSRF token → admin (dashboard.go)
 //	POST|OPTIONS /v1/{track,identify,page,screen,group,alias,batch,import}
 //	             /batch/, /capture/, /e/, /i/v0/e/ (slash optional)
 //	                                              ingest scope, key in Basic auth, Bearer or body → ingest (tracking API)
@@ -162,6 +163,8 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.routeWebhooks(ctx, method, path)
 	case strings.HasPrefix(path, "/api/admin/"):
 		s.withAdmin(ctx, func() { s.routeAdmin(ctx, method, path) })
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		s.routeDashboard(ctx, method, path)
 	case path == "/debug/pprof" || strings.HasPrefix(path, "/debug/pprof/"):
 		s.withAdmin(ctx, func() { s.servePprof(ctx, path) })
 	case strings.HasPrefix(path, "/api/data/query/share") || strings.HasPrefix(path, "/share/"):
@@ -183,7 +186,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // routeOf is a path with its ids and secrets cut off, for logs: a share id
 // is a secret, a table or tenant name the client's.
 func routeOf(path string) string {
-	for _, p := range []string{"/api/data/insert/", "/api/tables/", "/api/webhooks/", "/api/admin/tenants/", "/api/data/query/share/", "/share/"} {
+	for _, p := range []string{"/api/data/insert/", "/api/tables/", "/api/webhooks/", "/api/admin/tenants/", "/admin/api/tenants/", "/api/data/query/share/", "/share/"} {
 		if strings.HasPrefix(path, p) {
 			return p + "…"
 		}
@@ -260,8 +263,12 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 //	POST   /api/admin/tenants/{id}/suspend|resume
 //	POST   /api/admin/tenants/{id}/keys             {"scope":"ingest|query|full"}
 //	GET    /api/admin/tenants/{id}/keys
+//	GET    /api/admin/tenants/{id}/tables           tables with row counts, columns and types; quarantined rows
+//	GET    /api/admin/tenants/{id}/shares           its share links; DELETE .../shares/{link_id} revokes one
+//	GET    /api/admin/tenants/{id}/webhooks         its webhook endpoints (never a secret)
 //	DELETE /api/admin/tenants/{id}/keys/{key_id}
 //	POST   /api/admin/query                         {"query","tenants":[...],"format"}
+//	GET    /api/admin/node                          the node's figures of the last hour (dashboard charts)
 func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 	h := s.cfg.Admin
 	if h == nil {
@@ -278,6 +285,14 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		default:
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
+		return
+	}
+	if path == "/api/admin/node" {
+		if method != fasthttp.MethodGet {
+			writeError(ctx, methodNotAllowed("GET"))
+			return
+		}
+		res(h.Node(ctx))
 		return
 	}
 	if path == "/api/admin/query" {
@@ -332,6 +347,25 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		default:
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
+	case len(parts) == 2 && (parts[1] == "tables" || parts[1] == "shares" || parts[1] == "webhooks"):
+		if method != fasthttp.MethodGet {
+			writeError(ctx, methodNotAllowed("GET"))
+			return
+		}
+		switch parts[1] {
+		case "tables":
+			res(h.TenantTables(ctx, id))
+		case "shares":
+			res(h.TenantShares(ctx, id))
+		default:
+			res(h.TenantWebhooks(ctx, id))
+		}
+	case len(parts) == 3 && parts[1] == "shares":
+		if method != fasthttp.MethodDelete {
+			writeError(ctx, methodNotAllowed("DELETE"))
+			return
+		}
+		res(h.RevokeShare(ctx, id, parts[2]))
 	case len(parts) == 3 && parts[1] == "keys":
 		if method != fasthttp.MethodDelete {
 			writeError(ctx, methodNotAllowed("DELETE"))

@@ -6,7 +6,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"duckgate/share"
 	"duckgate/tenant"
 )
 
@@ -28,7 +27,7 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 		id, file, isFile := strings.Cut(rest, "/")
 		if !isFile {
 			if err := sh.HandlePage(ctx, id); err != nil {
-				share.WriteErrorPage(ctx, statusOf(err), err)
+				sh.WritePageError(ctx, id, statusOf(err), err)
 			}
 			return
 		}

@@ -34,6 +34,7 @@ type serverConfig struct {
 	WaitTimeout        time.Duration
 	QuotaCheckInterval time.Duration
 	AdminQuery         query.Config
+	HistoryInterval    time.Duration // the dashboard's node samples; 0 for the default
 }
 
 // build returns the Server; its admin handler is closed when the test ends.
@@ -48,7 +49,7 @@ func (c serverConfig) build(t testing.TB, log *zap.Logger) *Server {
 	}
 	if c.Pool != nil {
 		cfg.Admin = admin.New(admin.Config{Tenants: c.Tenants, Batcher: c.Batcher, Pool: c.Pool, Ingest: ih,
-			Share: c.Share, Webhooks: c.Webhooks, Query: c.AdminQuery}, log)
+			Share: c.Share, Webhooks: c.Webhooks, Query: c.AdminQuery, Metrics: c.Metrics, HistoryInterval: c.HistoryInterval}, log)
 		t.Cleanup(func() { _ = cfg.Admin.Close(t.Context()) })
 	}
 	return New(cfg, log)

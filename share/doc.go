@@ -19,8 +19,9 @@
 // kept in memory and written on the janitor's tick and on Close.
 //
 // Serving. GET /share/<id> (HandlePage) is an HTML page (html/template)
-// with the link's name, expiry, row count, the first Config.PreviewRows
-// rows and download links; the preview and the count are read through
+// with the link's name, expiry, row count, download links, the first
+// Config.PreviewRows rows and, when they have a date or time column and
+// numbers, a line chart of them (chart.go, inline SVG); the preview and the count are read through
 // query.Engine.Rows, with the tenant's sandbox, concurrency slot and
 // limits. GET /share/<id>/data.{csv,json,ndjson,parquet} (HandleDownload)
 // is the result as an attachment: a live link runs the query at each
@@ -36,8 +37,10 @@
 // it wrote nothing and returns an error wrapping a sentinel of errors.go
 // (or of package query), whose comment gives the HTTP status; the router
 // maps it in one place. The choice for the page, which people read: the
-// router answers HandlePage's error with WriteErrorPage(ctx, status, err),
-// a small HTML page, with the status it computed; other handlers' errors
+// router answers HandlePage's error with WritePageError(ctx, id, status,
+// err) (page.go), a styled HTML page saying what happened (unknown,
+// expired, revoked, suspended) and what to do, with the status it
+// computed; other handlers' errors
 // are its usual JSON. A page whose link resolves but whose preview fails is
 // still written by HandlePage, with the failure told on it: 503 with
 // Retry-After (busy), 504 (timeout), 410 (deleted meanwhile), else 200.

@@ -3,6 +3,8 @@ package share
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -22,18 +24,21 @@ const maxCellRunes = 200
 
 // pageData is what the page template shows. Never the SQL, never a key.
 type pageData struct {
-	Title     string
-	Expires   string // RFC 3339
-	ExpiresIn string // "6 days", "3 hours"
-	Snapshot  bool
-	Created   string
-	Rows      int64
-	RowsKnown bool
-	Columns   []string
-	Preview   [][]string
-	More      bool // the result has more rows than the preview
-	Error     string
-	Downloads []download
+	Title       string
+	Expires     string // RFC 3339
+	ExpiresText string // "2026-12-07 12:00 UTC", until the script shows local time
+	ExpiresIn   string // "6 days", "3 hours"
+	Snapshot    bool
+	Created     string // RFC 3339
+	CreatedText string
+	Rows        int64
+	RowsKnown   bool
+	Columns     []string
+	Preview     [][]string
+	More        bool // the result has more rows than the preview
+	Error       string
+	Downloads   []download
+	Chart       *chartData // nil: no date or time column with numbers (chart.go)
 }
 
 type download struct {
@@ -45,11 +50,63 @@ var formatLabels = map[query.Format]string{
 	query.FormatCSV: "CSV", query.FormatJSON: "JSON", query.FormatNDJSON: "NDJSON", query.FormatParquet: "Parquet",
 }
 
-// errorData is what the error page shows.
+// errorData is what the error page shows: what happened and what to do.
 type errorData struct {
-	Status  int
-	Message string
+	Status int
+	Kind   string // unknown, expired, revoked, suspended, error
+	Title  string
+	What   string
+	ToDo   string
+	When   string // RFC 3339: when the link expired or was revoked; "" if not told
 }
+
+// pageStyle is the style of the page and the error pages: system fonts, a
+// table that scrolls inside its own box, nothing wider than a phone.
+const pageStyle = `*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:1.5rem 1rem 3rem}
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 .4rem;overflow-wrap:anywhere}
+.meta{color:#5b6474;margin:0 0 1rem}
+.meta time{white-space:nowrap}
+.downloads{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:0 0 1rem}
+.downloads a{display:inline-block;padding:.45rem .9rem;border-radius:8px;background:#1f6feb;color:#fff;text-decoration:none;font-weight:600;font-size:.95rem}
+.downloads a:hover{background:#1858bd}
+.downloads span{color:#5b6474;margin-right:.25rem}
+.rows{margin:0 0 .5rem;color:#5b6474}
+.scroll{overflow:auto;max-height:70vh;background:#fff;border:1px solid #e3e6ec;border-radius:10px;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;font-size:.9rem;min-width:100%}
+th,td{padding:.4rem .7rem;text-align:left;vertical-align:top;border-bottom:1px solid #eceff3;white-space:nowrap;max-width:28rem;overflow:hidden;text-overflow:ellipsis}
+th{position:sticky;top:0;background:#f3f5f8;font-weight:600}
+tbody tr:nth-child(even) td{background:#fafbfc}
+.error{color:#b42318;background:#fff;border:1px solid #f3c5c0;border-radius:10px;padding:.75rem 1rem}
+.card{max-width:560px;margin:12vh auto 0;background:#fff;border:1px solid #e3e6ec;border-radius:12px;padding:1.5rem}
+.card h1{margin-bottom:.75rem}
+.card p{margin:.5rem 0}
+.card .todo{font-weight:600}
+.card .code{color:#8a93a3;font-size:.85rem;margin-top:1.25rem}
+footer{color:#8a93a3;font-size:.8rem;margin-top:1.5rem}
+.chart{margin:0 0 1rem;background:#fff;border:1px solid #e3e6ec;border-radius:10px;padding:.6rem .75rem}
+.chart figcaption{display:flex;flex-wrap:wrap;gap:.25rem .9rem;font-size:.85rem;color:#5b6474}
+.chart .key{font-weight:600}
+.chart .key::before{content:"";display:inline-block;width:.8rem;height:.2rem;margin-right:.3rem;vertical-align:middle;background:currentColor}
+.chart svg{display:block;width:100%;height:160px;margin:.4rem 0 .1rem}
+.chart polyline{stroke-width:2;vector-effect:non-scaling-stroke;stroke-linejoin:round}
+.chart .axis{stroke:#e3e6ec;stroke-width:1;vector-effect:non-scaling-stroke}
+.chart .range{display:flex;justify-content:space-between;font-size:.8rem;color:#8a93a3}
+.s0{color:#1f6feb;stroke:#1f6feb}.s1{color:#d97706;stroke:#d97706}.s2{color:#7c3aed;stroke:#7c3aed}.s3{color:#0e9f6e;stroke:#0e9f6e}
+@media (max-width:600px){main{padding:1rem .75rem 2rem}h1{font-size:1.3rem}}`
+
+// localTimeScript rewrites every <time data-local> into the reader's local
+// time and the relative time ("in 6 days"); without it the page shows the
+// UTC time the server wrote. It is the pages' only script, allowed by its
+// hash in their Content-Security-Policy.
+const localTimeScript = `(function(){var rtf=window.Intl&&Intl.RelativeTimeFormat?new Intl.RelativeTimeFormat(undefined,{numeric:"auto"}):null;` +
+	`var u=[["year",31536e6],["month",2592e6],["day",864e5],["hour",36e5],["minute",6e4]];` +
+	`document.querySelectorAll("time[data-local]").forEach(function(t){var d=new Date(t.getAttribute("datetime"));if(isNaN(d))return;` +
+	`t.textContent=d.toLocaleString(undefined,{dateStyle:"medium",timeStyle:"short"});t.title=t.getAttribute("datetime");` +
+	`var r=document.getElementById(t.getAttribute("data-local"));if(!r||!rtf)return;var ms=d-Date.now();` +
+	`for(var i=0;i<u.length;i++){if(Math.abs(ms)>=u[i][1]||i==u.length-1){r.textContent=rtf.format(Math.round(ms/u[i][1]),u[i][0]);break}}});})();`
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -58,31 +115,36 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
 <title>{{.Title}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;font-size:.9rem;margin:1rem 0}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f3f3}
-.meta{color:#555}
-.downloads a{margin-right:1rem}
-.error{color:#a00}
-</style>
+<style>` + pageStyle + `</style>
 </head>
 <body>
+<main>
 <h1>{{.Title}}</h1>
-<p class="meta">{{if .Snapshot}}A snapshot taken {{.Created}}.{{else}}Live data: each download runs the query now.{{end}}
-This link expires <time datetime="{{.Expires}}">{{.Expires}}</time> (in {{.ExpiresIn}}).</p>
-{{if .Error}}<p class="error">{{.Error}}</p>{{else}}
+<p class="meta">{{if .Snapshot}}A snapshot taken <time datetime="{{.Created}}" data-local="">{{.CreatedText}}</time>.{{else}}Live data: each download runs the query now.{{end}}
+This link expires <time datetime="{{.Expires}}" data-local="expires-in">{{.ExpiresText}}</time> (<span id="expires-in">in {{.ExpiresIn}}</span>).</p>
+<p class="downloads"><span>Download</span>
+{{range .Downloads}}<a href="{{.Href}}" download>{{.Label}}</a>
+{{end}}</p>
+{{if .Error}}<p class="error">{{.Error}}</p>{{else}}{{with .Chart}}
+<figure class="chart">
+<figcaption>{{range .Series}}<span class="key {{.Class}}">{{.Name}}</span>{{end}}<span class="by">by {{.XName}}{{if .Summed}}, summed{{end}}, over the {{.Rows}} rows below; max {{.Max}}</span></figcaption>
+<svg viewBox="0 0 640 200" preserveAspectRatio="none" role="img" aria-label="Line chart of{{range .Series}} {{.Name}}{{end}} by {{.XName}}">
+<line class="axis" x1="0" x2="640" y1="178" y2="178"></line>
+{{range .Series}}<polyline class="{{.Class}}" fill="none" points="{{.Points}}"></polyline>
+{{end}}</svg>
+<div class="range"><span>{{.From}}</span><span>{{.To}}</span></div>
+</figure>{{end}}
 <p class="rows">{{if .RowsKnown}}{{.Rows}} row{{if ne .Rows 1}}s{{end}}{{end}}{{if .More}}; the first {{len .Preview}} are shown{{end}}.</p>
+<div class="scroll">
 <table>
 <thead><tr>{{range .Columns}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
 {{range .Preview}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
-</table>{{end}}
-<p class="downloads">Download:
-{{range .Downloads}}<a href="{{.Href}}" download>{{.Label}}</a>
-{{end}}</p>
+</table>
+</div>{{end}}
+</main>
+<script>` + localTimeScript + `</script>
 </body>
 </html>
 `))
@@ -91,28 +153,45 @@ var errorTmpl = template.Must(template.New("error").Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
-<title>{{.Status}}</title>
+<title>{{.Title}}</title>
+<style>` + pageStyle + `</style>
 </head>
 <body>
-<h1>{{.Message}}</h1>
+<main>
+<div class="card {{.Kind}}">
+<h1>{{.Title}}</h1>
+<p>{{.What}}{{if .When}} <time datetime="{{.When}}" data-local="">{{.When}}</time>.{{end}}</p>
+<p class="todo">{{.ToDo}}</p>
+<p class="code">Error {{.Status}}</p>
+</div>
+</main>
+<script>` + localTimeScript + `</script>
 </body>
 </html>
 `))
 
-// pageCSP allows the page nothing but its own inline style.
-const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// pageCSP allows the pages nothing but their own inline style and their one
+// inline script, by its hash.
+var pageCSP = func() string {
+	h := sha256.Sum256([]byte(localTimeScript))
+	return "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(h[:]) +
+		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}()
 
 // servePage renders the link's page: name, expiry, row count, preview,
 // download links. A failing preview is told on the page.
 func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) error {
 	now := s.cfg.Now()
 	d := pageData{
-		Title:     l.name,
-		Expires:   l.expires.UTC().Format(time.RFC3339),
-		ExpiresIn: humanUntil(l.expires.Sub(now)),
-		Snapshot:  l.isSnapshot,
-		Created:   l.created.UTC().Format(time.RFC3339),
+		Title:       l.name,
+		Expires:     l.expires.UTC().Format(time.RFC3339),
+		ExpiresText: l.expires.UTC().Format(textTime),
+		ExpiresIn:   humanUntil(l.expires.Sub(now)),
+		Snapshot:    l.isSnapshot,
+		Created:     l.created.UTC().Format(time.RFC3339),
+		CreatedText: l.created.UTC().Format(textTime),
 	}
 	if d.Title == "" {
 		d.Title = "Shared data"
@@ -155,16 +234,86 @@ func (s *Service) servePage(ctx *fasthttp.RequestCtx, l *link, id string) error 
 	return nil
 }
 
-// WriteErrorPage answers err as a small HTML page with status, for the
+// textTime is how a time reads before the page's script rewrites it in
+// the reader's zone.
+const textTime = "2 Jan 2006 15:04 UTC"
+
+// WriteErrorPage answers err as a styled HTML page with status, for the
 // errors of HandlePage: people, not programs, open /share/{id}. The status
 // is the caller's mapping of err (see errors.go); a 5xx shows no detail.
+// The page says what happened and what to do; ErrGone is told as one
+// (see Service.WritePageError to tell expired and revoked apart).
 func WriteErrorPage(ctx *fasthttp.RequestCtx, status int, err error) {
-	msg := err.Error()
-	if status >= 500 {
-		msg = "internal error"
+	writeErrorPage(ctx, status, errorPageOf(status, err))
+}
+
+// WritePageError is WriteErrorPage for the link of id: a link that is gone
+// is told as expired (and since when) or as revoked.
+func (s *Service) WritePageError(ctx *fasthttp.RequestCtx, id string, status int, err error) {
+	d := errorPageOf(status, err)
+	if errors.Is(err, ErrGone) && validID(id) {
+		s.mu.Lock()
+		l := s.byHash[sha256.Sum256([]byte(id))]
+		var revoked, expires time.Time
+		if l != nil {
+			revoked, expires = l.revoked, l.expires
+		}
+		s.mu.Unlock()
+		switch {
+		case l == nil:
+		case !revoked.IsZero():
+			d = revokedPage(status, revoked)
+		default:
+			d = expiredPage(status, expires)
+		}
 	}
+	writeErrorPage(ctx, status, d)
+}
+
+const askSender = "Ask the person who sent you this link for a new one."
+
+func revokedPage(status int, at time.Time) errorData {
+	d := errorData{Status: status, Kind: "revoked", Title: "This link was revoked",
+		What: "Its owner turned this share link off, so its data is no longer shown here.", ToDo: askSender}
+	if !at.IsZero() {
+		d.What, d.When = "Its owner turned this share link off on", at.UTC().Format(time.RFC3339)
+	}
+	return d
+}
+
+func expiredPage(status int, at time.Time) errorData {
+	d := errorData{Status: status, Kind: "expired", Title: "This link has expired",
+		What: "Share links work for a limited time, and this one has run out.", ToDo: askSender}
+	if !at.IsZero() {
+		d.What, d.When = "Share links work for a limited time; this one stopped working on", at.UTC().Format(time.RFC3339)
+	}
+	return d
+}
+
+// errorPageOf is what the error page of err says.
+func errorPageOf(status int, err error) errorData {
+	switch {
+	case status >= 500:
+		return errorData{Status: status, Kind: "error", Title: "Something went wrong",
+			What: "The shared data cannot be shown right now.", ToDo: "Reload the page in a minute. If it keeps failing, tell the person who sent you the link."}
+	case errors.Is(err, ErrNotFound):
+		return errorData{Status: status, Kind: "unknown", Title: "This link does not exist",
+			What: "No shared data has this address. The link may be incomplete (check that you copied all of it), or it was removed.",
+			ToDo: askSender}
+	case errors.Is(err, ErrGone):
+		return errorData{Status: status, Kind: "expired", Title: "This link has expired or was revoked",
+			What: "Its data is no longer shown here.", ToDo: askSender}
+	case errors.Is(err, ErrSuspended):
+		return errorData{Status: status, Kind: "suspended", Title: "This link is paused",
+			What: "The account that shared this data is suspended. The link works again once the account is resumed.",
+			ToDo: "Ask the person who sent you this link when it will be back, or for the data another way."}
+	}
+	return errorData{Status: status, Kind: "error", Title: "This link cannot be opened", What: err.Error(), ToDo: askSender}
+}
+
+func writeErrorPage(ctx *fasthttp.RequestCtx, status int, d errorData) {
 	var buf bytes.Buffer
-	_ = errorTmpl.Execute(&buf, errorData{Status: status, Message: msg})
+	_ = errorTmpl.Execute(&buf, d)
 	setPublicHeaders(ctx)
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
@@ -232,9 +381,12 @@ func (s *Service) readPreview(tenantID string, req query.Request, n int, d *page
 		return err
 	}
 	defer rows.Close()
+	var types []string
 	for _, c := range rows.Columns() {
 		d.Columns = append(d.Columns, c.Name)
+		types = append(types, c.Type)
 	}
+	chart := newChartBuilder(types)
 	var b []byte
 	for rows.Next() {
 		if len(d.Preview) == n {
@@ -247,8 +399,15 @@ func (s *Service) readPreview(tenantID string, req query.Request, n int, d *page
 			row[i] = cut(string(b))
 		}
 		d.Preview = append(d.Preview, row)
+		if chart != nil {
+			chart.add(rows.Values())
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	d.Chart = chart.build(d.Columns)
+	return nil
 }
 
 // cut shortens a cell for display.

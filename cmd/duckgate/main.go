@@ -207,6 +207,7 @@ func serve(args []string) error {
 	}, log)
 	ah := admin.New(admin.Config{
 		Tenants:  tenants,
+		Metrics:  set, // sampled for the dashboard's charts
 		Batcher:  b,
 		Pool:     pool,
 		Ingest:   ih,
