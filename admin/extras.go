@@ -8,12 +8,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"duckgate/batcher"
 	"duckgate/webhook"
 )
-
-// quarantineTable is the table where package batcher keeps the rows of
-// batches that could not be flushed (batcher/quarantine.go).
-const quarantineTable = "_duckgate_quarantine"
 
 // maxQuarantineGroups bounds the quarantine summary: one line per table
 // and error, the most recent first.
@@ -33,14 +30,14 @@ type QuarantineInfo struct {
 func quarantine(ctx context.Context, tx *sql.Tx) ([]QuarantineInfo, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
-		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?`, quarantineTable).Scan(&n); err != nil {
+		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?`, batcher.QuarantineTable).Scan(&n); err != nil {
 		return nil, fmt.Errorf("look for quarantined rows: %w", err)
 	}
 	out := []QuarantineInfo{}
 	if n == 0 {
 		return out, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT table_name, error, count(*), max(quarantined_at) FROM `+quarantineTable+`
+	rows, err := tx.QueryContext(ctx, `SELECT table_name, error, count(*), max(quarantined_at) FROM `+batcher.QuarantineTable+`
 		GROUP BY table_name, error ORDER BY 4 DESC LIMIT `+fmt.Sprint(maxQuarantineGroups))
 	if err != nil {
 		return nil, fmt.Errorf("read quarantined rows: %w", err)

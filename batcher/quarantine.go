@@ -11,12 +11,12 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
-// quarantineTable holds batches that failed to flush too many times: one
+// QuarantineTable holds batches that failed to flush too many times: one
 // row per ingested row, as JSON, with the table it was meant for and the
 // error. Users read it with the query API; nothing is lost.
-const quarantineTable = "_duckgate_quarantine"
+const QuarantineTable = "_duckgate_quarantine"
 
-// quarantine stores items as JSON rows in quarantineTable, marking them
+// quarantine stores items as JSON rows in QuarantineTable, marking them
 // applied, in one transaction.
 func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) (err error) {
 	h, err := w.b.pool.Acquire(ctx, w.tenant)
@@ -44,14 +44,14 @@ func (w *writer) quarantine(ctx context.Context, table string, items []*pending,
 			_ = rollback(ctx, conn) // in case the transaction is still open
 		}
 	}()
-	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+quarantineTable+
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+QuarantineTable+
 		" (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON)"); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	msg := cause.Error()
 	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", quarantineTable)
+		a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", QuarantineTable)
 		if err != nil {
 			return err
 		}

@@ -314,7 +314,7 @@ func (w *writer) flushTable(bt batch) error {
 			w.log.Error("batch quarantined after repeated flush failures", zap.String("table", bt.table),
 				zap.Int("rows", n), zap.Int("attempts", bt.buf.fails+1), zap.Error(err))
 			w.b.stats.Quarantined.Add(int64(n))
-			ticketErr = fmt.Errorf("rows moved to table %s after %d failed flushes: %w", quarantineTable, bt.buf.fails+1, err)
+			ticketErr = fmt.Errorf("rows moved to table %s after %d failed flushes: %w", QuarantineTable, bt.buf.fails+1, err)
 			err = nil
 		}
 	}

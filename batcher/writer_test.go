@@ -236,8 +236,8 @@ func TestWriterQuarantine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err = ticket.Wait(ctx)
-	if err == nil || !strings.Contains(err.Error(), quarantineTable) || strings.Contains(err.Error(), "not yet committed") {
-		t.Fatalf("ticket: %v; want an error naming %s", err, quarantineTable)
+	if err == nil || !strings.Contains(err.Error(), QuarantineTable) || strings.Contains(err.Error(), "not yet committed") {
+		t.Fatalf("ticket: %v; want an error naming %s", err, QuarantineTable)
 	}
 	if n := tb.b.Stats().Quarantined.Load(); n != 2 {
 		t.Fatalf("Quarantined = %d; want 2", n)
@@ -264,7 +264,7 @@ func TestWriterQuarantine(t *testing.T) {
 	}
 
 	db := tb.reopen("t1")
-	rows, err := db.Query(`SELECT table_name, error, row::VARCHAR FROM ` + quarantineTable + ` ORDER BY row::VARCHAR`)
+	rows, err := db.Query(`SELECT table_name, error, row::VARCHAR FROM ` + QuarantineTable + ` ORDER BY row::VARCHAR`)
 	if err != nil {
 		t.Fatal(err)
 	}
