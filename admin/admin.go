@@ -65,6 +65,8 @@ type Handler struct {
 	// history is the node's recent figures (history.go); nil without
 	// Config.Metrics. Its sampler runs until Close.
 	history *history
+	// rates are the tenants' rows/s of the last hour (rates.go).
+	rates *tenantRates
 
 	wg      sync.WaitGroup // background work
 	stop    chan struct{}  // closed by Close
@@ -81,6 +83,10 @@ func New(cfg Config, log *zap.Logger) *Handler {
 	if cfg.Metrics != nil {
 		h.history = newHistory(cfg.Metrics, cfg.HistoryInterval)
 		h.goBackground(h.history.run)
+	}
+	if cfg.Ingest != nil {
+		h.rates = newTenantRates(cfg.Ingest.EachTenantRows, cfg.HistoryInterval)
+		h.goBackground(h.rates.run)
 	}
 	return h
 }

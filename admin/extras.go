@@ -25,17 +25,36 @@ type QuarantineInfo struct {
 	Last  time.Time `json:"last"`
 }
 
-// quarantine summarizes the tenant's quarantined rows in tx; none if the
-// table does not exist (nothing was ever quarantined).
-func quarantine(ctx context.Context, tx *sql.Tx) ([]QuarantineInfo, error) {
+// hasQuarantine reports whether the tenant's database in tx has a
+// quarantine table (something was ever quarantined).
+func hasQuarantine(ctx context.Context, tx *sql.Tx) (bool, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
 		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?`, batcher.QuarantineTable).Scan(&n); err != nil {
-		return nil, fmt.Errorf("look for quarantined rows: %w", err)
+		return false, fmt.Errorf("look for quarantined rows: %w", err)
 	}
+	return n > 0, nil
+}
+
+// quarantinedRows counts the tenant's quarantined rows in tx.
+func quarantinedRows(ctx context.Context, tx *sql.Tx) (int64, error) {
+	ok, err := hasQuarantine(ctx, tx)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+batcher.QuarantineTable).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count quarantined rows: %w", err)
+	}
+	return n, nil
+}
+
+// quarantine summarizes the tenant's quarantined rows in tx; none if the
+// table does not exist (nothing was ever quarantined).
+func quarantine(ctx context.Context, tx *sql.Tx) ([]QuarantineInfo, error) {
 	out := []QuarantineInfo{}
-	if n == 0 {
-		return out, nil
+	if ok, err := hasQuarantine(ctx, tx); err != nil || !ok {
+		return out, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT table_name, error, count(*), max(quarantined_at) FROM `+batcher.QuarantineTable+`
 		GROUP BY table_name, error ORDER BY 4 DESC LIMIT `+fmt.Sprint(maxQuarantineGroups))

@@ -30,6 +30,13 @@ type TenantInfo struct {
 	// LastIngest is the last accepted insert since the server started;
 	// null if none.
 	LastIngest *time.Time `json:"last_ingest"`
+	// RowsPerSecond is the tenant's ingest rate over the last hour since
+	// the server started, one point a minute, oldest first; empty if it
+	// sent nothing.
+	RowsPerSecond []float64 `json:"rows_per_s"`
+	// Quarantined is the number of rows in the tenant's quarantine table
+	// (batcher.QuarantineTable): rows of batches that kept failing.
+	Quarantined int64 `json:"quarantined_rows"`
 	// StatsError says why tables and rows could not be counted.
 	StatsError string `json:"stats_error,omitempty"`
 }
@@ -43,10 +50,11 @@ type statsCache struct {
 // tableStats are a tenant's counted tables and rows, valid while its files
 // keep the signature sig.
 type tableStats struct {
-	sig    fileSig
-	valid  bool
-	tables int
-	rows   int64
+	sig         fileSig
+	valid       bool
+	tables      int
+	rows        int64
+	quarantined int64
 }
 
 // fileSig changes whenever DuckDB commits to the database: a commit grows or
@@ -70,9 +78,14 @@ func statFile(path string) (size, mod int64, err error) {
 // ingest. Counts are cached per tenant and recounted only when the database
 // files changed, so listing many idle tenants does not reopen them.
 func (h *Handler) info(ctx context.Context, t tenant.Tenant) TenantInfo {
-	ti := TenantInfo{Tenant: t}
+	ti := TenantInfo{Tenant: t, RowsPerSecond: []float64{}}
 	if at, ok := h.cfg.Ingest.LastIngest(t.ID); ok {
 		ti.LastIngest = &at
+	}
+	if h.rates != nil {
+		if ps := h.rates.of(t.ID); ps != nil {
+			ti.RowsPerSecond = ps
+		}
 	}
 	pool := h.cfg.Pool
 	var sig fileSig
@@ -93,39 +106,42 @@ func (h *Handler) info(ctx context.Context, t tenant.Tenant) TenantInfo {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !st.stats.valid || st.stats.sig != sig {
-		tables, rows, err := h.countRows(ctx, t.ID)
+		tables, rows, quarantined, err := h.countRows(ctx, t.ID)
 		if err != nil {
 			ti.StatsError = err.Error()
 			return ti
 		}
-		st.stats = tableStats{sig: sig, valid: true, tables: tables, rows: rows}
+		st.stats = tableStats{sig: sig, valid: true, tables: tables, rows: rows, quarantined: quarantined}
 	}
-	ti.Tables, ti.Rows = st.stats.tables, st.stats.rows
+	ti.Tables, ti.Rows, ti.Quarantined = st.stats.tables, st.stats.rows, st.stats.quarantined
 	return ti
 }
 
-// countRows counts the tenant's tables and their rows exactly, in one
-// read-only transaction of its pooled database.
-func (h *Handler) countRows(ctx context.Context, tenantID string) (int, int64, error) {
+// countRows counts the tenant's tables and their rows exactly, and its
+// quarantined rows, in one read-only transaction of its pooled database.
+func (h *Handler) countRows(ctx context.Context, tenantID string) (tables int, rows, quarantined int64, err error) {
 	db, err := h.cfg.Pool.Acquire(ctx, tenantID)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer db.Release()
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count rows: %w", err)
+		return 0, 0, 0, fmt.Errorf("count rows: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	tables, err := tenantdb.Tables(ctx, tx)
+	ts, err := tenantdb.Tables(ctx, tx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	var rows int64
-	for _, t := range tables {
+	for _, t := range ts {
 		rows += t.Rows
 	}
-	return len(tables), rows, nil
+	quarantined, err = quarantinedRows(ctx, tx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return len(ts), rows, quarantined, nil
 }
 
 // infos returns the info of each tenant, counting up to statsWorkers

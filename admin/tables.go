@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"duckgate/batcher"
 	"duckgate/tenantdb"
 )
 
@@ -24,9 +25,9 @@ type ColumnInfo struct {
 
 // TenantTables serves GET /api/admin/tenants/{id}/tables: the tenant's
 // tables with exact row counts, columns and types, and its quarantined
-// rows by table and error, read in one read-only transaction. A tenant
-// that never stored a row has none (its database is not created by
-// looking).
+// rows by table and error, read in one read-only transaction, and its
+// latest schema changes since the server started. A tenant that never
+// stored a row has none (its database is not created by looking).
 func (h *Handler) TenantTables(_ *fasthttp.RequestCtx, id string) (any, error) {
 	if _, err := h.cfg.Tenants.Get(id); err != nil {
 		return nil, err
@@ -34,7 +35,10 @@ func (h *Handler) TenantTables(_ *fasthttp.RequestCtx, id string) (any, error) {
 	out := struct {
 		Tables     []TableInfo      `json:"tables"`
 		Quarantine []QuarantineInfo `json:"quarantine"`
-	}{Tables: []TableInfo{}, Quarantine: []QuarantineInfo{}}
+		// SchemaChanges are the latest changes since the server started,
+		// newest first.
+		SchemaChanges []batcher.SchemaChange `json:"schema_changes"`
+	}{Tables: []TableInfo{}, Quarantine: []QuarantineInfo{}, SchemaChanges: h.cfg.Batcher.SchemaChanges(id)}
 	if _, mod, err := statFile(h.cfg.Pool.Path(id)); err != nil {
 		return nil, err
 	} else if mod == 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"duckgate/admin"
 )
@@ -128,5 +129,69 @@ func TestAdminRemovesInterruptedSnapshots(t *testing.T) {
 	startAdminEnv(t, dir, adminEnvConfig{})
 	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Fatalf("the interrupted snapshot directory is still there: %v", err)
+	}
+}
+
+// TestAdminTenantActivity: the tenant list shows each tenant's rows/s of
+// the last hour and its quarantined rows; a tenant's tables answer lists
+// the schema changes since the server started.
+func TestAdminTenantActivity(t *testing.T) {
+	hist := func(c *envConfig) { c.ingest.HistoryInterval = 5 * time.Millisecond } // a rate point every 60 ms
+	e := newEnv(t, hist)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.insert(key, "events", `{"n":1}`), 200, "insert")
+	wantStatus(t, e.insert(key, "events", `{"n":1.5,"s":"x"}`), 200, "insert")
+	type info struct {
+		ID          string    `json:"tenant_id"`
+		Rates       []float64 `json:"rows_per_s"`
+		Quarantined int64     `json:"quarantined_rows"`
+	}
+	var got info
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var list struct {
+			Tenants []info `json:"tenants"`
+		}
+		r := e.admin("GET", "/api/admin/tenants", "")
+		wantStatus(t, r, 200, "list")
+		if err := json.Unmarshal(r.body, &list); err != nil || len(list.Tenants) != 1 {
+			t.Fatalf("list: %s %v", r.body, err)
+		}
+		got = list.Tenants[0]
+		if len(got.Rates) > 0 || time.Now().After(deadline) {
+			break
+		}
+		wantStatus(t, e.insert(key, "events", `{"n":2}`), 200, "insert")
+	}
+	if len(got.Rates) == 0 || got.Quarantined != 0 {
+		t.Fatalf("tenant activity: %+v", got)
+	}
+	var tables struct {
+		Changes []struct {
+			Table string `json:"table"`
+			SQL   string `json:"sql"`
+		} `json:"schema_changes"`
+	}
+	r := e.admin("GET", "/api/admin/tenants/"+id+"/tables", "")
+	wantStatus(t, r, 200, "tables")
+	if err := json.Unmarshal(r.body, &tables); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tables.Changes); n < 2 || !strings.HasPrefix(tables.Changes[n-1].SQL, "CREATE TABLE") || tables.Changes[0].Table != "events" {
+		t.Fatalf("schema changes: %s", r.body)
+	}
+
+	// Rows a failing batch left in the quarantine table are counted.
+	e.stop()
+	db := e.openDB(id)
+	if _, err := db.Exec(`CREATE TABLE _duckgate_quarantine (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON);
+		INSERT INTO _duckgate_quarantine SELECT 'events', 'boom', now(), '{}' FROM range(3)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e = e.restart(hist)
+	r = e.admin("GET", "/api/admin/tenants/"+id, "")
+	wantStatus(t, r, 200, "get")
+	if err := json.Unmarshal(r.body, &got); err != nil || got.Quarantined != 3 {
+		t.Fatalf("quarantined after restart: %s %v", r.body, err)
 	}
 }

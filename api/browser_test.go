@@ -273,6 +273,27 @@ func TestBrowser(t *testing.T) {
 		b.do(chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(css("#tenant-table")))
 	})
 
+	sub("the tenant list shows each tenant's rate and quarantined rows; a tenant's page its schema changes", func() {
+		// Wait until the sampler has a rate point for acme (one every 12
+		// node samples), then load the list.
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			wantStatus(b.t, e.insert(acmeKey, "orders", `{"id":6}`), 200, "insert")
+			r := e.admin("GET", "/api/admin/tenants/"+acmeID, "")
+			if strings.Contains(string(r.body), `"rows_per_s":[`) && !strings.Contains(string(r.body), `"rows_per_s":[]`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.t.Fatalf("no rate point for acme: %s", r.body)
+			}
+			_ = e.batcher.Flush(b.t.Context(), acmeID) // each round commits, as the page will show
+		}
+		b.do(chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(css("#tenant-table")))
+		b.poll(`document.querySelectorAll('#tenant-table thead th').length === 9 && ` +
+			`!!document.querySelector('#tenant-table tr[data-tenant="` + acmeID + `"] svg.spark polyline')`)
+		b.do(chromedp.Navigate(base + "/admin/#/t/" + acmeID))
+		b.poll(`document.querySelector('#schema-table tbody').textContent.includes('CREATE TABLE')`)
+	})
+
 	sub("delete a tenant with a typed confirmation", func() {
 		doomed, _, _, err := e.tenants.CreateTenant("doomed", "")
 		if err != nil {

@@ -133,7 +133,7 @@ func TestDashboardSessionAndCSRF(t *testing.T) {
 	}
 	// A tenant that never stored a row has no table (and no database file).
 	r = ok("GET", "/admin/api/tenants/"+c.TenantID+"/tables", "")
-	if got := string(r.body); got != "{\"tables\":[],\"quarantine\":[]}\n" {
+	if got := string(r.body); got != "{\"tables\":[],\"quarantine\":[],\"schema_changes\":[]}\n" {
 		t.Fatalf("tables before insert: %s", got)
 	}
 	wantStatus(t, e.insert(c.APIKey, "orders", `[{"id":1,"who":"a"},{"id":2,"who":"b"}]`), 200, "insert")

@@ -133,6 +133,7 @@ type Batcher struct {
 	flushSlots   chan struct{} // a token per flush running; see MaxConcurrentFlushes
 	idem         *idemStore
 	seq          atomic.Uint64 // last sequence number given; see nextSeq
+	schemaLog    schemaLog     // recent schema changes per tenant, for the dashboard
 
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
@@ -475,6 +476,7 @@ func stopWriters(ctx context.Context, ws []*writer) error {
 // is deleted or its database must be reopened. When ctx ends first, the
 // writer's flush is aborted: its rows stay in the log.
 func (b *Batcher) Forget(ctx context.Context, tenant string) error {
+	b.schemaLog.forget(tenant)
 	b.mu.Lock()
 	w := b.writers[tenant]
 	delete(b.writers, tenant)

@@ -498,6 +498,7 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: begin: %w", w.tenant, table, err)
 	}
+	var ddl []string
 	defer func() {
 		if err != nil {
 			if rbErr := rollback(ctx, conn); rbErr != nil {
@@ -512,9 +513,11 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 		}
 		w.schemas[table] = tbl
 		w.appliedReady = w.b.cfg.WAL != nil
+		if len(ddl) > 0 {
+			w.b.schemaLog.note(w.tenant, table, ddl, time.Now())
+		}
 	}()
 
-	var ddl []string
 	if !exists {
 		ddl = append(ddl, schema.CreateSQL(table, tbl.Columns()))
 	} else {

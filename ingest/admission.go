@@ -25,6 +25,8 @@ type tenantState struct {
 	// lastIngest is the unix time in nanoseconds of the last accepted
 	// insert since the server started; 0 means none.
 	lastIngest atomic.Int64
+	// rows counts the rows accepted since the server started, by any route.
+	rows atomic.Int64
 	// size is the database's bytes on disk measured at sizeAt (unix ns).
 	size   atomic.Int64
 	sizeAt atomic.Int64
@@ -61,14 +63,17 @@ func (ts *tenantStates) drop(id string) { ts.m.Delete(id) }
 // to the batcher for the tenant: its last ingest, and the same row and
 // byte counters inserts raise.
 func (h *Handler) NoteAccepted(tenantID string, rows, bytes int) {
-	h.NoteIngest(tenantID)
+	h.noteIngest(tenantID, rows)
 	h.metrics.rowsAccepted.Add(rows)
 	h.metrics.bytesAccepted.Add(bytes)
 }
 
-// NoteIngest records that the tenant's insert was accepted now.
-func (h *Handler) NoteIngest(tenantID string) {
-	h.states.get(tenantID).lastIngest.Store(time.Now().UnixNano())
+// noteIngest records that rows of the tenant were accepted now: its last
+// ingest and its row counter.
+func (h *Handler) noteIngest(tenantID string, rows int) {
+	st := h.states.get(tenantID)
+	st.lastIngest.Store(time.Now().UnixNano())
+	st.rows.Add(int64(rows))
 }
 
 // Admit applies the tenant's plan to an insert of n rows: the storage
@@ -154,3 +159,15 @@ func (h *Handler) LastIngest(tenantID string) (time.Time, bool) {
 
 // Forget drops what the handler keeps about a deleted tenant.
 func (h *Handler) Forget(tenantID string) { h.states.drop(tenantID) }
+
+// EachTenantRows calls f with every tenant that has sent rows since the
+// server started and the rows accepted for it so far, by any route (the
+// dashboard's per-tenant rates are sampled from it).
+func (h *Handler) EachTenantRows(f func(tenantID string, rows int64)) {
+	h.states.m.Range(func(k, v any) bool {
+		if n := v.(*tenantState).rows.Load(); n > 0 {
+			f(k.(string), n)
+		}
+		return true
+	})
+}

@@ -167,7 +167,7 @@ func (h *Handler) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemK
 	if err != nil {
 		return err
 	}
-	h.NoteIngest(t.ID)
+	h.noteIngest(t.ID, d.Rows.Len())
 	h.metrics.rowsAccepted.Add(d.Rows.Len())
 	h.metrics.rowsRejected.Add(d.Rejected)
 	h.metrics.bytesAccepted.Add(len(body))

@@ -333,7 +333,7 @@ func (h *Handler) Track(ctx *fasthttp.RequestCtx, t tenant.Tenant, r *TrackReque
 			abort()
 			return err
 		}
-		h.NoteIngest(t.ID)
+		h.noteIngest(t.ID, nrows)
 	}
 	h.metrics.rowsAccepted.Add(nrows)
 	h.metrics.rowsRejected.Add(resp.Rejected)

@@ -150,10 +150,12 @@ async function loadTenants() {
     el('td', {}, el('span', { class: 'badge ' + t.status }, t.status)),
     el('td', { class: 'num' }, fmtInt(t.tables)),
     el('td', { class: 'num' }, fmtInt(t.rows)),
+    el('td', { class: 'num' + (t.quarantined_rows ? ' error' : '') }, fmtInt(t.quarantined_rows)),
     el('td', { class: 'num' }, fmtBytes(t.bytes_on_disk)),
+    el('td', {}, sparkline(t.rows_per_s || [])),
     el('td', {}, timeEl(t.last_ingest), t.stats_error ? el('div', { class: 'error small' }, t.stats_error) : ''),
   )));
-  if (!tenants.length) body.append(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No tenant yet: create one above.')));
+  if (!tenants.length) body.append(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'No tenant yet: create one above.')));
   await loadNode();
 }
 
@@ -190,6 +192,21 @@ function fmtNum(v) {
 
 // chart draws series ({name, values}) over the samples' times, y from 0;
 // x spans the samples (at least ten intervals of iv seconds).
+// sparkline draws a tenant's rows/s of the last hour (one point a minute)
+// as a small line, with the latest rate beside it; a dash if it sent
+// nothing since the server started.
+function sparkline(points) {
+  if (!points.length) return el('span', { class: 'muted' }, '—');
+  if (points.length === 1) points = [points[0], points[0]]; // one minute so far: a level line
+  const W = 120, H = 24, max = Math.max(...points, 1e-9);
+  const step = points.length > 1 ? W / (points.length - 1) : 0;
+  const pts = points.map((v, i) => (i * step).toFixed(1) + ',' + (H - 1 - (v / max) * (H - 2)).toFixed(1));
+  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, class: 'spark', role: 'img', 'aria-label': 'rows per second, last hour' });
+  svg.append(svgEl('polyline', { points: pts.join(' '), class: 'line s0', fill: 'none' }));
+  const last = points[points.length - 1];
+  return el('span', { class: 'sparkbox', title: 'max ' + fmtNum(max) + ' rows/s' }, svg, el('span', { class: 'small' }, fmtNum(last)));
+}
+
 function chart(title, samples, iv, series, fmt) {
   const W = 320, H = 90, P = 3;
   const ts = samples.map((s) => Date.parse(s.t));
@@ -291,6 +308,8 @@ async function loadTenant(id) {
     el('td', {}, el('code', {}, w.id)), el('td', {}, w.provider), el('td', {}, w.table), el('td', {}, timeEl(w.created))));
   fillRows($('quarantine-table'), tables.quarantine, 4, 'Nothing quarantined.', (q) => el('tr', {},
     el('td', {}, q.table), el('td', { class: 'wrap' }, q.error), el('td', { class: 'num' }, fmtInt(q.rows)), el('td', {}, timeEl(q.last))));
+  fillRows($('schema-table'), tables.schema_changes || [], 3, 'No schema change since the server started.', (c) => el('tr', {},
+    el('td', {}, timeEl(c.at)), el('td', {}, c.table), el('td', { class: 'wrap' }, el('code', {}, c.sql))));
 }
 
 // fillRows fills a table's body with a row per item, or one row saying
