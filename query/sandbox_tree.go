@@ -49,6 +49,9 @@ func (w *treeWalker) walk() error {
 	if _, err := w.object("", 1); err != nil {
 		return err
 	}
+	if w.ws(); w.pos != len(w.b) {
+		return w.fail("text after the tree")
+	}
 	switch {
 	case w.statements == 0:
 		return fmt.Errorf("%w: the query holds no statement", ErrMultipleStatements)
@@ -81,11 +84,14 @@ func (w *treeWalker) str() (string, error) {
 	start := w.pos
 	escaped := false
 	for i := start + 1; i < len(w.b); i++ {
-		switch w.b[i] {
-		case '\\':
+		switch c := w.b[i]; {
+		case c < 0x20:
+			w.pos = i
+			return "", w.fail("a control character in a string")
+		case c == '\\':
 			escaped = true
 			i++
-		case '"':
+		case c == '"':
 			w.pos = i + 1
 			if !escaped {
 				return w.b[start+1 : i], nil
@@ -100,27 +106,21 @@ func (w *treeWalker) str() (string, error) {
 	return "", w.fail("unterminated string")
 }
 
-// skipString passes a string without decoding it.
+// skipString passes a string, checking it as str does; unescaped, it is
+// not copied.
 func (w *treeWalker) skipString() error {
-	for i := w.pos + 1; i < len(w.b); i++ {
-		switch w.b[i] {
-		case '\\':
-			i++
-		case '"':
-			w.pos = i + 1
-			return nil
-		}
-	}
-	return w.fail("unterminated string")
+	_, err := w.str()
+	return err
 }
 
-// literal passes a number, true, false or null.
+// literal passes a number, true, false or null, and refuses anything else.
 func (w *treeWalker) literal() error {
 	start := w.pos
 	for w.pos < len(w.b) {
 		switch w.b[w.pos] {
 		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			if w.pos == start {
+			if !validLiteral(w.b[start:w.pos]) {
+				w.pos = start
 				return w.fail("expected a value")
 			}
 			return nil
@@ -128,6 +128,49 @@ func (w *treeWalker) literal() error {
 		w.pos++
 	}
 	return w.fail("unexpected end")
+}
+
+// validLiteral reports whether s is true, false, null or a JSON number.
+func validLiteral(s string) bool {
+	switch s {
+	case "true", "false", "null":
+		return true
+	case "":
+		return false
+	}
+	i := 0
+	if s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // value reads the value at pos; key is the key it is under. An object's
