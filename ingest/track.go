@@ -365,7 +365,6 @@ var (
 	colGroupID           = []byte("group_id")
 	colGroupType         = []byte("group_type")
 	colPreviousID        = []byte("previous_id")
-	colContext           = []byte("context")
 	colProperties        = []byte("properties")
 	colTimestamp         = []byte("timestamp")
 	colOriginalTimestamp = []byte("original_timestamp")
