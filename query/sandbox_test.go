@@ -201,6 +201,8 @@ func TestAllowedQueries(t *testing.T) {
 		"describe select * from events",
 		"select count(*) from t1.main.events",
 		"select count(*) from main.events",
+		"select repeat('-', 20), repeat('ab', 1000), repeat(s, 3), lpad(s, 10, '0'), rpad('a', 1000, ' '), printf('%08.3f', 1.5), format('{:>10}', s), list_resize([1], 3), range(5), generate_series(1, 10, 2), bitstring('1', 8) from events",
+		"select len(range(1048576)), approx_top_k(i, 5), reservoir_quantile(i, 0.5, 100), equi_width_bins(0, 10, 5, false) from events",
 		"select '[]'::json, 1::int4, 'a'::string, 1::decimal(10, 2), [1]::integer[], {'a': 1}::struct(a int), null::map(int, varchar), " +
 			"'2024-01-02'::timestamptz, null::uuid, null::bignum, null::geometry, 1::hugeint, null::int[3], null::blob, null::interval",
 	} {

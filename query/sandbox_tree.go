@@ -33,11 +33,13 @@ type node struct {
 	tableName               string // of a BASE_TABLE
 	schemaName, catalogName string // of a BASE_TABLE
 	value                   string // a string "value" field (a constant's value)
+	num                     string // a number "value" field, as written
 	name                    string // an UNBOUND_TYPE_INFO's type name
 	hasFunctionName         bool
-	fn                      *node // the object under "function" (a TABLE_FUNCTION's call)
-	val                     *node // the object under "value" (a CONSTANT's value)
-	first                   *node // the first of "children" (a function's arguments)
+	fn                      *node          // the object under "function" (a TABLE_FUNCTION's call)
+	val                     *node          // the object under "value" (a CONSTANT's value)
+	first                   *node          // the first of "children" (a function's arguments)
+	args                    [maxArgs]*node // the first maxArgs of "children" that are objects, in place
 	children                int
 }
 
@@ -192,19 +194,23 @@ func (w *treeWalker) value(key string, depth int) (*node, error) {
 	return nil, w.literal()
 }
 
-// array reads an array; it returns the node of its first element (if an
-// object) and its length.
-func (w *treeWalker) array(key string, depth int) (*node, int, error) {
+// maxArgs is how many of a function's arguments the walker keeps: enough
+// for the size rules (sandbox_size.go).
+const maxArgs = 4
+
+// array reads an array; it returns the nodes of its first maxArgs elements
+// (nil where not an object) and its length.
+func (w *treeWalker) array(key string, depth int) ([maxArgs]*node, int, error) {
+	var els [maxArgs]*node
 	if depth > maxTreeDepth {
-		return nil, 0, fmt.Errorf("%w: the query is nested too deeply", ErrBadQuery)
+		return els, 0, fmt.Errorf("%w: the query is nested too deeply", ErrBadQuery)
 	}
 	w.pos++ // [
-	var first *node
 	n := 0
 	for {
 		w.ws()
 		if w.pos >= len(w.b) {
-			return nil, 0, w.fail("unterminated array")
+			return els, 0, w.fail("unterminated array")
 		}
 		if w.b[w.pos] == ']' {
 			w.pos++
@@ -212,23 +218,23 @@ func (w *treeWalker) array(key string, depth int) (*node, int, error) {
 		}
 		if n > 0 {
 			if w.b[w.pos] != ',' {
-				return nil, 0, w.fail("expected , in an array")
+				return els, 0, w.fail("expected , in an array")
 			}
 			w.pos++
 		}
 		el, err := w.value(key, depth)
 		if err != nil {
-			return nil, 0, err
+			return els, 0, err
 		}
-		if n == 0 {
-			first = el
+		if n < maxArgs {
+			els[n] = el
 		}
 		n++
 	}
 	if key == "statements" && depth == 2 {
 		w.statements = n
 	}
-	return first, n, nil
+	return els, n, nil
 }
 
 // object reads an object, applies the rules to it and returns its node.
@@ -294,16 +300,20 @@ func (w *treeWalker) object(parentKey string, depth int) (*node, error) {
 				o.val = child
 			}
 		case c == '[':
-			first, cnt, err := w.array(key, depth+1)
+			els, cnt, err := w.array(key, depth+1)
 			if err != nil {
 				return nil, err
 			}
 			if key == "children" {
-				o.first, o.children = first, cnt
+				o.first, o.args, o.children = els[0], els, cnt
 			}
 		default:
+			start := w.pos
 			if err := w.literal(); err != nil {
 				return nil, err
+			}
+			if key == "value" {
+				o.num = w.b[start:w.pos]
 			}
 		}
 	}
@@ -390,7 +400,7 @@ func (w *treeWalker) checkFunction(f *node, table bool) error {
 	}
 	if !table {
 		if w.names.functions.has(name) {
-			return nil
+			return checkSize(name, f)
 		}
 		return fmt.Errorf("function %s is not allowed in a query: %w", f.functionName, ErrNotAllowed)
 	}

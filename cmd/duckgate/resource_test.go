@@ -40,6 +40,10 @@ func TestResourceBombs(t *testing.T) {
 		{"repeat 2e9, two at once", "select length(repeat('x', 2000000000))", "15", 2},
 		{fmt.Sprintf("IN list of 1,990,001 items (%d bytes of SQL)", len(inList)), inList, "1", 1},
 		{"count(*) of range(1e12)", "select count(*) from range(1e12::BIGINT)", "15", 1},
+		{"list_resize([1], 3e8)", "select len(list_resize([1], 300000000))", "15", 1},
+		{"string_agg over range(1e8)", "select length(string_agg('xxxxxxxxxx', '')) from range(100000000)", "15", 1},
+		{"list(i) over range(1e8)", "select len(list(i)) from range(100000000) t(i)", "15", 1},
+		{"a string doubled 31 times in a recursive CTE", "with recursive r(s, n) as (select 'x', 0 union all select s || s, n + 1 from r where n < 31) select max(length(s)) from r", "15", 1},
 	}
 	bin := binary(t)
 	for _, b := range bombs {
