@@ -142,7 +142,9 @@ $('signout').addEventListener('click', async () => {
 async function loadTenants() {
   show('tenants');
   fillPlans($('new-plan'), 'default');
+  const gen = (state.tenantsLoad = (state.tenantsLoad || 0) + 1);
   const { tenants } = await api('GET', 'tenants');
+  if (gen !== state.tenantsLoad) return; // a later load draws
   const body = $('tenant-table').tBodies[0];
   body.replaceChildren(...tenants.map((t) => el('tr', { 'data-tenant': t.tenant_id },
     el('td', {}, el('a', { href: '#/t/' + encodeURIComponent(t.tenant_id) }, t.name), el('div', { class: 'muted small' }, t.tenant_id)),
@@ -259,10 +261,15 @@ async function loadTenant(id) {
   show('tenant');
   $('key-created').hidden = true;
   $('delete-box').hidden = true;
+  // Loads can overlap (an action reloads while the previous reload is in
+  // flight): only the latest one may draw, or an older answer would
+  // overwrite a newer state.
+  const gen = (state.tenantLoad = (state.tenantLoad || 0) + 1);
   const [t, keys, tables, shares, hooks] = await Promise.all([
     api('GET', 'tenants/' + id), api('GET', 'tenants/' + id + '/keys'), api('GET', 'tenants/' + id + '/tables'),
     api('GET', 'tenants/' + id + '/shares'), api('GET', 'tenants/' + id + '/webhooks'),
   ]);
+  if (gen !== state.tenantLoad) return;
   state.tenant = t;
   $('t-name').textContent = t.name;
   $('t-status').textContent = t.status;
