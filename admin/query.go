@@ -169,11 +169,11 @@ func (aq *adminQuery) attach(ctx context.Context, ids []string) error {
 			}
 		} else {
 			// No data yet: an empty database, so that the name resolves.
-			if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS "`+id+`"; DETACH "`+id+`"`); err != nil {
+			if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS `+schema.QuoteIdent(id)+`; DETACH `+schema.QuoteIdent(id)); err != nil {
 				return fmt.Errorf("empty database for tenant %s: %w", id, err)
 			}
 		}
-		if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS "`+id+`" (READ_ONLY)`); err != nil {
+		if _, err := h.DB.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS `+schema.QuoteIdent(id)+` (READ_ONLY)`); err != nil {
 			return fmt.Errorf("attach snapshot of tenant %s: %w", id, err)
 		}
 	}

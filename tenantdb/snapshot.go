@@ -74,7 +74,7 @@ func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, err
 	if _, err := conn.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS `+alias); err != nil {
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
 	}
-	_, err = conn.ExecContext(ctx, `COPY FROM DATABASE "`+strings.ReplaceAll(src, `"`, `""`)+`" TO `+alias)
+	_, err = conn.ExecContext(ctx, `COPY FROM DATABASE `+schema.QuoteIdent(src)+` TO `+alias)
 	if _, derr := conn.ExecContext(context.Background(), `DETACH `+alias); derr != nil && err == nil {
 		err = derr
 	}
