@@ -1,8 +1,22 @@
 package batcher
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"duckgate/tenantdb"
+	"duckgate/wal"
 )
 
 // SubmitAll's records are each replayed with their own key after a crash,
@@ -55,5 +69,114 @@ func TestSubmitAllRecoverKeys(t *testing.T) {
 	}
 	if got := column(t, db, `SELECT b FROM other ORDER BY b`); got != "2 3" {
 		t.Fatalf("other: %s; want 2 3", got)
+	}
+}
+
+// failingFile fails every write holding marker while fail is set, as a
+// disk that refuses some group commits would: the group's records are then
+// not durable, the others are.
+type failingFile struct {
+	*os.File
+	fail   *atomic.Bool
+	marker []byte
+}
+
+func (f failingFile) Write(p []byte) (int, error) {
+	if f.fail.Load() && bytes.Contains(p, f.marker) {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.Write(p)
+}
+
+// When the log fails part of a SubmitAll, the records that became durable
+// keep their keys and the others do not: a retry of the whole set (skipping
+// the keys found, as the tracking API does) stores every row exactly once.
+func TestSubmitAllPartialLogFailure(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	marker := []byte("refused-by-the-disk")
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: func(name string, flag int, perm os.FileMode) (wal.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		return failingFile{File: f, fail: &fail, marker: marker}, nil
+	}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{FlushInterval: time.Hour, WAL: l, StateDir: filepath.Join(dir, "state")}, pool, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	reqs := make([]Request, n)
+	for i := range reqs {
+		rb := NewBuilder()
+		rb.AddNumber([]byte("i"), []byte(strconv.Itoa(i)))
+		if i%4 == 0 {
+			rb.AddString([]byte("note"), marker)
+		}
+		rb.EndRow()
+		reqs[i] = Request{Tenant: "t1", Table: "ev", Rows: rb.Rows(), IdempotencyKey: "k" + strconv.Itoa(i), Response: []byte(`{}`)}
+	}
+	begin := func(r Request) bool {
+		_, found, err := b.BeginIdempotent(r.Tenant, r.IdempotencyKey)
+		if err != nil {
+			t.Fatalf("BeginIdempotent(%s): %v", r.IdempotencyKey, err)
+		}
+		return found
+	}
+	for _, r := range reqs {
+		begin(r)
+	}
+	fail.Store(true)
+	if err := b.SubmitAll(reqs); !errors.Is(err, ErrLogUnavailable) {
+		t.Fatalf("SubmitAll with a failing log: %v", err)
+	}
+	for _, r := range reqs {
+		b.AbortIdempotent(r.Tenant, r.IdempotencyKey) // what the caller does on error
+	}
+	fail.Store(false)
+	var retry []Request
+	durable := 0
+	for i, r := range reqs {
+		if begin(r) {
+			if i%4 == 0 {
+				t.Fatalf("record %d, which the disk refused, kept its key", i)
+			}
+			durable++
+			continue
+		}
+		retry = append(retry, r) // refused, or in a group commit with one that was
+
+	}
+	if durable == n {
+		t.Fatal("every record was durable: the failure was not exercised")
+	}
+	t.Logf("%d of %d records durable before the retry", durable, n)
+	if err := b.SubmitAll(retry); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := pool.Path("t1")
+	if err := pool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := openFile(t, path)
+	if got := column(t, db, `SELECT count(*) || ' ' || count(DISTINCT i) FROM ev`); got != fmt.Sprintf("%d %d", n, n) {
+		t.Fatalf("rows, distinct rows: %s; want %d %d (durable before the retry: %d)", got, n, n, durable)
 	}
 }
