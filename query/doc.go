@@ -12,7 +12,11 @@
 // (sandbox.go): DuckDB parses the SQL with json_serialize_sql, binding
 // nothing, and the tree must hold exactly one SELECT whose every function,
 // table function, table and type the allow-list (sandbox_names.txt)
-// permits; then DuckDB prepares it and its statement type must be SELECT.
+// permits, and whose calls that set the size of the value they build
+// (repeat, lpad, list_resize, ...) have constant size arguments within the
+// bounds of sandbox_size.go, since DuckDB allocates such values outside
+// the plan's memory_limit; then DuckDB prepares it and its statement type
+// must be SELECT.
 // The allow-list's rules for deciding a name: a function may compute a
 // value from its arguments, the rows, the clock and randomness, nothing
 // else (no files, network, settings, variables, server paths, logging,
