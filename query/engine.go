@@ -402,8 +402,20 @@ func wrapRunError(ctx context.Context, err error) error {
 
 // slotTable holds each tenant's concurrency semaphore while it is in use.
 type slotTable struct {
-	mu sync.Mutex
-	m  map[string]*slot // guarded by mu; an entry lives while users > 0
+	mu      sync.Mutex
+	m       map[string]*slot // guarded by mu; an entry lives while users > 0
+	changed chan struct{}    // closed when a tenant's last user leaves, if a watcher made it; guarded by mu
+}
+
+// watch returns the tenants holding or waiting for a slot, and a channel
+// closed when one of them leaves the table.
+func (t *slotTable) watch() (int, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return len(t.m), t.changed
 }
 
 type slot struct {
@@ -426,6 +438,10 @@ func (t *slotTable) acquire(ctx context.Context, tenantID string, n int) (func()
 		s.users--
 		if s.users == 0 {
 			delete(t.m, tenantID)
+			if t.changed != nil {
+				close(t.changed)
+				t.changed = nil
+			}
 		}
 		t.mu.Unlock()
 	}

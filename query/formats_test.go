@@ -212,12 +212,27 @@ func TestFlushAndRelease(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 	env.client.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for slotsInUse(env.engine) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the query was not released after the client went away")
+	waitSlotsFree(t, env.engine, "the query released after the client went away")
+}
+
+// waitSlotsFree waits until no tenant holds or waits for a query slot and
+// no query executes, on the slot tables' change signals.
+func waitSlotsFree(t testing.TB, e *Engine, what string) {
+	t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		tenants, slotChanged := e.slots.watch()
+		st, execChanged := e.executing.watch()
+		if tenants == 0 && st.inUse == 0 {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-slotChanged:
+		case <-execChanged:
+		case <-timeout.C:
+			t.Fatalf("waiting for %s: %d tenants hold slots, %+v", what, tenants, st)
+		}
 	}
 }
 
@@ -229,9 +244,8 @@ func waitExecuting(t testing.TB, e *Engine, n int) {
 }
 
 func slotsInUse(e *Engine) int {
-	e.slots.mu.Lock()
-	defer e.slots.mu.Unlock()
-	return len(e.slots.m)
+	n, _ := e.slots.watch()
+	return n
 }
 
 // MaxExecuting bounds the queries DuckDB runs at once across tenants: with

@@ -158,11 +158,7 @@ func TestRowsContext(t *testing.T) {
 	}
 	// A cancel during the sandbox check answers at once (boundedGrace);
 	// the slots are freed when DuckDB returns from the check.
-	for deadline := time.Now().Add(5 * time.Second); slotsInUse(env.engine) != 0 || env.engine.executing.executing() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("slots held after the cancel")
-		}
-	}
+	waitSlotsFree(t, env.engine, "the slots freed after the cancel")
 
 	// A cancel while reading ends the result with ErrCanceled.
 	ctx, cancel = context.WithCancel(context.Background())
