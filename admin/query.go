@@ -90,7 +90,7 @@ func (h *Handler) Query(ctx *fasthttp.RequestCtx) error {
 		seen := map[string]bool{}
 		for _, id := range body.Tenants {
 			if !tenant.ValidID(id) {
-				return fmt.Errorf("tenant %q: %w", truncate(id), tenant.ErrNotFound)
+				return fmt.Errorf("tenant %.64q: %w", id, tenant.ErrNotFound)
 			}
 			if _, err := h.cfg.Tenants.Get(id); err != nil {
 				return err
@@ -113,7 +113,7 @@ func (h *Handler) Query(ctx *fasthttp.RequestCtx) error {
 		aq.cleanup(nil)
 		return err
 	}
-	h.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", truncate(req.SQL)))
+	h.log.Info("operator query", zap.Int("tenants", len(ids)), zap.String("query", fmt.Sprintf("%.64s", req.SQL)))
 	streamErr := aq.engine.Stream(ctx, aq.id, req, "")
 	// Stream holds the admin database until the body is sent; cleanup
 	// waits for that.

@@ -246,5 +246,5 @@ func sameOrigin(ctx *fasthttp.RequestCtx) error {
 	if ok && (bytes.EqualFold(host, ctx.Request.Header.Host()) || bytes.EqualFold(host, ctx.Request.Header.Peek("X-Forwarded-Host"))) {
 		return nil
 	}
-	return fmt.Errorf("%w (Origin %q is not this host)", ErrCSRF, truncate(string(origin)))
+	return fmt.Errorf("%w (Origin %.64q is not this host)", ErrCSRF, origin)
 }

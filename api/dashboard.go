@@ -40,7 +40,7 @@ func (s *Server) routeDashboard(ctx *fasthttp.RequestCtx, method, path string) {
 			}
 		}
 		if !admin.ServeUI(ctx, asset) {
-			writeError(ctx, fmt.Errorf("%w: no dashboard file %s", errNotFound, truncate(path)))
+			writeError(ctx, fmt.Errorf("%w: no dashboard file %.64s", errNotFound, path))
 		}
 	case path == "/admin/login":
 		if method != fasthttp.MethodPost {
@@ -71,6 +71,6 @@ func (s *Server) routeDashboard(ctx *fasthttp.RequestCtx, method, path string) {
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		s.routeAdmin(ctx, method, "/api/admin/"+strings.TrimPrefix(path, "/admin/api/"))
 	default:
-		writeError(ctx, fmt.Errorf("%w: no dashboard route for %s %s", errNotFound, method, truncate(path)))
+		writeError(ctx, fmt.Errorf("%w: no dashboard route for %s %.64s", errNotFound, method, path))
 	}
 }

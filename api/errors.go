@@ -11,7 +11,6 @@ import (
 	"duckgate/batcher"
 	"duckgate/ingest"
 	"duckgate/query"
-	"duckgate/schema"
 	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/webhook"
@@ -182,15 +181,4 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(append(b, '\n'))
-}
-
-// validTableRef reports whether a table named in a path can exist.
-func validTableRef(name string) bool { return schema.ValidTableName(name) }
-
-// truncate cuts client input quoted in an error message to 64 bytes.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

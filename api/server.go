@@ -15,6 +15,7 @@ import (
 	"duckgate/admin"
 	"duckgate/ingest"
 	"duckgate/query"
+	"duckgate/schema"
 	"duckgate/share"
 	"duckgate/tenant"
 	"duckgate/webhook"
@@ -174,7 +175,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.routeTrack(ctx, method, call)
 		s.metrics.inserts.inc(ctx.Response.StatusCode())
 	default:
-		writeError(ctx, fmt.Errorf("%w: no route for %s %s", errNotFound, method, truncate(path)))
+		writeError(ctx, fmt.Errorf("%w: no route for %s %.64s", errNotFound, method, path))
 	}
 	if ctx.Response.StatusCode() == fasthttp.StatusInternalServerError {
 		// A server fault: the client got the message, the operator gets it too.
@@ -191,7 +192,7 @@ func routeOf(path string) string {
 			return p + "…"
 		}
 	}
-	return truncate(path)
+	return fmt.Sprintf("%.64s", path)
 }
 
 func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
@@ -208,7 +209,7 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 			return nil, s.cfg.Query.HandleTables(ctx, t.ID)
 		}
 		table, ok := strings.CutSuffix(rest, "/columns")
-		if !ok || !validTableRef(table) {
+		if !ok || !schema.ValidTableName(table) {
 			return nil, fmt.Errorf("%w: use /api/tables or /api/tables/{table}/columns", errNotFound)
 		}
 		return nil, s.cfg.Query.HandleColumns(ctx, t.ID, table)
@@ -307,13 +308,13 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 	}
 	rest, ok := strings.CutPrefix(path, "/api/admin/tenants/")
 	if !ok {
-		writeError(ctx, fmt.Errorf("%w: no admin route for %s %s", errNotFound, method, truncate(path)))
+		writeError(ctx, fmt.Errorf("%w: no admin route for %s %.64s", errNotFound, method, path))
 		return
 	}
 	parts := strings.Split(rest, "/")
 	id := parts[0]
 	if !tenant.ValidID(id) {
-		writeError(ctx, fmt.Errorf("tenant %q: %w", truncate(id), tenant.ErrNotFound))
+		writeError(ctx, fmt.Errorf("tenant %.64q: %w", id, tenant.ErrNotFound))
 		return
 	}
 	switch {
@@ -373,7 +374,7 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		}
 		res(h.RevokeKey(ctx, id, parts[2]))
 	default:
-		writeError(ctx, fmt.Errorf("%w: no admin route for %s %s", errNotFound, method, truncate(path)))
+		writeError(ctx, fmt.Errorf("%w: no admin route for %s %.64s", errNotFound, method, path))
 	}
 }
 

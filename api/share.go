@@ -38,7 +38,7 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 	}
 	rest, ok := strings.CutPrefix(path, "/api/data/query/share")
 	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
-		writeError(ctx, fmt.Errorf("%w: no route for %s %s", errNotFound, method, truncate(path)))
+		writeError(ctx, fmt.Errorf("%w: no route for %s %.64s", errNotFound, method, path))
 		return
 	}
 	ref := strings.TrimPrefix(rest, "/")

@@ -100,7 +100,7 @@ func (s *Server) routeTrack(ctx *fasthttp.RequestCtx, method string, call ingest
 	}
 	if o := ctx.Request.Header.Peek("Origin"); len(o) > 0 && !t.AllowsOrigin(o) {
 		ctx.Response.Header.Del("Access-Control-Allow-Origin")
-		writeError(ctx, fmt.Errorf("%w: pages of origin %q may not post events for this tenant; the operator sets its allowed origins", errForbidden, truncate(string(o))))
+		writeError(ctx, fmt.Errorf("%w: pages of origin %.64q may not post events for this tenant; the operator sets its allowed origins", errForbidden, o))
 		return
 	}
 	writeResult(ctx, nil, s.cfg.Ingest.Track(ctx, t, req))
