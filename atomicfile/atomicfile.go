@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Write replaces path with b, mode 0600: it writes a temporary file next to
@@ -47,4 +48,49 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// Registry is a small file that mirrors state its owner keeps in memory
+// under a lock of its own (the tenant registry, webhook endpoints, share
+// links). Change applies a change and encodes the new contents under that
+// lock, then writes them with the lock released, so that readers of the
+// state never wait for the disk; changes and their writes are serialized,
+// so the file always follows the order of the changes.
+type Registry struct {
+	// Path is the file.
+	Path string
+	// WriteFile writes it; nil means Write. Tests use it to stall or fail
+	// the write.
+	WriteFile func(path string, b []byte) error
+
+	mu sync.Mutex // serializes Change; taken before the owner's lock
+}
+
+// Change calls apply with lock held. apply changes the state and returns
+// the file's new contents and how to undo the change (nil if nothing to
+// undo); if it fails, nothing is written and its error is returned. The
+// contents are then written without lock; if that fails, undo runs with
+// lock held and the write's error is returned.
+func (r *Registry) Change(lock sync.Locker, apply func() (contents []byte, undo func(), err error)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lock.Lock()
+	b, undo, err := apply()
+	lock.Unlock()
+	if err != nil {
+		return err
+	}
+	write := r.WriteFile
+	if write == nil {
+		write = Write
+	}
+	if err := write(r.Path, b); err != nil {
+		if undo != nil {
+			lock.Lock()
+			undo()
+			lock.Unlock()
+		}
+		return err
+	}
+	return nil
 }

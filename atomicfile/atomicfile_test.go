@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -53,5 +54,45 @@ func TestSyncDir(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("SyncDir of a missing directory: %v; want ErrNotExist", err)
+	}
+}
+
+// Registry writes what apply encoded, with the owner's lock released during
+// the write; an apply error writes nothing; a failed write runs the undo.
+func TestRegistryChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reg.json")
+	var mu sync.Mutex
+	state := "a"
+	r := Registry{Path: path}
+	set := func(v string) func() ([]byte, func(), error) {
+		return func() ([]byte, func(), error) {
+			old := state
+			state = v
+			return []byte(v), func() { state = old }, nil
+		}
+	}
+	if err := r.Change(&mu, set("b")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "b" || state != "b" {
+		t.Fatalf("file %q, state %q", b, state)
+	}
+	refused := errors.New("refused")
+	if err := r.Change(&mu, func() ([]byte, func(), error) { return nil, nil, refused }); err != refused {
+		t.Fatalf("apply error: %v", err)
+	}
+	r.WriteFile = func(string, []byte) error {
+		if !mu.TryLock() {
+			t.Error("the owner's lock is held during the write")
+		} else {
+			mu.Unlock()
+		}
+		return errors.New("disk full")
+	}
+	if err := r.Change(&mu, set("c")); err == nil {
+		t.Fatal("a failed write succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "b" || state != "b" {
+		t.Fatalf("after a failed write: file %q, state %q", b, state)
 	}
 }

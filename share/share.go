@@ -87,8 +87,9 @@ type Service struct {
 	engine *query.Engine
 	log    *zap.Logger
 
-	// saveMu serialises writes of the registry file; it is taken before mu.
-	saveMu sync.Mutex
+	// reg writes the registry file in the order of the changes, with mu
+	// released.
+	reg atomicfile.Registry
 
 	mu     sync.Mutex
 	byHash map[[32]byte]*link // guarded by mu
@@ -182,6 +183,7 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, engine: engine, log: log, byHash: make(map[[32]byte]*link),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	s.reg.Path = cfg.Path
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -231,36 +233,36 @@ func (s *Service) load() error {
 	return nil
 }
 
-// save writes the registry file.
+// save writes the registry file, encoded under mu and written with mu
+// released (atomicfile.Registry); a failed write leaves the registry dirty,
+// for the next save.
 func (s *Service) save() error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
-	f := registryFile{Version: 1, Links: make([]record, 0, len(s.byHash))}
-	for _, l := range s.byHash {
-		r := record{Hash: hex.EncodeToString(l.hash[:]), Tenant: l.tenant, Name: l.name, SQL: l.sql,
-			Params: l.params, Created: l.created, Expires: l.expires, Snapshot: l.isSnapshot,
-			File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load(), Refused: l.refused}
-		if !l.revoked.IsZero() {
-			t := l.revoked
-			r.Revoked = &t
+	var refused error // an encoding error: nothing was written
+	err := s.reg.Change(&s.mu, func() ([]byte, func(), error) {
+		f := registryFile{Version: 1, Links: make([]record, 0, len(s.byHash))}
+		for _, l := range s.byHash {
+			r := record{Hash: hex.EncodeToString(l.hash[:]), Tenant: l.tenant, Name: l.name, SQL: l.sql,
+				Params: l.params, Created: l.created, Expires: l.expires, Snapshot: l.isSnapshot,
+				File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load(), Refused: l.refused}
+			if !l.revoked.IsZero() {
+				t := l.revoked
+				r.Revoked = &t
+			}
+			f.Links = append(f.Links, r)
 		}
-		f.Links = append(f.Links, r)
-	}
-	s.dirty = false
-	s.mu.Unlock()
-	sort.Slice(f.Links, func(i, j int) bool { return f.Links[i].Created.Before(f.Links[j].Created) })
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("share: encode registry: %w", err)
-	}
-	if err := atomicfile.Write(s.cfg.Path, b); err != nil {
-		s.mu.Lock()
-		s.dirty = true
-		s.mu.Unlock()
+		sort.Slice(f.Links, func(i, j int) bool { return f.Links[i].Created.Before(f.Links[j].Created) })
+		b, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			refused = fmt.Errorf("share: encode registry: %w", err)
+			return nil, nil, refused
+		}
+		s.dirty = false
+		return b, func() { s.dirty = true }, nil
+	})
+	if err != nil && refused == nil {
 		return fmt.Errorf("share: save registry: %w", err)
 	}
-	return nil
+	return err
 }
 
 // recheckTimeout bounds the check of one stored link at start.

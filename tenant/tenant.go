@@ -117,12 +117,9 @@ type Config struct {
 type Store struct {
 	cfg Config
 
-	// saveMu serializes changes with their registry writes, so that the
-	// file is written in the order of the changes; it is taken before mu
-	// and held across the write, which mu never is: requests authenticate
-	// while an admin change is being fsynced.
-	saveMu    sync.Mutex
-	writeFile func(path string, b []byte) error // atomicfile.Write; tests block it
+	// reg writes the registry file in the order of the changes, with mu
+	// released: requests authenticate while an admin change is fsynced.
+	reg atomicfile.Registry
 
 	mu        sync.RWMutex
 	tenants   map[string]*Tenant // by id; guarded by mu
@@ -144,7 +141,8 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Plans == nil {
 		cfg.Plans = DefaultPlans()
 	}
-	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}, writeFile: atomicfile.Write}
+	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}}
+	s.reg.Path = cfg.Path
 	b, err := os.ReadFile(cfg.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -485,33 +483,31 @@ func (s *Store) deleteKeyLocked(k *Key) {
 // requests are never held up by the disk. If f fails nothing is written;
 // if the write fails, the undo f returned restores the registry and the
 // write's error is returned. Changes and their writes are serialized by
-// saveMu, so the file always follows the order of the changes.
+// atomicfile.Registry, so the file always follows the order of the changes.
 func (s *Store) change(f func() (undo func(), err error)) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
-	undo, err := f()
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	b, err := s.encodeLocked()
-	if err == nil {
-		s.dirty = false
-	}
-	s.mu.Unlock()
-	if err == nil {
-		if err = s.writeFile(s.cfg.Path, b); err != nil {
-			err = fmt.Errorf("save tenant registry: %w", err)
+	var refused error // f's or the encoding's error: nothing was written
+	err := s.reg.Change(&s.mu, func() ([]byte, func(), error) {
+		undo, err := f()
+		if err == nil {
+			var b []byte
+			if b, err = s.encodeLocked(); err == nil {
+				s.dirty = false
+				return b, func() {
+					if undo != nil {
+						undo()
+					}
+					s.dirty = true // the file lags the last-used times
+				}, nil
+			}
+			if undo != nil {
+				undo()
+			}
 		}
-	}
-	if err != nil {
-		s.mu.Lock()
-		if undo != nil {
-			undo()
-		}
-		s.dirty = true
-		s.mu.Unlock()
+		refused = err
+		return nil, nil, err
+	})
+	if err != nil && refused == nil {
+		return fmt.Errorf("save tenant registry: %w", err)
 	}
 	return err
 }

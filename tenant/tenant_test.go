@@ -123,7 +123,7 @@ func TestAuthenticateWhileSaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.writeFile = func(string, []byte) error {
+	s.reg.WriteFile = func(string, []byte) error {
 		close(entered)
 		<-release
 		return errors.New("disk full")

@@ -97,14 +97,14 @@ type entry struct {
 // Store is the registry of webhook endpoints and the dedup log. It is safe
 // for concurrent use.
 //
-// Lock order: saveMu before mu; logMu before seenMu; mu is never held with
-// logMu or seenMu. No lock but saveMu and logMu, which only serialize
+// Lock order: reg's before mu; logMu before seenMu; mu is never held with
+// logMu or seenMu. No lock but reg's and logMu, which only serialize
 // writers of one file, is held across a write or an fsync.
 type Store struct {
 	cfg  StoreConfig
 	aead cipher.AEAD
 
-	saveMu    sync.Mutex // serializes endpoint changes with their writes; held across the write, which mu never is
+	reg       atomicfile.Registry // webhooks.json, written outside mu in the order of the changes
 	mu        sync.RWMutex
 	endpoints map[string]*entry // by id; guarded by mu
 
@@ -136,6 +136,7 @@ func Open(cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("webhook store: %w", err)
 	}
 	s := &Store{cfg: cfg, endpoints: map[string]*entry{}, seen: map[[32]byte]int64{}, inflight: map[[32]byte]chan struct{}{}}
+	s.reg.Path = s.path(EndpointsFile)
 	recs, err := s.readEndpoints()
 	if err != nil {
 		return nil, err
@@ -344,30 +345,27 @@ func (s *Store) Lookup(id string) (Endpoint, string, error) {
 }
 
 // change applies f to the endpoints under mu, then rewrites webhooks.json
-// with mu released, so that deliveries looking up their endpoint never wait
-// for the disk. If the write fails, the undo f returned restores the
-// endpoints. saveMu serializes changes with their writes, so the file
-// follows the order of the changes.
+// with mu released (atomicfile.Registry), so that deliveries looking up
+// their endpoint never wait for the disk. If the write fails, the undo f
+// returned restores the endpoints.
 func (s *Store) change(f func() (undo func(), err error)) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
-	undo, err := f()
-	var b []byte
-	if err == nil {
-		b, err = s.encodeLocked()
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(s.path(EndpointsFile), b); err != nil {
-		s.mu.Lock()
-		undo()
-		s.mu.Unlock()
+	var refused error // f's or the encoding's error: nothing was written
+	err := s.reg.Change(&s.mu, func() ([]byte, func(), error) {
+		undo, err := f()
+		if err == nil {
+			var b []byte
+			if b, err = s.encodeLocked(); err == nil {
+				return b, undo, nil
+			}
+			undo()
+		}
+		refused = err
+		return nil, nil, err
+	})
+	if err != nil && refused == nil {
 		return fmt.Errorf("webhook store: save %s: %w", EndpointsFile, err)
 	}
-	return nil
+	return err
 }
 
 // encodeLocked returns webhooks.json's contents. The caller holds mu.
