@@ -103,7 +103,7 @@ type walBatcher struct {
 	st   RecoveryStats
 }
 
-func openWALBatcher(t *testing.T, dir string) *walBatcher {
+func openWALBatcher(t *testing.T, dir string, mods ...func(*wal.Config)) *walBatcher {
 	t.Helper()
 	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, zap.NewNop())
 	if err != nil {
@@ -111,7 +111,11 @@ func openWALBatcher(t *testing.T, dir string) *walBatcher {
 	}
 	// Tiny segments: every group commit gets its own, so a committed
 	// insert's segment can go and its key must live in the key store.
-	l, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), SegmentSize: 1}, zap.NewNop())
+	wc := wal.Config{Dir: filepath.Join(dir, "wal"), SegmentSize: 1}
+	for _, m := range mods {
+		m(&wc)
+	}
+	l, err := wal.Open(wc, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +138,30 @@ func (wb *walBatcher) submitKeyed(t *testing.T, tenant, key, resp string, rows *
 	if _, err := wb.b.Submit(Request{Tenant: tenant, Table: "ev", Rows: rows, IdempotencyKey: key, Response: []byte(resp)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// crash abandons wb as kill -9 would: the log and the databases go away
+// under the batcher, which is never closed and flushes nothing more. Its
+// goroutines are reaped when the test ends.
+func (wb *walBatcher) crash(t *testing.T) {
+	t.Helper()
+	if err := wb.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.pool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := wb.b
+	t.Cleanup(func() {
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = crashed.Close(ended)
+		select {
+		case <-crashed.idem.done:
+		default:
+			t.Error("idempotency key writer still running after Close")
+		}
+	})
 }
 
 func (wb *walBatcher) close(t *testing.T) {
@@ -163,24 +191,7 @@ func TestRecoverExactlyOnceAfterCrash(t *testing.T) {
 
 	// The crash: the log and the databases go away under the batcher,
 	// which is never closed and never flushes k2's rows.
-	if err := wb.log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := wb.pool.Close(); err != nil {
-		t.Fatal(err)
-	}
-	crashed := wb.b
-	t.Cleanup(func() {
-		// Reap its goroutines; nothing of it reaches the files any more.
-		ended, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = crashed.Close(ended)
-		select {
-		case <-crashed.idem.done:
-		default:
-			t.Error("idempotency key writer still running after Close")
-		}
-	})
+	wb.crash(t)
 
 	wb = openWALBatcher(t, dir)
 	if wb.st.Replayed != 1 || wb.st.Rows != 2 || wb.st.Dropped != 0 {

@@ -2,20 +2,14 @@ package batcher
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
-	"go.uber.org/zap"
-
-	"duckgate/tenantdb"
 	"duckgate/wal"
 )
 
@@ -37,20 +31,7 @@ func TestSubmitAllRecoverKeys(t *testing.T) {
 	if err := wb.b.SubmitAll(reqs); err != nil {
 		t.Fatal(err)
 	}
-	// Crash before any flush.
-	if err := wb.log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := wb.pool.Close(); err != nil {
-		t.Fatal(err)
-	}
-	crashed := wb.b
-	t.Cleanup(func() {
-		ended, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = crashed.Close(ended)
-	})
-
+	wb.crash(t) // before any flush
 	wb = openWALBatcher(t, dir)
 	if wb.st.Replayed != 3 || wb.st.Rows != 4 {
 		t.Fatalf("recovery: %+v; want 3 records of 4 rows replayed", wb.st)
@@ -95,27 +76,17 @@ func TestSubmitAllPartialLogFailure(t *testing.T) {
 	dir := t.TempDir()
 	var fail atomic.Bool
 	marker := []byte("refused-by-the-disk")
-	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), OpenFile: func(name string, flag int, perm os.FileMode) (wal.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
-		if err != nil {
-			return nil, err
+	wb := openWALBatcher(t, dir, func(c *wal.Config) {
+		c.SegmentSize = 0 // the default: records share group commits
+		c.OpenFile = func(name string, flag int, perm os.FileMode) (wal.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err != nil {
+				return nil, err
+			}
+			return failingFile{File: f, fail: &fail, marker: marker}, nil
 		}
-		return failingFile{File: f, fail: &fail, marker: marker}, nil
-	}}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(Config{FlushInterval: time.Hour, WAL: l, StateDir: filepath.Join(dir, "state")}, pool, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	})
+	b := wb.b
 	const n = 40
 	reqs := make([]Request, n)
 	for i := range reqs {
@@ -165,16 +136,8 @@ func TestSubmitAllPartialLogFailure(t *testing.T) {
 	if err := b.SubmitAll(retry); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	path := pool.Path("t1")
-	if err := pool.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := wb.pool.Path("t1")
+	wb.close(t)
 	db := openFile(t, path)
 	if got := column(t, db, `SELECT count(*) || ' ' || count(DISTINCT i) FROM ev`); got != fmt.Sprintf("%d %d", n, n) {
 		t.Fatalf("rows, distinct rows: %s; want %d %d (durable before the retry: %d)", got, n, n, durable)
