@@ -225,21 +225,9 @@ func (d *decoder) rowText(v *fastjson.Value, text []byte) string {
 			}
 			d.b.AddString(key, s)
 		default: // object or array
-			if !utf8.Valid(d.scratch) {
-				msg = fmt.Sprintf("value of %q is not valid UTF-8", truncate(key))
+			if why := storableJSON(d.scratch, !d.noEscapes); why != "" {
+				msg = fmt.Sprintf("value of %q %s", truncate(key), why)
 				return
-			}
-			// fastjson lets through, inside objects and arrays, numbers
-			// such as NaN or 1.2.3, bad escapes and raw control characters:
-			// text DuckDB's JSON column (and the quarantine) would refuse,
-			// blocking the table's flushes for good.
-			if !json.Valid(d.scratch) {
-				msg = fmt.Sprintf("value of %q is not valid JSON", truncate(key))
-				return
-			}
-			// DuckDB also refuses unpaired surrogate escapes.
-			if !d.noEscapes {
-				replaceLoneSurrogates(d.scratch)
 			}
 			d.b.AddJSON(key, d.scratch)
 		}
@@ -556,16 +544,30 @@ func DecodeOne(b *batcher.Builder, body []byte, whole []byte) error {
 		return nil
 	}
 	text := v.MarshalTo(nil)
-	if !utf8.Valid(text) {
-		return fmt.Errorf("%w: the body is not valid UTF-8", ErrBadBody)
+	if why := storableJSON(text, true); why != "" {
+		return fmt.Errorf("%w: the body %s", ErrBadBody, why)
 	}
-	// The checks an object's nested values get (see rowText): text
-	// DuckDB's JSON column would refuse would block the table's flushes.
-	if !json.Valid(text) {
-		return fmt.Errorf("%w: the body is not valid JSON", ErrBadBody)
-	}
-	replaceLoneSurrogates(text)
 	b.AddJSON(whole, text)
 	b.EndRow()
 	return nil
+}
+
+// storableJSON makes the JSON text of an object or array fit for a JSON
+// column: it says why not (as "is not valid ..."), or replaces unpaired
+// surrogate escapes in place when escapes may hold them and returns "".
+// fastjson lets through, inside objects and arrays, numbers such as NaN or
+// 1.2.3, bad escapes and raw control characters, and DuckDB refuses
+// unpaired surrogates: text DuckDB's JSON column (and the quarantine)
+// would refuse, blocking the table's flushes for good.
+func storableJSON(text []byte, escapes bool) string {
+	if !utf8.Valid(text) {
+		return "is not valid UTF-8"
+	}
+	if !json.Valid(text) {
+		return "is not valid JSON"
+	}
+	if escapes {
+		replaceLoneSurrogates(text)
+	}
+	return ""
 }
