@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"duckgate/schema"
 	"duckgate/tenantdb"
 )
 
@@ -47,7 +48,7 @@ func (e *Engine) tables(ctx context.Context, tenantID string) ([]tableInfo, erro
 // columns lists the columns of a table (or view) of the main schema. An
 // unknown or internal table is ErrNoTable.
 func (e *Engine) columns(ctx context.Context, tenantID, table string) ([]columnInfo, error) {
-	if tenantdb.IsInternal(table) {
+	if schema.IsReserved(table) {
 		return nil, fmt.Errorf("%w: %q", ErrNoTable, table)
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)

@@ -105,10 +105,16 @@ func CheckTableName(name string) error {
 		}
 		return fmt.Errorf("table name %q: use letters, digits and underscore, starting with a letter or underscore, at most %d characters", shown, maxTableNameLen)
 	}
-	if len(name) >= len(ReservedPrefix) && strings.EqualFold(name[:len(ReservedPrefix)], ReservedPrefix) {
+	if IsReserved(name) {
 		return fmt.Errorf("table name %q: names starting with %s are reserved for duckgate's own tables; choose another name", name, ReservedPrefix)
 	}
 	return nil
+}
+
+// IsReserved reports whether name starts with ReservedPrefix, in any
+// ASCII case: a table duckgate keeps for itself.
+func IsReserved(name string) bool {
+	return len(name) >= len(ReservedPrefix) && strings.EqualFold(name[:len(ReservedPrefix)], ReservedPrefix)
 }
 
 // QuoteIdent returns name as a DuckDB quoted identifier, doubling embedded quotes ("a""b" for a"b).

@@ -10,14 +10,6 @@ import (
 	"duckgate/schema"
 )
 
-// IsInternal reports whether a table of a tenant's database is duckgate's
-// own rather than the tenant's: its name starts with schema.ReservedPrefix,
-// in any ASCII case, as DuckDB matches names. Tables lists none of them.
-func IsInternal(table string) bool {
-	n := len(schema.ReservedPrefix)
-	return len(table) >= n && strings.EqualFold(table[:n], schema.ReservedPrefix)
-}
-
 // Querier runs statements on a tenant's database: a *sql.DB (a Handle's DB),
 // a *sql.Conn or a *sql.Tx.
 type Querier interface {
@@ -39,7 +31,7 @@ type Column struct {
 }
 
 // Tables lists the tenant's own tables of the main schema, sorted by name,
-// with their exact row counts; duckgate's internal tables (IsInternal) are
+// with their exact row counts; duckgate's internal tables (schema.IsReserved) are
 // left out. It runs two statements, the listing and one that counts every
 // table: pass a *sql.Tx for counts of one consistent view.
 func Tables(ctx context.Context, q Querier) ([]Table, error) {
@@ -56,7 +48,7 @@ func Tables(ctx context.Context, q Querier) ([]Table, error) {
 			_ = rows.Close()
 			return nil, fmt.Errorf("list tables: %w", err)
 		}
-		if !IsInternal(name) {
+		if !schema.IsReserved(name) {
 			tables = append(tables, Table{Name: name})
 		}
 	}
@@ -99,7 +91,7 @@ func Tables(ctx context.Context, q Querier) ([]Table, error) {
 
 // Columns lists the columns of a table (or view) of the main schema in
 // order; an unknown table has none. It does not refuse internal tables:
-// callers that serve tenants check IsInternal first.
+// callers that serve tenants check schema.IsReserved first.
 func Columns(ctx context.Context, q Querier, table string) ([]Column, error) {
 	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
 		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?
