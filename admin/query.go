@@ -102,7 +102,7 @@ func (h *Handler) Query(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 
-	aq, err := h.newAdminQuery(pool)
+	aq, err := h.newAdminQuery(pool, ids)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,9 @@ type adminQuery struct {
 	engine *query.Engine
 }
 
-func (h *Handler) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
+// newAdminQuery makes an operator query's private database; ids are the
+// tenants whose snapshots attach will attach, the databases its SQL may name.
+func (h *Handler) newAdminQuery(tenants *tenantdb.Pool, ids []string) (*adminQuery, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := "admin_" + hex.EncodeToString(b[:])
@@ -141,8 +143,10 @@ func (h *Handler) newAdminQuery(tenants *tenantdb.Pool) (*adminQuery, error) {
 	if err != nil {
 		return nil, err
 	}
+	qc := h.cfg.Query
+	qc.Attached = ids
 	return &adminQuery{h: h, id: id, dir: dir, tenant: tenants, pool: p,
-		engine: query.New(h.cfg.Query, p, nil, h.log)}, nil
+		engine: query.New(qc, p, nil, h.log)}, nil
 }
 
 // attach snapshots each tenant and attaches the copies READ_ONLY.

@@ -50,6 +50,10 @@ type Config struct {
 	// queries cannot starve ingestion of the tenant's database. Excess
 	// queries wait up to their timeout, then get ErrBusy. Default 4.
 	MaxConcurrent int
+	// Attached names the databases besides a connection's own that a query
+	// may name (the operator query's snapshots, attached under their
+	// tenant ids); tenants' engines have none.
+	Attached []string
 	// MaxSQLBytes is the longest SQL text accepted; longer is
 	// ErrSQLTooLarge. Default DefaultMaxSQLBytes.
 	MaxSQLBytes int
@@ -175,7 +179,7 @@ func (e *Engine) Check(ctx context.Context, tenantID string, req Request) error 
 		return err
 	}
 	defer s.close()
-	return s.bounded(ctx, func() error { return checkSQL(ctx, s.conn, req.SQL, req.ScratchFile, nil) })
+	return s.bounded(ctx, func() error { return checkSQL(ctx, s.conn, req.SQL, req.ScratchFile, e.cfg.Attached, nil) })
 }
 
 // MaxSQLBytes is the longest SQL text the engine accepts (Config.MaxSQLBytes).

@@ -210,22 +210,21 @@ func builtin(ctx context.Context, conn *sql.Conn) (*builtinNames, error) {
 }
 
 // parseTree has DuckDB parse q on conn and returns json_serialize_sql's
-// result and the databases attached to the connection (its catalogs, lower
-// case). It binds nothing of q.
-func parseTree(ctx context.Context, conn *sql.Conn, q string) (tree string, catalogs map[string]bool, err error) {
-	var names []any
+// result and the databases q may name (lower case): the connection's own
+// and attached, which the caller knows (reading them from
+// duckdb_databases() cost 0.5 ms a query). It binds nothing of q.
+func parseTree(ctx context.Context, conn *sql.Conn, q string, attached []string) (tree string, catalogs map[string]bool, err error) {
+	var current string
 	err = conn.QueryRowContext(ctx,
-		"SELECT json_serialize_sql(?::VARCHAR, skip_empty := true, skip_null := true)::VARCHAR, "+
-			"(SELECT list(lower(database_name)) FROM duckdb_databases() WHERE NOT internal)", q).
-		Scan(&tree, &names)
+		"SELECT json_serialize_sql(?::VARCHAR, skip_empty := true, skip_null := true)::VARCHAR, lower(current_database())", q).
+		Scan(&tree, &current)
 	if err != nil {
 		return "", nil, wrapRunError(ctx, fmt.Errorf("parse the query: %w", err))
 	}
-	catalogs = make(map[string]bool, len(names))
-	for _, n := range names {
-		if s, ok := n.(string); ok {
-			catalogs[s] = true
-		}
+	catalogs = make(map[string]bool, 1+len(attached))
+	catalogs[current] = true
+	for _, c := range attached {
+		catalogs[strings.ToLower(c)] = true
 	}
 	return tree, catalogs, nil
 }
@@ -238,12 +237,12 @@ const errNotSerializable = "Only SELECT statements can be serialized"
 // connection (see the comment at the top of this file). If the statement
 // passes, inspect (when not nil) gets the prepared statement before it is
 // closed, and its error is returned. scratchFile is sandboxRules.scratchFile.
-func checkSQL(ctx context.Context, conn *sql.Conn, q, scratchFile string, inspect func(*duckdb.Stmt) error) error {
+func checkSQL(ctx context.Context, conn *sql.Conn, q, scratchFile string, attached []string, inspect func(*duckdb.Stmt) error) error {
 	names, err := builtin(ctx, conn)
 	if err != nil {
 		return err
 	}
-	tree, catalogs, err := parseTree(ctx, conn, q)
+	tree, catalogs, err := parseTree(ctx, conn, q, attached)
 	if err != nil {
 		return err
 	}
@@ -343,7 +342,7 @@ func (e *Engine) CheckStored(ctx context.Context, tenantID string, req Request) 
 	if err != nil {
 		return err
 	}
-	tree, _, err := parseTree(ctx, conn, req.SQL)
+	tree, _, err := parseTree(ctx, conn, req.SQL, nil)
 	if err != nil {
 		return err
 	}

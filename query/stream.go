@@ -131,7 +131,7 @@ func (e *Engine) begin(ctx context.Context, tenantID string, req Request) (*sess
 	s.release, s.executed = release, executed
 	var maybeJSON bool
 	if err := s.bounded(ctx, func() error {
-		return checkSQL(ctx, s.conn, req.SQL, req.ScratchFile, func(st *duckdb.Stmt) error {
+		return checkSQL(ctx, s.conn, req.SQL, req.ScratchFile, e.cfg.Attached, func(st *duckdb.Stmt) error {
 			if n := st.NumInput(); n > len(params) {
 				return fmt.Errorf("%w: the query has %d placeholders and %d params were given", ErrBadQuery, n, len(params))
 			}
