@@ -13,7 +13,10 @@ import (
 // builds from small arguments is allocated outside it: repeat('x', 2e9)
 // took the server to 3.9 GB, list_resize([1], 3e8) to 16 GB. The calls
 // whose result size an argument sets are therefore allowed only when that
-// argument is a constant within a bound, checked here on the parse tree.
+// argument is a constant within a bound, checked here on the parse tree,
+// so that they are refused at once with a clear message. Calls that grow a
+// value from their inputs (replace, regexp_replace, ||) cannot be bounded
+// from the tree; tenantdb.SetMemoryCap holds them.
 
 const (
 	// maxBuiltBytes bounds a value that repeat, lpad, rpad, format or

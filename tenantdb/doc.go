@@ -12,6 +12,12 @@
 // databases and their file descriptors. Evict waits, up to a timeout, for a
 // database's handles to be released and closes it.
 //
+// SetMemoryCap caps what DuckDB holds in the whole process, over all
+// databases (memcap.go): it counts DuckDB's jemalloc extents and the C
+// heap's large blocks, and refuses the allocation that would pass the cap,
+// which fails the statement that asked for it; every binary that links
+// this package has its C allocator entry points in front of glibc's.
+//
 // Snapshot copies a database through its own open instance, for readers
 // that must not open the live file a second time (the operator query); New
 // deletes the copies a crash left behind. Tables and Columns are the one

@@ -100,6 +100,7 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	p := &Pool{cfg: cfg, log: log, open: make(map[string]*entry), lru: list.New(), room: make(chan struct{})}
 	if cfg.Metrics != nil {
 		cfg.Metrics.NewGauge("duckgate_tenant_databases_open", func() float64 { return float64(p.OpenCount()) })
+		cfg.Metrics.RegisterMetricsWriter(writeMemoryMetrics)
 	}
 	return p, nil
 }

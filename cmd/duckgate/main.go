@@ -88,6 +88,7 @@ func serve(args []string) error {
 	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
+	duckdbMemory := bytesFlag(fs, "duckdb.max-memory", tenantdb.DefaultMemoryCap(), "most memory DuckDB may hold in this process, over all tenant databases (each also has its plan's memory_limit); an allocation past it fails the statement that asked for it with an out-of-memory error. Default: half of the machine's (or cgroup's) memory; 0: no cap")
 	_ = fs.Parse(args)
 	if *adminKey == "" {
 		// Read here, not as the flag's default: -h must never print it.
@@ -126,6 +127,9 @@ func serve(args []string) error {
 
 	hooks, err := webhook.Open(webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow})
 	if err != nil {
+		return err
+	}
+	if err := tenantdb.SetMemoryCap(*duckdbMemory); err != nil {
 		return err
 	}
 	set := metrics.NewSet() // every package's series, served on /metrics

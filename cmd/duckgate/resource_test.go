@@ -17,12 +17,12 @@ import (
 	"time"
 )
 
-// TestResourceBombs measures, without judging, what issue 12's resource
-// bombs do to the real server: each bomb runs on a fresh server with a
-// free-plan tenant (memory_limit 256MB), and the test logs the answers,
-// the server's peak RSS (VmHWM of /proc/<pid>/status) before and after, and
-// whether the process survived and still answers a query. Memory is not
-// bounded today (issue 12, item 3); this records how far it goes.
+// TestResourceBombs sends issue 12's resource bombs to the real server:
+// each runs on a fresh server with a free-plan tenant (memory_limit 256MB)
+// and -duckdb.max-memory 1GiB. Every bomb must be refused (no 200) and the
+// process must survive and answer a query after it; the test logs the
+// answers and the server's peak RSS (VmHWM of /proc/<pid>/status) before
+// and after, the figures the README's security section gives.
 //
 //	DUCKGATE_RSS=1 go test -run TestResourceBombs -v -timeout 20m ./cmd/duckgate/
 func TestResourceBombs(t *testing.T) {
@@ -44,10 +44,14 @@ func TestResourceBombs(t *testing.T) {
 		{"string_agg over range(1e8)", "select length(string_agg('xxxxxxxxxx', '')) from range(100000000)", "15", 1},
 		{"list(i) over range(1e8)", "select len(list(i)) from range(100000000) t(i)", "15", 1},
 		{"a string doubled 31 times in a recursive CTE", "with recursive r(s, n) as (select 'x', 0 union all select s || s, n + 1 from r where n < 31) select max(length(s)) from r", "15", 1},
+		{"replace: 100,000 characters each made 10,000 (1 GB)", "select length(replace(repeat('a', 100000), 'a', repeat('b', 10000)))", "15", 1},
+		{"replace 1 GB, four at once", "select length(replace(repeat('a', 100000), 'a', repeat('b', 10000)))", "15", 4},
+		{"regexp_replace to 1 GB", "select length(regexp_replace(repeat('a', 100000), 'a', repeat('b', 10000), 'g'))", "15", 1},
+		{"replace over 100,000 rows, 10 MB each", "select sum(length(replace(repeat('a', 1000) || i, 'a', repeat('b', 10000)))) from range(100000) t(i)", "15", 1},
 	}
 	bin := binary(t)
 	for _, b := range bombs {
-		srv := &server{t: t, bin: bin, data: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
+		srv := &server{t: t, bin: bin, data: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t), args: []string{"-duckdb.max-memory", "1GiB"}}
 		srv.start()
 		key := freeTenant(t, srv, "bomb")
 		if st, body, _ := runQuery(srv.addr, key, "select 1", ""); st != 200 {
@@ -76,6 +80,7 @@ func TestResourceBombs(t *testing.T) {
 		}()
 
 		var wg sync.WaitGroup
+		var answered200 atomic.Bool
 		results := make([]string, b.n)
 		for i := range b.n {
 			wg.Add(1)
@@ -86,6 +91,9 @@ func TestResourceBombs(t *testing.T) {
 				if err != nil {
 					results[i] = fmt.Sprintf("error %v after %s", err, time.Since(start).Round(100*time.Millisecond))
 					return
+				}
+				if st == 200 {
+					answered200.Store(true)
 				}
 				if len(body) > 160 {
 					body = body[:160] + "…"
@@ -100,6 +108,12 @@ func TestResourceBombs(t *testing.T) {
 		alive := err == nil && after == 200
 		t.Logf("%s (timeout=%s, ×%d): answers %q; peak RSS %d MiB before, %d MiB after the bomb; alive and answering select 1: %v (%d %s %v)",
 			b.name, b.timeout, b.n, results, before>>20, peak.Load()>>20, alive, after, strings.Join(strings.Fields(body), " "), err)
+		if answered200.Load() {
+			t.Errorf("%s: answered 200, want a refusal", b.name)
+		}
+		if !alive {
+			t.Errorf("%s: the server did not survive", b.name)
+		}
 		if alive {
 			srv.stop()
 		} else {
