@@ -73,6 +73,11 @@ type Config struct {
 	// which is replayed by Recover. Nil means no log (-durability=none):
 	// rows buffered in memory are lost on a crash.
 	WAL *wal.Log
+	// Log replaces WAL in cluster mode (see Log): inserts are acknowledged
+	// once the Log has them, and reach the writers through Apply on the
+	// node that writes their tenant. Recover does nothing then. Set at most
+	// one of WAL and Log.
+	Log Log
 	// StateDir holds the batcher's own files: the boot epoch and the
 	// idempotency keys. Required with WAL; empty keeps keys in memory only.
 	StateDir string
@@ -181,6 +186,9 @@ func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	} else if cfg.WAL != nil {
 		return nil, errors.New("batcher: a WAL needs a StateDir")
 	}
+	if cfg.WAL != nil && cfg.Log != nil {
+		return nil, errors.New("batcher: set a WAL or a Log, not both")
+	}
 	var err error
 	if b.idem, err = openIdemStore(idemPath, cfg.IdempotencyWindow, log); err != nil {
 		return nil, err
@@ -235,10 +243,14 @@ func (b *Batcher) Buffered() int64 { return b.buffered.Load() }
 type Ticket struct {
 	done chan struct{}
 	err  error
+	wait func(context.Context) error // set instead of done in cluster mode
 }
 
 // Wait blocks until the rows are committed in DuckDB or ctx ends.
 func (t *Ticket) Wait(ctx context.Context) error {
+	if t.wait != nil {
+		return t.wait(ctx)
+	}
 	select {
 	case <-t.done:
 		return t.err
@@ -269,6 +281,9 @@ func (b *Batcher) Submit(req Request) (*Ticket, error) {
 	rows := req.Rows
 	if rows.Len() == 0 {
 		return nil, nil
+	}
+	if b.remote() {
+		return b.submitLog(req)
 	}
 	if n := b.buffered.Add(rows.Size); n > b.cfg.MaxBufferedBytes {
 		b.buffered.Add(-rows.Size)
@@ -373,8 +388,15 @@ func (b *Batcher) BeginIdempotent(tenant, key string) (resp []byte, found bool, 
 func (b *Batcher) AbortIdempotent(tenant, key string) { b.idem.abort(tenant, key) }
 
 // Flush commits everything the tenant has buffered now and returns when it
-// is in DuckDB (read-your-writes for queries).
+// is in DuckDB (read-your-writes for queries). With a Log, it first waits
+// until every insert the log acknowledged before the call is buffered here
+// (Log.CaughtUp).
 func (b *Batcher) Flush(ctx context.Context, tenant string) error {
+	if b.remote() {
+		if err := b.cfg.Log.CaughtUp(ctx, tenant); err != nil {
+			return fmt.Errorf("flush tenant %s: %w", tenant, err)
+		}
+	}
 	b.mu.Lock()
 	w := b.writers[tenant]
 	b.mu.Unlock()
@@ -527,6 +549,8 @@ func (b *Batcher) Close(ctx context.Context) error {
 		fate := "lost (no write-ahead log)"
 		if b.cfg.WAL != nil {
 			fate = "kept in the write-ahead log for Recover"
+		} else if b.cfg.Log != nil {
+			fate = "kept in the cluster's log for the tenants' next writer"
 		}
 		errs = append(errs, fmt.Errorf("close batcher: %d rows not committed, %s", n, fate))
 	}

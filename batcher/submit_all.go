@@ -34,6 +34,9 @@ func (b *Batcher) SubmitAll(reqs []Request) error {
 	if nrows == 0 {
 		return nil
 	}
+	if b.remote() {
+		return b.submitAllLog(reqs)
+	}
 	if n := b.buffered.Add(size); n > b.cfg.MaxBufferedBytes {
 		b.buffered.Add(-size)
 		return fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, n-size, b.cfg.MaxBufferedBytes)

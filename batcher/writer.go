@@ -25,6 +25,7 @@ type pending struct {
 	seq    uint64  // set by writer.add
 	floor  uint64  // log segment noted for the record; 0 without a log
 	rec    *record // set when the insert carries an Idempotency-Key
+	done   func()  // Apply's callback, called once committed; nil otherwise
 
 	// Guarded by writer.mu: a pending is flushable once durable; a failed
 	// one (its log write failed) is dropped.
@@ -408,6 +409,9 @@ func (w *writer) finish(items []*pending, size int64, ticketErr error) {
 	}
 	w.b.uncharge(size, n)
 	for _, p := range items {
+		if p.done != nil {
+			p.done()
+		}
 		if p.ticket != nil {
 			p.ticket.err = ticketErr
 			close(p.ticket.done)
@@ -467,6 +471,19 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
 	defer conn.Close()
+	if w.b.remote() {
+		// Fence: inserts at or below the position the table recorded are
+		// in the database already (a redelivery, or the log read again by
+		// a writer that got the tenant back): commit only the others. The
+		// tenant's writer goroutine is the only one that writes the table,
+		// so the recorded position cannot move under us.
+		if items, err = w.unapplied(ctx, conn, table, items); err != nil {
+			return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+		}
+		if len(items) == 0 {
+			return rows, size, nil
+		}
+	}
 
 	tbl, exists, err := w.tableSchema(ctx, conn, table)
 	if err != nil {
@@ -512,7 +529,7 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 			return
 		}
 		w.schemas[table] = tbl
-		w.appliedReady = w.b.cfg.WAL != nil
+		w.appliedReady = w.b.logged()
 		if len(ddl) > 0 {
 			w.b.schemaLog.note(w.tenant, table, ddl, time.Now())
 		}
@@ -571,7 +588,7 @@ const appliedTable = "_duckgate_applied"
 // markApplied records seq as committed for table, inside the caller's
 // transaction. Without a log there is nothing to replay, so nothing to mark.
 func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, seq uint64) error {
-	if w.b.cfg.WAL == nil {
+	if !w.b.logged() {
 		return nil
 	}
 	if !w.appliedReady {
@@ -583,6 +600,37 @@ func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, 
 		return fmt.Errorf("mark applied: %w", err)
 	}
 	return nil
+}
+
+// unapplied returns the items of table above the position its last commit
+// recorded in appliedTable.
+func (w *writer) unapplied(ctx context.Context, conn *sql.Conn, table string, items []*pending) ([]*pending, error) {
+	if !w.appliedReady {
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ?`, appliedTable).Scan(&n); err != nil {
+			return nil, fmt.Errorf("read applied position: %w", err)
+		}
+		if n == 0 {
+			return items, nil
+		}
+		w.appliedReady = true
+	}
+	var applied uint64
+	err := conn.QueryRowContext(ctx, "SELECT seq FROM "+appliedTable+" WHERE tbl = ?", table).Scan(&applied)
+	if errors.Is(err, sql.ErrNoRows) {
+		return items, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read applied position: %w", err)
+	}
+	i := 0
+	for i < len(items) && items[i].seq <= applied {
+		i++
+	}
+	if i > 0 {
+		w.log.Info("skipped inserts already committed", zap.String("table", table), zap.Int("inserts", i), zap.Uint64("applied", applied))
+	}
+	return items[i:], nil
 }
 
 // mergeKeys folds the keys of all items into one list of schema.Seen (in
