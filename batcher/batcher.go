@@ -397,6 +397,13 @@ func (b *Batcher) Flush(ctx context.Context, tenant string) error {
 			return fmt.Errorf("flush tenant %s: %w", tenant, err)
 		}
 	}
+	return b.Commit(ctx, tenant)
+}
+
+// Commit commits what the tenant has buffered now and returns when it is in
+// DuckDB, without waiting for the Log (cluster mode: the writer of a
+// partition before it snapshots a tenant or answers a remote wait).
+func (b *Batcher) Commit(ctx context.Context, tenant string) error {
 	b.mu.Lock()
 	w := b.writers[tenant]
 	b.mu.Unlock()
