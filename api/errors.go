@@ -9,6 +9,7 @@ import (
 
 	"duckgate/admin"
 	"duckgate/batcher"
+	"duckgate/cluster"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/share"
@@ -97,7 +98,8 @@ func statusOf(err error) int {
 	case errors.Is(err, ingest.ErrRateLimited):
 		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, batcher.ErrBufferFull), errors.Is(err, batcher.ErrClosed), errors.Is(err, batcher.ErrLogUnavailable),
-		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting), errors.Is(err, ingest.ErrInFlight):
+		errors.Is(err, webhook.ErrBusy), errors.Is(err, errStarting), errors.Is(err, ingest.ErrInFlight),
+		errors.Is(err, cluster.ErrNoWriter):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ingest.ErrWaitTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -146,7 +148,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		case errors.Is(err, batcher.ErrBufferFull):
 			msg += ": the server is ingesting as fast as DuckDB takes rows; retry after a second, or raise -batcher.max-buffered"
 		case errors.Is(err, batcher.ErrLogUnavailable):
-			msg += ": nothing was stored; retry after a second (the operator should check the data disk)"
+			msg += ": nothing was stored; retry after a second (the operator should check the data disk, or the NATS servers in cluster mode)"
 		}
 	case fasthttp.StatusTooManyRequests:
 		if rl := (*ingest.RateLimitError)(nil); errors.As(err, &rl) {

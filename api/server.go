@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/admin"
+	"duckgate/cluster"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/schema"
@@ -43,6 +44,10 @@ type Config struct {
 	Webhooks *webhook.Handler
 	// Admin serves the admin API.
 	Admin *admin.Handler
+	// Cluster, in cluster mode, forwards a tenant's queries to the node
+	// that writes its database, and adds the node's cluster state to
+	// /healthz and GET /api/admin/cluster. Nil on a single node.
+	Cluster *cluster.Node
 }
 
 // Server routes and serves duckgate's HTTP API.
@@ -123,6 +128,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
 		}
+		if s.cfg.Cluster != nil {
+			s.clusterHealth(ctx)
+			return
+		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 		return
 	case path == "/metrics":
@@ -150,6 +159,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) {
 				if s.cfg.Query == nil {
 					return nil, fmt.Errorf("%w: queries are not enabled", errNotFound)
+				}
+				if forwarded, err := s.forward(ctx, t.ID); forwarded || err != nil {
+					return nil, err
 				}
 				start := time.Now()
 				err := s.cfg.Query.HandleQuery(ctx, t.ID)
@@ -203,6 +215,9 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 	s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) {
 		if s.cfg.Query == nil {
 			return nil, fmt.Errorf("%w: queries are not enabled", errNotFound)
+		}
+		if forwarded, err := s.forward(ctx, t.ID); forwarded || err != nil {
+			return nil, err
 		}
 		rest := strings.TrimPrefix(strings.TrimPrefix(path, "/api/tables"), "/")
 		if rest == "" {
@@ -270,6 +285,7 @@ func (s *Server) routeWebhooks(ctx *fasthttp.RequestCtx, method, path string) {
 //	DELETE /api/admin/tenants/{id}/keys/{key_id}
 //	POST   /api/admin/query                         {"query","tenants":[...],"format"}
 //	GET    /api/admin/node                          the node's figures of the last hour (dashboard charts)
+//	GET    /api/admin/cluster                       cluster mode: the live nodes and the writer of each partition
 func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 	h := s.cfg.Admin
 	if h == nil {
@@ -294,6 +310,18 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 			return
 		}
 		res(h.Node(ctx))
+		return
+	}
+	if path == "/api/admin/cluster" {
+		if method != fasthttp.MethodGet {
+			writeError(ctx, methodNotAllowed("GET"))
+			return
+		}
+		if s.cfg.Cluster == nil {
+			writeError(ctx, fmt.Errorf("%w: this node runs alone (no -nats)", errNotFound))
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, s.cfg.Cluster.Status())
 		return
 	}
 	if path == "/api/admin/query" {

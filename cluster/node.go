@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"duckgate/batcher"
@@ -62,6 +63,8 @@ type Node struct {
 	ackPending     atomic.Int64 // messages delivered and not yet committed, idem
 	connected      atomic.Bool
 
+	client *fasthttp.Client // forwards queries to other nodes
+
 	sub    *nats.Subscription
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,7 +96,8 @@ func New(c *Conn, set *metrics.Set, log *zap.Logger) *Node {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	n := &Node{c: c, cfg: c.cfg, log: log.With(zap.String("node", c.cfg.Node)), owners: map[int]string{}, addrs: map[string]string{}}
+	n := &Node{c: c, cfg: c.cfg, log: log.With(zap.String("node", c.cfg.Node)), owners: map[int]string{}, addrs: map[string]string{},
+		client: &fasthttp.Client{Name: "duckgate-forward", ReadTimeout: forwardTimeout, NoDefaultUserAgentHeader: true, DisablePathNormalizing: true}}
 	for i := range c.cfg.Partitions {
 		done := make(chan struct{})
 		close(done)

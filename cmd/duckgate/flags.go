@@ -3,8 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"strings"
+	"time"
+
+	"duckgate/cluster"
 )
 
 // byteSize is a flag of a number of bytes: a plain number, or one with a
@@ -97,4 +102,57 @@ func serverURL(s string) string {
 		return s
 	}
 	return "http://" + s
+}
+
+// clusterFlags are the flags of cluster mode (-nats and -cluster.*).
+type clusterFlags struct {
+	nats, node, advertise   string
+	partitions, replicas    int
+	leaseTTL, snapshotEvery time.Duration
+	dedupWindow             time.Duration
+	maxBytes                *int64
+}
+
+// addClusterFlags defines the cluster-mode flags on fs.
+func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
+	c := &clusterFlags{}
+	host, _ := os.Hostname()
+	fs.StringVar(&c.nats, "nats", "", "NATS server URLs, comma separated (nats://a:4222,nats://b:4222): join a duckgate cluster on NATS JetStream instead of running alone with the local write-ahead log")
+	fs.StringVar(&c.node, "node", host, "with -nats: this node's name, unique in the cluster (letters, digits, '-', '_'); default the host name")
+	fs.StringVar(&c.advertise, "cluster.advertise", "", "with -nats: host:port other nodes reach this node's HTTP API on, to forward queries; default the -listen address (with the host name when it listens on all interfaces)")
+	fs.IntVar(&c.partitions, "cluster.partitions", 16, "with -nats: partitions of the tenants (a hash of the tenant id); fixed when the cluster's stream is created, the same on every node")
+	fs.IntVar(&c.replicas, "cluster.replicas", 0, "with -nats: replicas of the stream, buckets and snapshots; 0 means 3 when at least 3 NATS servers are known, else 1")
+	fs.DurationVar(&c.leaseTTL, "cluster.lease-ttl", 10*time.Second, "with -nats: a partition's lease lives this long unrenewed: a dead node's partitions move to the others after it")
+	fs.DurationVar(&c.snapshotEvery, "cluster.snapshot-interval", time.Minute, "with -nats: how often a writer stores snapshots of the tenant databases it changed in the object store, and purges the stream up to them: the replay a new writer does after a failover")
+	fs.DurationVar(&c.dedupWindow, "cluster.dedup-window", 10*time.Minute, "with -nats: JetStream's duplicate window for idempotency keys, webhook delivery ids and tracking message ids sent to any node")
+	c.maxBytes = bytesFlag(fs, "cluster.max-bytes", 10<<30, "with -nats: bytes of inserts the stream holds that no snapshot holds yet; beyond it inserts get 503")
+	return c
+}
+
+// enabled reports whether -nats was given.
+func (c *clusterFlags) enabled() bool { return strings.TrimSpace(c.nats) != "" }
+
+// config builds the cluster's Config; listen is the -listen address.
+func (c *clusterFlags) config(listen string) (cluster.Config, error) {
+	var urls []string
+	for _, u := range strings.Split(c.nats, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	adv := c.advertise
+	if adv == "" {
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return cluster.Config{}, fmt.Errorf("-listen %q: %w", listen, err)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			if host, err = os.Hostname(); err != nil {
+				return cluster.Config{}, fmt.Errorf("-cluster.advertise: no host name (%w); set it", err)
+			}
+		}
+		adv = net.JoinHostPort(host, port)
+	}
+	return cluster.Config{URLs: urls, Node: c.node, HTTPAddr: adv, Partitions: c.partitions, Replicas: c.replicas,
+		LeaseTTL: c.leaseTTL, SnapshotInterval: c.snapshotEvery, DedupWindow: c.dedupWindow, MaxBytes: *c.maxBytes}, nil
 }

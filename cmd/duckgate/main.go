@@ -27,6 +27,7 @@ import (
 	"duckgate/admin"
 	"duckgate/api"
 	"duckgate/batcher"
+	"duckgate/cluster"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/share"
@@ -89,6 +90,7 @@ func serve(args []string) error {
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
 	duckdbMemory := bytesFlag(fs, "duckdb.max-memory", tenantdb.DefaultMemoryCap(), "most memory DuckDB may hold in this process, over all tenant databases (each also has its plan's memory_limit); an allocation past it fails the statement that asked for it with an out-of-memory error. Default: half of the machine's (or cgroup's) memory; 0: no cap")
+	clusterOpts := addClusterFlags(fs)
 	_ = fs.Parse(args)
 	if *adminKey == "" {
 		// Read here, not as the flag's default: -h must never print it.
@@ -146,14 +148,33 @@ func serve(args []string) error {
 		return err
 	}
 	var wl *wal.Log
-	switch *durability {
-	case "durable":
+	var node *cluster.Node // cluster mode (-nats): the log is JetStream's stream, not the local WAL
+	var clog batcher.Log
+	var cconn *cluster.Conn
+	switch {
+	case clusterOpts.enabled():
+		ccfg, err := clusterOpts.config(listenOn)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cconn, err = cluster.Connect(cctx, ccfg, log)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer cconn.Close()
+		node = cluster.New(cconn, set, log)
+		node.TenantExists = func(id string) bool { _, err := tenants.Get(id); return err == nil }
+		clog = node
+		log.Info("cluster mode", zap.String("node", ccfg.Node), zap.Strings("nats", ccfg.URLs), zap.String("advertise", ccfg.HTTPAddr))
+	case *durability == "durable":
 		fsyncSeconds := set.NewPrometheusHistogramExt("duckgate_wal_fsync_seconds", metrics.ExponentialBuckets(0.0001, 2, 16))
 		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog, Metrics: set,
 			OnFsync: func(d time.Duration) { fsyncSeconds.Update(d.Seconds()) }}, log); err != nil {
 			return err
 		}
-	case "none":
+	case *durability == "none":
 		log.Warn("durability=none: acknowledged rows still in memory are lost if the process crashes")
 	default:
 		return fmt.Errorf("-durability must be durable or none, not %q", *durability)
@@ -168,6 +189,7 @@ func serve(args []string) error {
 		MaxBufferedBytes:     *maxBuffered,
 		MaxColumns:           *maxColumns,
 		WAL:                  wl,
+		Log:                  clog,
 		StateDir:             filepath.Join(*dataDir, "state"),
 		IdempotencyWindow:    *idemWindow,
 		TenantExists: func(id string) bool {
@@ -233,7 +255,8 @@ func serve(args []string) error {
 			Ingest:    ih,
 			Tolerance: *webhookTolerance,
 		}, log),
-		Admin: ah,
+		Admin:   ah,
+		Cluster: node,
 	}, log)
 	httpSrv := srv.HTTPServer()
 
@@ -253,6 +276,11 @@ func serve(args []string) error {
 		log.Info("write-ahead log recovered", zap.Int("records", rs.Records), zap.Int("replayed", rs.Replayed),
 			zap.Int("rows", rs.Rows), zap.Int("already_committed", rs.Skipped), zap.Int("dropped", rs.Dropped),
 			zap.Bool("torn_or_damaged_tail", rs.TornTail), zap.Int64("torn_bytes", rs.TornBytes), zap.String("corrupt", rs.Corrupt), zap.Int("tenants_still_retrying", rs.FlushErrors))
+	}
+	if node != nil {
+		if err := node.Start(b, pool); err != nil {
+			return err
+		}
 	}
 	srv.SetReady()
 	log.Info("duckgate serving", zap.String("listen", ln.Addr().String()), zap.String("data", *dataDir))
@@ -287,6 +315,13 @@ func serve(args []string) error {
 	}
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelFlush()
+	if node != nil {
+		// Give the partitions back first: their buffers are committed and
+		// the other nodes take them over without waiting for the leases.
+		if err := node.Close(flushCtx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := b.Close(flushCtx); err != nil {
 		errs = append(errs, fmt.Errorf("flush buffers: %w", err))
 	}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"duckgate/cluster"
+	"duckgate/cluster/clustertest"
+)
+
+// TestClusterFailover runs three NATS servers in-process and three
+// duckgate nodes as child processes. Clients send events with unique ids
+// to all three nodes at once; the node that writes the tenant's partition
+// is killed with SIGKILL, then a NATS server is stopped, and the clients
+// keep sending. At the end a query on a surviving node must find every
+// acknowledged id exactly once and no id twice, and no insert may have
+// been refused except with 503 (during the election).
+//
+// DUCKGATE_LONG=1 go test -run TestClusterFailover -v ./cmd/duckgate/
+// runs the long version: DUCKGATE_CLUSTER_ROUNDS (default 10) rounds of
+// killing and restarting a random node and stopping and restarting a
+// random NATS server, under load.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	long := os.Getenv("DUCKGATE_LONG") != ""
+	rounds := 1
+	if long {
+		rounds = 10
+		if s := os.Getenv("DUCKGATE_CLUSTER_ROUNDS"); s != "" {
+			rounds, _ = strconv.Atoi(s)
+		}
+	}
+	nats := clustertest.Start(t, 3)
+	bin := binary(t)
+	dir := t.TempDir()
+
+	// One tenant registry for all nodes: made by a single node, copied.
+	seed := &server{t: t, bin: bin, data: filepath.Join(dir, "n0"), addr: freeAddr(t)}
+	seed.start()
+	seed.stop()
+	meta, err := os.ReadFile(filepath.Join(seed.data, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*server, 3)
+	for i := range nodes {
+		data := filepath.Join(dir, fmt.Sprintf("n%d", i))
+		if err := os.MkdirAll(data, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "meta.json"), meta, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &server{t: t, bin: bin, data: data, addr: freeAddr(t), tenantID: seed.tenantID, key: seed.key,
+			args: []string{"-nats", strings.Join(nats.URLs(), ","), "-node", fmt.Sprintf("n%d", i),
+				"-cluster.lease-ttl", "3s", "-cluster.snapshot-interval", "2s", "-cluster.max-bytes", "256MiB"}}
+		nodes[i].start()
+	}
+	defer func() {
+		for _, n := range nodes {
+			if n.cmd != nil && n.cmd.ProcessState == nil {
+				n.stop()
+			}
+		}
+	}()
+	partition := cluster.Partition(seed.tenantID, 16)
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string]bool{}
+		refused  = map[int]int{} // status → count, 200 excluded
+		bodies   []string
+		down     = make([]bool, 3) // guarded by mu: the node is killed, its clients stand by
+		requests int
+	)
+	client := &http.Client{Timeout: 15 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for c := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := c % 3
+			for n := 0; ctx.Err() == nil && n < 1_000_000; n++ {
+				mu.Lock()
+				isDown := down[node]
+				mu.Unlock()
+				if isDown {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				var body bytes.Buffer
+				var ids []string
+				for i := range 1 + n%4*3 {
+					id := fmt.Sprintf("c%d-n%d-i%d", c, n, i)
+					ids = append(ids, id)
+					fmt.Fprintf(&body, `{"id":%q,"node":%d}`+"\n", id, node)
+				}
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+nodes[node].addr+"/api/data/insert/events", &body)
+				req.Header.Set("X-API-KEY", seed.key)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // killed or gone: not acknowledged
+				}
+				msg, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				mu.Lock()
+				requests++
+				if resp.StatusCode == 200 {
+					for _, id := range ids {
+						acked[id] = true
+					}
+				} else {
+					refused[resp.StatusCode]++
+					if len(bodies) < 5 {
+						bodies = append(bodies, fmt.Sprintf("%d %s", resp.StatusCode, msg))
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	waitAcked := func(more int) {
+		t.Helper()
+		mu.Lock()
+		target := len(acked) + more
+		mu.Unlock()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n >= target {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d ids acknowledged after 60 s", n, target)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	setDown := func(i int, v bool) {
+		mu.Lock()
+		down[i] = v
+		mu.Unlock()
+	}
+
+	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
+	waitAcked(2000)
+	for round := range rounds {
+		// Kill the tenant's writer (in the long version, a random node
+		// every other round).
+		victim := -1
+		if w := writerOf(t, nodes, partition); w >= 0 && (round%2 == 0 || !long) {
+			victim = w
+		} else {
+			victim = rng.IntN(3)
+		}
+		t.Logf("round %d: SIGKILL node n%d (partition %d's writer: n%d)", round, victim, partition, writerOf(t, nodes, partition))
+		setDown(victim, true)
+		nodes[victim].kill()
+		waitAcked(2000) // the others go on, the partition moves
+		stopped := rng.IntN(3)
+		if !long {
+			stopped = 0
+		}
+		t.Logf("round %d: stop NATS server %d", round, stopped)
+		nats.Stop(stopped)
+		waitAcked(2000)
+		if long {
+			nats.Restart(stopped)
+			nodes[victim].start()
+			setDown(victim, false)
+			waitAcked(2000)
+		}
+	}
+	cancel()
+	wg.Wait()
+
+	// Read back through a surviving node: the query is forwarded to the
+	// partition's writer, and flush=true covers every acknowledged insert.
+	var via *server
+	for i, n := range nodes {
+		if !down[i] {
+			via = n
+			break
+		}
+	}
+	stored := queryIDs(t, via, seed.key)
+	lost, dup := 0, 0
+	for id := range acked {
+		if stored[id] == 0 {
+			lost++
+			if lost <= 5 {
+				t.Errorf("acknowledged id %s is missing", id)
+			}
+		}
+	}
+	for id, n := range stored {
+		if n > 1 {
+			dup++
+			if dup <= 5 {
+				t.Errorf("id %s stored %d times", id, n)
+			}
+		}
+	}
+	for status, n := range refused {
+		if status != 503 {
+			t.Errorf("%d inserts refused with %d; only 503 is allowed (during an election): %v", n, status, bodies)
+		}
+	}
+	t.Logf("%d rounds, %d requests, %d acknowledged ids, %d stored ids, %d lost, %d duplicated, refused %v", rounds, requests, len(acked), len(stored), lost, dup, refused)
+	if len(acked) == 0 {
+		t.Fatal("no insert was acknowledged: the test tested nothing")
+	}
+}
+
+// writerOf asks a live node which node writes partition p; -1 for none.
+func writerOf(t *testing.T, nodes []*server, p int) int {
+	t.Helper()
+	for _, n := range nodes {
+		if n.cmd == nil || n.cmd.ProcessState != nil {
+			continue
+		}
+		req, _ := http.NewRequest("GET", "http://"+n.addr+"/api/admin/cluster", nil)
+		req.Header.Set("Authorization", "Bearer crash-admin")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		var st cluster.Status
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /api/admin/cluster: %d %v", resp.StatusCode, err)
+		}
+		for i := range nodes {
+			if st.Partitions[p] == fmt.Sprintf("n%d", i) {
+				return i
+			}
+		}
+		return -1
+	}
+	return -1
+}
+
+// queryIDs counts the stored ids through node's query API with
+// flush=true, retrying while the partition has no writer (503).
+func queryIDs(t *testing.T, node *server, key string) map[string]int {
+	t.Helper()
+	q := url.Values{"query": {"SELECT id, count(*) AS n FROM events GROUP BY id"}, "flush": {"true"}, "format": {"ndjson"}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://"+node.addr+"/api/data/query?"+q.Encode(), nil)
+		req.Header.Set("X-API-KEY", key)
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 503 && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("query: %d %s", resp.StatusCode, body)
+		}
+		out := map[string]int{}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		for dec.More() {
+			var row struct {
+				ID string `json:"id"`
+				N  int    `json:"n"`
+			}
+			if err := dec.Decode(&row); err != nil {
+				t.Fatalf("query answer: %v", err)
+			}
+			out[row.ID] = row.N
+		}
+		return out
+	}
+}
