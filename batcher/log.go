@@ -138,7 +138,9 @@ var ErrNotLogged = errors.New("batcher has no Log")
 // back): so the caller acknowledges it to the log only then, and an insert
 // is never stored twice. Inserts of one table must be applied in log
 // order. Apply returns the insert's tenant; a record that cannot be decoded
-// is an error (the caller drops it).
+// is an error (the caller drops it). Config.TenantExists is not asked: a
+// tenant made on another node a moment ago may not be known here yet, and
+// its rows must not be dropped.
 func (b *Batcher) Apply(raw []byte, pos uint64, done func()) (tenant string, err error) {
 	if !b.remote() {
 		return "", ErrNotLogged
@@ -146,10 +148,6 @@ func (b *Batcher) Apply(raw []byte, pos uint64, done func()) (tenant string, err
 	rec, err := decodeRecord(raw)
 	if err != nil {
 		return "", err
-	}
-	if b.cfg.TenantExists != nil && !b.cfg.TenantExists(rec.tenant) {
-		done()
-		return rec.tenant, nil
 	}
 	w, err := b.writer(rec.tenant)
 	if err != nil {

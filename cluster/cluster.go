@@ -205,7 +205,9 @@ func (c *Conn) setup(ctx context.Context) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 		Duplicates:  c.cfg.DedupWindow,
-		AllowDirect: true,
+		// No direct gets: a read-your-writes check asks the stream's leader
+		// for a partition's last position, which a follower may not have.
+		AllowDirect: false,
 		Metadata:    map[string]string{"duckgate_partitions": fmt.Sprint(c.cfg.Partitions)},
 	})
 	if err != nil {

@@ -47,10 +47,6 @@ type Node struct {
 	b    *batcher.Batcher // set by Start
 	pool *tenantdb.Pool   // set by Start
 
-	// TenantExists, when set before Start, tells whether a tenant still
-	// exists: snapshots of deleted tenants are not restored.
-	TenantExists func(tenantID string) bool
-
 	parts []*part
 
 	mu     sync.Mutex

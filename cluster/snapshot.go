@@ -64,27 +64,15 @@ func (n *Node) restore(ctx context.Context, p int) (*manifestState, error) {
 	if m.rev, err = n.c.manifests.Update(ctx, key, raw, e.Revision()); err != nil {
 		return nil, fmt.Errorf("take over manifest of partition %d: %w", p, err)
 	}
+	// Every tenant is restored, also one this node's registry does not
+	// know (yet): dropping it would lose what its snapshot holds.
 	for tenant, obj := range m.Snapshots {
-		if !n.tenantExists(tenant) {
-			delete(m.Snapshots, tenant)
-			continue
-		}
 		if err := n.restoreTenant(ctx, tenant, obj); err != nil {
 			return nil, err
 		}
 	}
 	n.log.Info("partition restored from snapshots", zap.Int("partition", p), zap.Uint64("position", m.Seq), zap.Int("tenants", len(m.Snapshots)))
 	return m, nil
-}
-
-// tenantExists asks the batcher's TenantExists through a zero-cost path:
-// the pool's tenants are not listed, so every tenant of a manifest is
-// kept unless the snapshot's tenant was deleted (see Config).
-func (n *Node) tenantExists(tenant string) bool {
-	if n.TenantExists == nil {
-		return true
-	}
-	return n.TenantExists(tenant)
 }
 
 // restoreTenant replaces the tenant's database file with the snapshot obj.

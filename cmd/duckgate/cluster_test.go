@@ -80,9 +80,27 @@ func TestClusterFailover(t *testing.T) {
 	}()
 	partition := cluster.Partition(seed.tenantID, 16)
 
+	// Read-your-writes across nodes: an insert with ?wait=true answered by
+	// one node is visible, without flush, to a query on another; an
+	// Idempotency-Key sent to two nodes stores its rows once.
+	for i, n := range nodes {
+		id := fmt.Sprintf("wait-%d", i)
+		if status, body := post(t, n, seed.key, "/api/data/insert/events?wait=true", `{"id":"`+id+`"}`, ""); status != 200 {
+			t.Fatalf("insert with wait=true on n%d: %d %s", i, status, body)
+		}
+		if got := queryIDs(t, nodes[(i+1)%3], seed.key, false); got[id] != 1 {
+			t.Fatalf("id %s committed with wait=true on n%d, not visible on n%d: %v", id, i, (i+1)%3, got)
+		}
+	}
+	for i := range 2 {
+		if status, body := post(t, nodes[i], seed.key, "/api/data/insert/events", `{"id":"idem"}`, "key-1"); status != 200 {
+			t.Fatalf("insert with an Idempotency-Key on n%d: %d %s", i, status, body)
+		}
+	}
+
 	var (
 		mu       sync.Mutex
-		acked    = map[string]bool{}
+		acked    = map[string]bool{"wait-0": true, "wait-1": true, "wait-2": true, "idem": true}
 		refused  = map[int]int{} // status → count, 200 excluded
 		bodies   []string
 		down     = make([]bool, 3) // guarded by mu: the node is killed, its clients stand by
@@ -173,8 +191,16 @@ func TestClusterFailover(t *testing.T) {
 		}
 		t.Logf("round %d: SIGKILL node n%d (partition %d's writer: n%d)", round, victim, partition, writerOf(t, nodes, partition))
 		setDown(victim, true)
+		killed := time.Now()
 		nodes[victim].kill()
-		waitAcked(2000) // the others go on, the partition moves
+		for w := writerOf(t, nodes, partition); w < 0 || w == victim; w = writerOf(t, nodes, partition) {
+			if time.Since(killed) > 30*time.Second {
+				t.Fatalf("partition %d has no new writer 30 s after its writer was killed", partition)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("round %d: partition %d has a new writer %s after the kill (lease TTL 3s)", round, partition, time.Since(killed).Round(100*time.Millisecond))
+		waitAcked(2000) // the others go on
 		stopped := rng.IntN(3)
 		if !long {
 			stopped = 0
@@ -201,7 +227,7 @@ func TestClusterFailover(t *testing.T) {
 			break
 		}
 	}
-	stored := queryIDs(t, via, seed.key)
+	stored := queryIDs(t, via, seed.key, true)
 	lost, dup := 0, 0
 	for id := range acked {
 		if stored[id] == 0 {
@@ -259,11 +285,28 @@ func writerOf(t *testing.T, nodes []*server, p int) int {
 	return -1
 }
 
-// queryIDs counts the stored ids through node's query API with
-// flush=true, retrying while the partition has no writer (503).
-func queryIDs(t *testing.T, node *server, key string) map[string]int {
+// post sends an insert to node and returns the status and body.
+func post(t *testing.T, node *server, key, path, body, idemKey string) (int, string) {
 	t.Helper()
-	q := url.Values{"query": {"SELECT id, count(*) AS n FROM events GROUP BY id"}, "flush": {"true"}, "format": {"ndjson"}}
+	req, _ := http.NewRequest("POST", "http://"+node.addr+path, strings.NewReader(body))
+	req.Header.Set("X-API-KEY", key)
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// queryIDs counts the stored ids through node's query API, retrying while
+// the partition has no writer (503).
+func queryIDs(t *testing.T, node *server, key string, flush bool) map[string]int {
+	t.Helper()
+	q := url.Values{"query": {"SELECT id, count(*) AS n FROM events GROUP BY id"}, "flush": {strconv.FormatBool(flush)}, "format": {"ndjson"}}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		req, _ := http.NewRequest("GET", "http://"+node.addr+"/api/data/query?"+q.Encode(), nil)

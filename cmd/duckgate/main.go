@@ -165,7 +165,6 @@ func serve(args []string) error {
 		}
 		defer cconn.Close()
 		node = cluster.New(cconn, set, log)
-		node.TenantExists = func(id string) bool { _, err := tenants.Get(id); return err == nil }
 		clog = node
 		log.Info("cluster mode", zap.String("node", ccfg.Node), zap.Strings("nats", ccfg.URLs), zap.String("advertise", ccfg.HTTPAddr))
 	case *durability == "durable":
