@@ -200,11 +200,11 @@ func (c *Conn) setup(ctx context.Context) error {
 		Retention:   jetstream.LimitsPolicy,
 		// Nothing acknowledged is dropped to make room: a full stream
 		// refuses new inserts (503), and snapshots purge what they hold.
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    c.cfg.MaxBytes,
-		Storage:     jetstream.FileStorage,
-		Replicas:    r,
-		Duplicates:  c.cfg.DedupWindow,
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   c.cfg.MaxBytes,
+		Storage:    jetstream.FileStorage,
+		Replicas:   r,
+		Duplicates: c.cfg.DedupWindow,
 		// No direct gets: a read-your-writes check asks the stream's leader
 		// for a partition's last position, which a follower may not have.
 		AllowDirect: false,
