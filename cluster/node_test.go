@@ -186,3 +186,57 @@ func TestSnapshotPlusReplayIntoFreshDirectory(t *testing.T) {
 		t.Fatalf("rebuilt database: %d distinct ids, %d duplicates, applied position %d; want 100, 0, 100", ids, dups, applied)
 	}
 }
+
+// A full stream refuses an insert at once with ErrLogUnavailable (503,
+// retry), and nothing acknowledged before is dropped to make room.
+func TestFullStreamRefuses(t *testing.T) {
+	nats := clustertest.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := Connect(ctx, Config{URLs: nats.URLs(), Node: "a", Partitions: 4, MaxBytes: 64 << 10}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	node := New(conn, nil, zap.NewNop())
+	pool, err := tenantdb.New(tenantdb.Config{Dir: t.TempDir()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	b, err := batcher.New(batcher.Config{Log: node}, pool, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	big := strings.Repeat("x", 4<<10)
+	accepted := 0
+	for i := range 100 {
+		bl := batcher.NewBuilder()
+		bl.AddString([]byte("s"), []byte(big))
+		bl.EndRow()
+		start := time.Now()
+		_, err := b.Submit(batcher.Request{Tenant: fmt.Sprintf("t%d", i), Table: "events", Rows: bl.Rows()})
+		if err == nil {
+			accepted++
+			continue
+		}
+		if !errors.Is(err, batcher.ErrLogUnavailable) {
+			t.Fatalf("insert into a full stream: %v; want ErrLogUnavailable", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("the refusal took %s: a full stream must answer at once, not after retries", d)
+		}
+		break
+	}
+	if accepted == 0 || accepted >= 100 {
+		t.Fatalf("%d inserts of 4 KiB accepted by a 64 KiB stream; want some, then a refusal", accepted)
+	}
+	info, err := conn.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(accepted) {
+		t.Fatalf("stream holds %d messages; want the %d accepted", info.State.Msgs, accepted)
+	}
+}
