@@ -17,4 +17,9 @@
 // status) → one feature handler → batcher or query. Until SetReady (the
 // write-ahead log is recovered) every route but /healthz and /metrics
 // answers 503 "starting".
+//
+// Cluster mode (Config.Cluster): a tenant's queries and table listings are
+// forwarded to the node that writes the tenant's partition
+// (cluster.Node.Forward) after the key and scope checks; /healthz adds the
+// node's connection and partitions, GET /api/admin/cluster the cluster.
 package api

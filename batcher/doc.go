@@ -20,6 +20,17 @@
 // exactly the inserts above that number, flushing all tenants at once. A
 // log segment is released once no uncommitted insert can be in it.
 //
+// Cluster mode (Config.Log instead of a WAL, package cluster): Submit and
+// SubmitAll append each insert to the Log and return once it acknowledged
+// it, buffering nothing on the node that received it; the node that
+// writes the tenant's partition reads the log and hands each insert to
+// Apply with its log position, which the flush records in the same
+// transaction as the rows. A flush first skips the inserts at or below
+// the position its table recorded (a redelivery, or a writer reading the
+// log again), and Apply's callback, which acknowledges the message to the
+// log, runs only after the commit. Flush first waits for the Log to hand
+// over everything it acknowledged before (Log.CaughtUp).
+//
 // Idempotency keys travel in their insert's log record; once its rows are
 // committed, the key store's own goroutine appends the key to its file
 // (one write and fsync per group of waiting flushes) before the record's
