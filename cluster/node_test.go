@@ -110,6 +110,9 @@ func (tn *testNode) insert(tenant string, from, to int, key string) {
 	for i := from; i <= to; i++ {
 		bl := batcher.NewBuilder()
 		bl.AddString([]byte("id"), []byte(fmt.Sprintf("id%03d", i)))
+		bl.AddString([]byte("at"), []byte("2026-12-01T10:00:00Z"))
+		bl.AddNumber([]byte("big"), []byte("170141183460469231731687303715884105727"))
+		bl.AddJSON([]byte("props"), []byte(fmt.Sprintf(`{"n":%d}`, i)))
 		bl.EndRow()
 		k := ""
 		if key != "" {
@@ -135,6 +138,18 @@ func storedIDs(t *testing.T, dir, tenant string) (ids int, dups int, applied uin
 	}
 	if err := db.QueryRow(`SELECT seq FROM _duckgate_applied WHERE tbl = 'events'`).Scan(&applied); err != nil {
 		t.Fatal(err)
+	}
+	// The snapshot keeps the types: TIMESTAMPTZ, HUGEINT, JSON.
+	var types string
+	if err := db.QueryRow(`SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'events'`).Scan(&types); err != nil {
+		t.Fatal(err)
+	}
+	if want := "id VARCHAR, at TIMESTAMP WITH TIME ZONE, big HUGEINT, props JSON"; types != want {
+		t.Fatalf("columns after the restore: %s; want %s", types, want)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM events WHERE props->>'n' = substr(id, 3)::INT::VARCHAR AND big = 170141183460469231731687303715884105727`).Scan(&n); err != nil || n != ids {
+		t.Fatalf("%d of %d rows with their values (%v)", n, ids, err)
 	}
 	return ids, dups, applied
 }
@@ -184,6 +199,48 @@ func TestSnapshotPlusReplayIntoFreshDirectory(t *testing.T) {
 	ids, dups, applied := storedIDs(t, dir, tenant)
 	if ids != 100 || dups != 0 || applied != 100 {
 		t.Fatalf("rebuilt database: %d distinct ids, %d duplicates, applied position %d; want 100, 0, 100", ids, dups, applied)
+	}
+}
+
+// A writer that lost its partition cannot record a snapshot: the manifest
+// is written with compare-and-set on the revision the writer last saw,
+// which the new writer's take-over changed; the stale writer stops
+// writing the partition.
+func TestStaleWriterCannotWriteManifest(t *testing.T) {
+	nats := clustertest.Start(t, 1)
+	const tenant = "t_stale"
+	p := Partition(tenant, 4)
+	a := startNode(t, nats.URLs(), "a", t.TempDir())
+	a.waitOwns(p)
+	a.insert(tenant, 1, 10, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.b.Flush(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer takes the manifest over (as restore does), while a
+	// still believes it holds the partition.
+	e, err := a.conn.manifests.Get(ctx, leaseKey(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.conn.manifests.Update(ctx, leaseKey(p), e.Value(), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := a.conn.manifests.Get(ctx, leaseKey(p))
+	if err := a.node.snapshotNow(ctx, p); !errors.Is(err, ErrStale) {
+		t.Fatalf("snapshot round of a stale writer: %v; want ErrStale", err)
+	}
+	after, _ := a.conn.manifests.Get(ctx, leaseKey(p))
+	if after.Revision() != before.Revision() || string(after.Value()) != string(before.Value()) {
+		t.Fatalf("the stale writer changed the manifest: %s", after.Value())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for a.node.parts[p].isOwned() {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale writer still writes the partition")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
