@@ -228,8 +228,13 @@ func nextEpoch(path string) (uint64, error) {
 func (b *Batcher) Stats() *Stats { return &b.stats }
 
 // Full returns ErrBufferFull when the buffers are at their memory cap, so a
-// handler can refuse an insert before spending CPU on decoding it.
+// handler can refuse an insert before spending CPU on decoding it. With a
+// Log it is always nil: an insert is not buffered on the node that receives
+// it (the writers wait for room instead, see WaitRoom).
 func (b *Batcher) Full() error {
+	if b.remote() {
+		return nil
+	}
 	if n := b.buffered.Load(); n >= b.cfg.MaxBufferedBytes {
 		return fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, n, b.cfg.MaxBufferedBytes)
 	}

@@ -128,6 +128,20 @@ func (b *Batcher) submitAllLog(reqs []Request) error {
 	return nil
 }
 
+// WaitRoom waits until the buffers are below Config.MaxBufferedBytes, or
+// ctx ends: a partition consumer calls it before Apply, so that a writer
+// behind its log holds the backlog in the log, not in memory.
+func (b *Batcher) WaitRoom(ctx context.Context) error {
+	for b.buffered.Load() >= b.cfg.MaxBufferedBytes {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // ErrNotLogged means Apply was called on a batcher without a Log.
 var ErrNotLogged = errors.New("batcher has no Log")
 

@@ -128,3 +128,40 @@ func TestApplyNeedsLog(t *testing.T) {
 		t.Fatalf("Apply without a Log = %v; want ErrNotLogged", err)
 	}
 }
+
+// With a Log, the node receiving inserts buffers nothing, so Full never
+// refuses; the writer's consumer waits for room (WaitRoom) while applied
+// rows fill the buffers, and goes on once they are committed.
+func TestWaitRoomWithLog(t *testing.T) {
+	dir := t.TempDir()
+	log := &sliceLog{}
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{FlushInterval: time.Hour, MaxBufferedBytes: 1, Log: log}, pool, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLogBatcher(t, b, pool)
+	if _, err := b.Submit(Request{Tenant: "t1", Table: "events", Rows: numbers("id", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Full(); err != nil {
+		t.Fatalf("Full with a Log = %v; want nil", err)
+	}
+	if _, err := b.Apply(log.record(1), 1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.WaitRoom(ctx); err == nil {
+		t.Fatal("WaitRoom returned with the buffers over their cap")
+	}
+	if err := b.Flush(context.Background(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitRoom(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

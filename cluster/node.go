@@ -664,6 +664,9 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 		if seen {
 			continue // a redelivery: the first delivery is acknowledged after its commit
 		}
+		if err := n.b.WaitRoom(ctx); err != nil {
+			return err
+		}
 		tenant, err := n.b.Apply(msg.Data(), pos, func() { _ = msg.Ack() })
 		if errors.Is(err, batcher.ErrClosed) {
 			return err
