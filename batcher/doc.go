@@ -27,7 +27,9 @@
 // Apply with its log position, which the flush records in the same
 // transaction as the rows. A flush first skips the inserts at or below
 // the position its table recorded (a redelivery, or a writer reading the
-// log again), and Apply's callback, which acknowledges the message to the
+// log again) and those whose idempotency key the tenant's _duckgate_keys
+// table holds (a retry beyond JetStream's duplicate window; the keys are
+// written in the same transaction as the rows), and Apply's callback, which acknowledges the message to the
 // log, runs only after the commit. Flush first waits for the Log to hand
 // over everything it acknowledged before (Log.CaughtUp).
 //

@@ -169,6 +169,6 @@ func (b *Batcher) Apply(raw []byte, pos uint64, done func()) (tenant string, err
 	}
 	b.buffered.Add(rec.rows.Size)
 	b.bufferedRows.Add(int64(rec.rows.Len()))
-	w.add(rec.table, &pending{rows: rec.rows, seq: pos, durable: true, done: done}, false)
+	w.add(rec.table, &pending{rows: rec.rows, seq: pos, durable: true, done: done, key: rec.idemKey}, false)
 	return rec.tenant, nil
 }

@@ -165,3 +165,52 @@ func TestWaitRoomWithLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// In cluster mode an idempotency key committed once stops later inserts
+// with the same key of the same tenant, in the same batch or a later one,
+// beyond JetStream's duplicate window: the key is kept in the tenant's
+// database, written in the same transaction as the rows.
+func TestApplySkipsCommittedKeys(t *testing.T) {
+	dir := t.TempDir()
+	log := &sliceLog{}
+	b, pool := openLogBatcher(t, dir, log)
+	submit := func(tenant, id, key string) uint64 {
+		t.Helper()
+		if _, err := b.Submit(Request{Tenant: tenant, Table: "events", Rows: numbers("id", id), IdempotencyKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		return uint64(len(log.recs))
+	}
+	var acked atomic.Int64
+	apply := func(pos uint64) {
+		t.Helper()
+		if _, err := b.Apply(log.record(pos), pos, func() { acked.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func(tenant string) {
+		t.Helper()
+		if err := b.Flush(context.Background(), tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(submit("t1", "1", "k1"))
+	apply(submit("t1", "2", "k1")) // a retry in the same batch
+	apply(submit("t1", "3", ""))
+	flush("t1")
+	apply(submit("t1", "4", "k1")) // a retry after the commit
+	apply(submit("t1", "5", "k2"))
+	apply(submit("t2", "6", "k1")) // another tenant's key
+	flush("t1")
+	flush("t2")
+	closeLogBatcher(t, b, pool)
+	if acked.Load() != 6 {
+		t.Fatalf("%d inserts acknowledged, want 6", acked.Load())
+	}
+	if got := column(t, openFile(t, filepath.Join(dir, "tenants", "t1.duckdb")), "SELECT id FROM events ORDER BY id"); got != "1 3 5" {
+		t.Fatalf("tenant t1 stored %q; want 1 3 5", got)
+	}
+	if got := column(t, openFile(t, filepath.Join(dir, "tenants", "t2.duckdb")), "SELECT id FROM events ORDER BY id"); got != "6" {
+		t.Fatalf("tenant t2 stored %q; want 6", got)
+	}
+}

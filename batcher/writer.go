@@ -26,6 +26,7 @@ type pending struct {
 	floor  uint64  // log segment noted for the record; 0 without a log
 	rec    *record // set when the insert carries an Idempotency-Key
 	done   func()  // Apply's callback, called once committed; nil otherwise
+	key    string  // Apply's idempotency key, checked against keysTable
 
 	// Guarded by writer.mu: a pending is flushable once durable; a failed
 	// one (its log write failed) is dropped.
@@ -64,6 +65,8 @@ type writer struct {
 	// Owned by the writer goroutine.
 	schemas      map[string]*schema.Table // known table schemas; nil entry = unknown
 	appliedReady bool                     // appliedTable exists
+	keysReady    bool                     // keysTable exists
+	keysPruned   time.Time                // last deletion of old keys from keysTable
 }
 
 func newWriter(b *Batcher, tenant string) *writer {
@@ -480,6 +483,9 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 		if items, err = w.unapplied(ctx, conn, table, items); err != nil {
 			return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 		}
+		if items, err = w.unseenKeys(ctx, conn, items); err != nil {
+			return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+		}
 		if len(items) == 0 {
 			return rows, size, nil
 		}
@@ -560,6 +566,11 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 	}
 	if err := w.markApplied(ctx, conn, table, items[len(items)-1].seq); err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+	}
+	if w.b.remote() {
+		if err := w.saveKeys(ctx, conn, items); err != nil {
+			return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
+		}
 	}
 	return rows, size, nil
 }
