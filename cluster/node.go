@@ -75,6 +75,7 @@ type part struct {
 	owned    bool                // this node holds the lease; guarded by mu
 	rev      uint64              // the lease's revision; guarded by mu
 	renewed  time.Time           // last successful renewal; guarded by mu
+	tenure   int                 // number of times acquired; guarded by mu
 	handed   uint64              // highest stream position handed to the batcher; guarded by mu
 	changed  chan struct{}       // closed when handed moves; guarded by mu
 	dirty    map[string]struct{} // tenants handed since the last snapshot round; guarded by mu
@@ -362,6 +363,11 @@ func (n *Node) tick(ctx context.Context) {
 
 	owners := map[int]string{}
 	var free []int
+	type leaseRev struct {
+		p   int
+		rev uint64
+	}
+	var mine []leaseRev
 	owned := 0
 	for _, pt := range n.parts {
 		if n.ctx.Err() != nil {
@@ -399,9 +405,27 @@ func (n *Node) tick(ctx context.Context) {
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			free = append(free, pt.n)
+		case err == nil && string(e.Value()) == n.cfg.Node:
+			// A lease in our name we do not hold: this node restarted
+			// within the TTL, or gave the partition up when it could
+			// not renew. Take it back by compare-and-set rather than
+			// wait for it to expire.
+			mine = append(mine, leaseRev{pt.n, e.Revision()})
 		case err == nil:
 			owners[pt.n] = string(e.Value())
 		}
+	}
+	for _, l := range mine {
+		if owned >= target || n.ctx.Err() != nil {
+			break
+		}
+		rev, err := n.c.leases.Update(ctx, leaseKey(l.p), []byte(n.cfg.Node), l.rev)
+		if err != nil {
+			continue
+		}
+		n.acquire(n.parts[l.p], rev)
+		owners[l.p] = n.cfg.Node
+		owned++
 	}
 	// Take free partitions up to our share, starting at a place of our
 	// own so that nodes do not all race for the same ones.
@@ -489,6 +513,7 @@ func (n *Node) acquire(pt *part, rev uint64) {
 	ctx, stop := context.WithCancel(n.ctx)
 	done := make(chan struct{})
 	pt.owned, pt.rev, pt.renewed, pt.stop, pt.done = true, rev, time.Now(), stop, done
+	pt.tenure++
 	pt.handed = 0
 	pt.dirty, pt.tenants = map[string]struct{}{}, map[string]struct{}{}
 	pt.mu.Unlock()

@@ -235,8 +235,20 @@ func TestStaleWriterCannotWriteManifest(t *testing.T) {
 	if after.Revision() != before.Revision() || string(after.Value()) != string(before.Value()) {
 		t.Fatalf("the stale writer changed the manifest: %s", after.Value())
 	}
+	// It gives the partition up (and may take it back at once by
+	// compare-and-set on the lease in its name, as a new tenure).
+	pt := a.node.parts[p]
+	pt.mu.Lock()
+	tenure := pt.tenure
+	pt.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
-	for a.node.parts[p].isOwned() {
+	for {
+		pt.mu.Lock()
+		owned, now := pt.owned, pt.tenure
+		pt.mu.Unlock()
+		if !owned || now != tenure {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the stale writer still writes the partition")
 		}
