@@ -141,8 +141,12 @@ func (n *Node) Append(ctx context.Context, tenant, key string, rec []byte) (uint
 	defer cancel()
 	start := time.Now()
 	for {
+		// Each try is bounded: a publish that reached a server as it
+		// stopped gets no PubAck, and is sent again (same Nats-Msg-Id).
 		msg := &nats.Msg{Subject: Subject(p), Data: rec, Header: nats.Header{}}
-		ack, err := n.c.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(20), jetstream.WithRetryWait(100*time.Millisecond))
+		tctx, tcancel := context.WithTimeout(ctx, publishTry)
+		ack, err := n.c.JS.PublishMsg(tctx, msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(20), jetstream.WithRetryWait(100*time.Millisecond))
+		tcancel()
 		if err == nil {
 			n.publishSeconds.UpdateDuration(start)
 			return ack.Sequence, nil
@@ -158,6 +162,10 @@ func (n *Node) Append(ctx context.Context, tenant, key string, rec []byte) (uint
 		}
 	}
 }
+
+// publishTry bounds one try of a publish; PubAcks take well under a
+// millisecond to a few (BenchmarkAppend), an election a few seconds.
+const publishTry = 1500 * time.Millisecond
 
 // committedReq is the body of a request on ctlCommitted.
 type committedReq struct {
@@ -215,14 +223,34 @@ func (n *Node) CaughtUp(ctx context.Context, tenant string) error {
 	if !pt.isOwned() {
 		return nil
 	}
-	last, err := n.c.stream.GetLastMsgForSubject(ctx, Subject(p))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
+	last, err := n.lastPosition(ctx, p)
 	if err != nil {
-		return fmt.Errorf("last position of partition %d: %w", p, err)
+		return err
 	}
-	return pt.waitHanded(ctx, last.Sequence)
+	return pt.waitHanded(ctx, last)
+}
+
+// lastPosition asks the stream's leader for the position of partition p's
+// last insert (0 for none). Each try is bounded: a request that reached a
+// server as it stopped, or a leader being elected, gets no answer, and is
+// sent again.
+func (n *Node) lastPosition(ctx context.Context, p int) (uint64, error) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		last, err := n.c.stream.GetLastMsgForSubject(tctx, Subject(p))
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return 0, nil
+		case err == nil:
+			return last.Sequence, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("last position of partition %d: %w (last error: %v)", p, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (pt *part) isOwned() bool {
@@ -659,7 +687,10 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 		_ = n.c.stream.DeleteConsumer(dctx, name)
 		cancel()
 	}()
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	// Short pulls with 1 s heartbeats: when the consumer's leader moves (a
+	// NATS server stopped), a pull parked on the old one is noticed lost
+	// after 2 s and issued again, not after the default 30 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
