@@ -659,7 +659,7 @@ func (n *Node) runPartition(ctx context.Context, pt *part, rev uint64) {
 // consume creates a consumer of the partition from position from and hands
 // its messages to the batcher until ctx ends or the consumer fails.
 func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
-	name := fmt.Sprintf("%s_p%d_%d_%d", n.cfg.Node, pt.n, rev, from)
+	name := fmt.Sprintf("%s_p%d_%d_%s", n.cfg.Node, pt.n, rev, nuid.Next()) // new each time: a Raft group of its own
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	cons, err := n.c.stream.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
 		Name:          name,
@@ -687,10 +687,13 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 		_ = n.c.stream.DeleteConsumer(dctx, name)
 		cancel()
 	}()
-	// Short pulls with 1 s heartbeats: when the consumer's leader moves (a
-	// NATS server stopped), a pull parked on the old one is noticed lost
-	// after 2 s and issued again, not after the default 30 s.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
+	// Short pulls with 1 s heartbeats, and a missing heartbeat is an error:
+	// when a NATS server stops, the consumer may lose its leader for good
+	// (seen with a consumer created a moment before), and pulls parked on
+	// it are lost. After 2 s without a heartbeat the consumer is made
+	// again from the next position, with a new name and a new Raft group.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -702,7 +705,7 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return ctx.Err()
 		}
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNoHeartbeat) {
 			return err
 		}
 		if err != nil {
