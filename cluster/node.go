@@ -34,6 +34,9 @@ var (
 	ErrStale = errors.New("this node no longer writes the partition")
 )
 
+// errDeliveryGap means a consumer skipped deliveries (see consume).
+var errDeliveryGap = errors.New("a delivery of the partition's consumer was lost")
+
 // Node is one duckgate node of a cluster. It is the batcher's Log
 // (Append publishes to the stream), holds leases on partitions, and for
 // each partition it holds runs the partition's consumer, which hands
@@ -700,6 +703,7 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	var delivered uint64 // the consumer sequence of the last delivery
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -716,12 +720,27 @@ func (n *Node) consume(ctx context.Context, pt *part, rev, from uint64) error {
 		if err != nil {
 			continue
 		}
+		// Every delivery must be seen, in order: a pull answer lost on the
+		// way (its server stopped) and a consumer leader that moved on
+		// would otherwise skip messages, which come back only as
+		// redeliveries, below the position already handed over, where
+		// they would be taken for duplicates. The consumer numbers its
+		// deliveries 1, 2, 3, …: on a gap, start again from the position
+		// handed over.
+		if md.Sequence.Consumer != delivered+1 {
+			return fmt.Errorf("%w: delivery %d after %d", errDeliveryGap, md.Sequence.Consumer, delivered)
+		}
+		delivered = md.Sequence.Consumer
 		pos := md.Sequence.Stream
 		pt.mu.Lock()
 		seen := pos <= pt.handed
 		pt.mu.Unlock()
 		if seen {
-			continue // a redelivery: the first delivery is acknowledged after its commit
+			// A redelivery of an insert handed over (its commit took
+			// longer than AckWait): its first delivery is acknowledged
+			// after the commit; this one needs nothing more.
+			_ = msg.Ack()
+			continue
 		}
 		if err := n.b.WaitRoom(ctx); err != nil {
 			return err
