@@ -230,7 +230,14 @@ func (n *Node) CaughtUp(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
-	return pt.waitHanded(ctx, last)
+	if err := pt.waitHanded(ctx, last); errors.Is(err, ErrStale) {
+		// The partition moved while the caller waited: a query retried
+		// is forwarded to its new writer.
+		return fmt.Errorf("%w: partition %d moved to another node; retry in a second", ErrNoWriter, p)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // lastPosition asks the stream's leader for the position of partition p's
