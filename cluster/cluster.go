@@ -176,8 +176,10 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 // Config returns the configuration with its defaults filled in.
 func (c *Conn) Config() Config { return c.cfg }
 
-// replicas is the replica count of everything created.
-func (c *Conn) replicas() int {
+// Replicas is the replica count of the stream and buckets: cfg.Replicas,
+// or 3 when the client knows at least 3 NATS servers, else 1. Packages that
+// make their own buckets on JS use it too.
+func (c *Conn) Replicas() int {
 	if c.cfg.Replicas > 0 {
 		return c.cfg.Replicas
 	}
@@ -191,7 +193,7 @@ func (c *Conn) replicas() int {
 func (c *Conn) setup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	r := c.replicas()
+	r := c.Replicas()
 	var err error
 	c.stream, err = c.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
