@@ -77,6 +77,9 @@ type Config struct {
 	PublishTimeout time.Duration
 }
 
+// errConfig is a setup error that retrying cannot fix.
+var errConfig = errors.New("cluster configuration")
+
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func (c *Config) setDefaults() error {
@@ -163,6 +166,10 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 		if err == nil {
 			return c, nil
 		}
+		if errors.Is(err, errConfig) {
+			nc.Close()
+			return nil, err
+		}
 		log.Warn("cluster setup failed; retrying", zap.Error(err))
 		select {
 		case <-ctx.Done():
@@ -194,6 +201,15 @@ func (c *Conn) setup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r := c.Replicas()
+	// The partition count is fixed when the stream is made: a node started
+	// with another one would send a tenant's inserts to another subject.
+	if s, err := c.JS.Stream(ctx, StreamName); err == nil {
+		if got := s.CachedInfo().Config.Metadata["duckgate_partitions"]; got != "" && got != fmt.Sprint(c.cfg.Partitions) {
+			return fmt.Errorf("%w: stream %s was created with %s partitions, not %d: start every node with the same -cluster.partitions", errConfig, StreamName, got, c.cfg.Partitions)
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", StreamName, err)
+	}
 	var err error
 	c.stream, err = c.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
@@ -214,9 +230,6 @@ func (c *Conn) setup(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", StreamName, err)
-	}
-	if got := c.stream.CachedInfo().Config.Metadata["duckgate_partitions"]; got != "" && got != fmt.Sprint(c.cfg.Partitions) {
-		return fmt.Errorf("stream %s was created with %s partitions, not %d: start every node with the same -cluster.partitions", StreamName, got, c.cfg.Partitions)
 	}
 	if c.leases, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: c.cfg.LeaseTTL, Replicas: r, Storage: jetstream.FileStorage}); err != nil {
 		return fmt.Errorf("bucket %s: %w", LeaseBucket, err)

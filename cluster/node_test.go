@@ -309,3 +309,29 @@ func TestFullStreamRefuses(t *testing.T) {
 		t.Fatalf("stream holds %d messages; want the %d accepted", info.State.Msgs, accepted)
 	}
 }
+
+// A node started with another partition count than the stream was made
+// with is refused at once: it would send tenants' inserts elsewhere.
+func TestPartitionCountFixed(t *testing.T) {
+	nats := clustertest.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Connect(ctx, Config{URLs: nats.URLs(), Node: "a", Partitions: 4, MaxBytes: 1 << 20}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	start := time.Now()
+	_, err = Connect(ctx, Config{URLs: nats.URLs(), Node: "b", Partitions: 8, MaxBytes: 1 << 20}, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "created with 4 partitions, not 8") {
+		t.Fatalf("second node with 8 partitions: %v; want a refusal naming both counts", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the refusal was retried: it cannot succeed")
+	}
+	c, err := Connect(ctx, Config{URLs: nats.URLs(), Node: "c", Partitions: 4, MaxBytes: 1 << 20}, zap.NewNop())
+	if err != nil {
+		t.Fatalf("a node with the same count: %v", err)
+	}
+	c.Close()
+}
