@@ -25,8 +25,17 @@
 // (one write and fsync per group of waiting flushes) before the record's
 // segment may go, so an acknowledged key survives a crash.
 //
-// Goroutines and shutdown: the writers and the key store's file writer are
-// the batcher's goroutines. Close (and Forget, for one tenant) flushes and
+// Retention (retention.go): the writer also deletes rows older than their
+// table's retention (the table's own setting, kept in the tenant's
+// _duckgate_retention table, capped by the plan's; Config.PlanRetention),
+// by the table's time column, in bounded DELETE statements run one per
+// turn of its loop between flushes, then CHECKPOINTs and, when most of the
+// file is free, rewrites the swept tables so the file shrinks. The
+// sweeper goroutine asks every tenant's writer for a sweep every
+// Config.SweepInterval; Sweep runs one now and waits for it.
+//
+// Goroutines and shutdown: the writers, the key store's file writer and
+// the retention sweeper are the batcher's goroutines. Close (and Forget, for one tenant) flushes and
 // stops them under the caller's context; when it ends, the writers' own
 // context is canceled, which aborts their DuckDB statements and their waits
 // for a flush slot or a key fsync, and Close waits for them to return.

@@ -63,6 +63,7 @@ type writer struct {
 	// Owned by the writer goroutine.
 	schemas      map[string]*schema.Table // known table schemas; nil entry = unknown
 	appliedReady bool                     // appliedTable exists
+	ret          retentionState           // settings calls and sweeps (retention.go)
 }
 
 func newWriter(b *Batcher, tenant string) *writer {
@@ -190,6 +191,7 @@ func (w *writer) run() {
 		if next := w.flushDue(false); next > 0 {
 			timer.Reset(next)
 		}
+		w.retentionStep() // one bounded step between flushes
 	}
 }
 
