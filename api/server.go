@@ -104,6 +104,8 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 //	POST        /api/data/insert/{table}          ingest scope   → ingest
 //	GET|POST    /api/data/query                   query scope    → query
 //	GET         /api/tables, /api/tables/{t}/columns  query scope → query
+//	GET|PUT|DELETE /api/tables/{t}/retention      query scope (GET), full scope → ingest (lifecycle.go)
+//	GET         /api/export[?format=parquet]      full scope     → ingest (lifecycle.go)
 //	POST|GET    /api/data/query/share             query scope    → share
 //	DELETE      /api/data/query/share/{link_id}   query scope    → share
 //	GET         /share/{id}[/data.{format}]       no key: the id → share
@@ -158,6 +160,8 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			})
 		}
 		s.metrics.queries.inc(ctx.Response.StatusCode())
+	case path == "/api/export":
+		s.routeExport(ctx, method)
 	case path == "/api/tables" || strings.HasPrefix(path, "/api/tables/"):
 		s.routeTables(ctx, method, path)
 	case path == "/api/webhooks" || strings.HasPrefix(path, "/api/webhooks/"):
@@ -196,6 +200,10 @@ func routeOf(path string) string {
 }
 
 func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
+	if table, ok := strings.CutSuffix(strings.TrimPrefix(path, "/api/tables/"), "/retention"); ok && path != "/api/tables" {
+		s.routeRetention(ctx, method, table)
+		return
+	}
 	if method != fasthttp.MethodGet {
 		writeError(ctx, methodNotAllowed("GET"))
 		return

@@ -172,6 +172,9 @@ func (b *Batcher) Sweep(ctx context.Context, tenant string) (SweepStats, error) 
 // Retention returns what applies to table. An unknown table is ErrNoTable.
 func (b *Batcher) Retention(ctx context.Context, tenant, table string) (TableRetention, error) {
 	var tr TableRetention
+	if !b.pool.Exists(tenant) { // no database: no table, and none made by asking
+		return tr, fmt.Errorf("table %q: %w", table, ErrNoTable)
+	}
 	err := b.retentionJob(ctx, tenant, func(w *writer) (err error) {
 		tr, err = w.tableRetention(table)
 		return err
@@ -189,6 +192,9 @@ func (b *Batcher) SetRetention(ctx context.Context, tenant, table string, s Rete
 		return TableRetention{}, err
 	}
 	var tr TableRetention
+	if !b.pool.Exists(tenant) {
+		return tr, fmt.Errorf("table %q: %w", table, ErrNoTable)
+	}
 	err := b.retentionJob(ctx, tenant, func(w *writer) (err error) {
 		if err := w.storeRetention(table, s); err != nil {
 			return err

@@ -15,6 +15,13 @@
 // one of the sentinel errors in errors.go; package api turns it into a
 // status and a JSON body.
 //
+// Data lifecycle: GetRetention, PutRetention and DeleteRetention
+// (retention.go) check a table's retention setting against the plan's and
+// hand it to the batcher, whose writer stores it and sweeps; Export
+// (export.go) flushes the tenant, has tenantdb copy its database in one
+// transaction into its scratch directory (a DuckDB file, or Parquet files
+// and a manifest) and streams the copy, deleting it once sent.
+//
 // Webhook deliveries reuse DecodeOne and Admit, so a delivery is typed,
 // bounded and rate limited exactly like an insert.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -49,6 +50,7 @@ type Handler struct {
 	log     *zap.Logger
 	states  tenantStates // per-tenant rate bucket, size, last ingest
 	metrics handlerMetrics
+	exports sync.Map // tenant id → struct{} while its export runs (export.go)
 }
 
 // handlerMetrics are the insert path's series; no tenant label.

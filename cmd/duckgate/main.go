@@ -174,6 +174,14 @@ func serve(args []string) error {
 			_, err := tenants.Get(id)
 			return err == nil
 		},
+		PlanRetention: func(id string) time.Duration { return time.Duration(tenants.PlanOf(id).Retention) },
+		Tenants: func() []string {
+			var ids []string
+			for _, t := range tenants.List() {
+				ids = append(ids, t.ID)
+			}
+			return ids
+		},
 	}, pool, log)
 	if err != nil {
 		return err
