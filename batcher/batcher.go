@@ -99,7 +99,8 @@ type Config struct {
 	// due flush waits for one such statement at most. Default 50,000
 	// (measured on 2 shared cores: 1,000,000 expired rows in 21 batches
 	// took 0.46 s with the checkpoint and the rewrite, under 25 ms a
-	// batch; TestRetentionSweepLargeTable with this batch size).
+	// batch; TestRetentionSweepLargeTable with 1,000,000 rows and this
+	// batch size).
 	SweepBatchRows int
 	// Now is the clock retention compares row times with. Default
 	// time.Now; tests set their own.

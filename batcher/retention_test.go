@@ -179,7 +179,7 @@ func TestRetentionSettingErrors(t *testing.T) {
 func TestRetentionSweepLargeTable(t *testing.T) {
 	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	clock := &testClock{now: t0}
-	const total, batch = 1_000_000, 2_000
+	const total, batch = 500_000, 2_000
 	tb := newRetentionBatcher(t, t.TempDir(), clock, time.Hour, batch)
 	ctx := context.Background()
 
@@ -274,3 +274,55 @@ func TestRetentionSweepLargeTable(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The sweeper visits, every SweepInterval, the tenants with a writer and
+// those Config.Tenants lists that have a database but no writer yet.
+func TestRetentionSweeper(t *testing.T) {
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock := &testClock{now: t0}
+	pool, err := tenantdb.New(tenantdb.Config{Dir: t.TempDir()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t2 has a database but no writer: nothing was inserted since start.
+	h, err := pool.Acquire(context.Background(), "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DB.Exec("CREATE TABLE hooks (_received_at TIMESTAMPTZ, n BIGINT); INSERT INTO hooks VALUES ('2026-05-01 00:00:00+00', 1), ('2026-06-01 11:59:00+00', 2)"); err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	b, err := New(Config{FlushInterval: time.Hour, Now: clock.Now, SweepInterval: 20 * time.Millisecond,
+		PlanRetention: func(string) time.Duration { return time.Hour },
+		Tenants:       func() []string { return []string{"t1", "t2", "t3"} }}, pool, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &testBatcher{t: t, pool: pool, b: b}
+	t.Cleanup(tb.close)
+	tb.insert("t1", "tracks", timed("received_at", t0.Add(-2*time.Hour), t0), false)
+	tb.flush("t1")
+	count := func(tenant, table string) int64 {
+		h, err := pool.Acquire(context.Background(), tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Release()
+		var n int64
+		if err := h.DB.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(time.Minute)
+	for count("t1", "tracks") != 1 || count("t2", "hooks") != 1 || b.Stats().RetentionDeleted.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute of sweeps: t1 %d rows, t2 %d rows; want 1 each", count("t1", "tracks"), count("t2", "hooks"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pool.Exists("t3") {
+		t.Fatal("the sweeper created a database for a tenant without one")
+	}
+}

@@ -69,6 +69,7 @@ func serve(args []string) error {
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
 	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
 	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
+	sweepInterval := fs.Duration("batcher.retention-interval", 10*time.Minute, "how often each tenant's expired rows are deleted (plan and table retention); a row outlives its retention by at most this")
 	maxBuffered := bytesFlag(fs, "batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
@@ -175,6 +176,7 @@ func serve(args []string) error {
 			return err == nil
 		},
 		PlanRetention: func(id string) time.Duration { return time.Duration(tenants.PlanOf(id).Retention) },
+		SweepInterval: *sweepInterval,
 		Tenants: func() []string {
 			var ids []string
 			for _, t := range tenants.List() {
