@@ -267,8 +267,17 @@ func TestRetentionSweepLargeTable(t *testing.T) {
 		t.Fatalf("database %d bytes before the sweep, %d after", before, after)
 	}
 	t.Logf("database %d bytes before the sweep, %d after; %d batches", before, after, r.st.Batches)
+	// The rewritten table takes inserts, new columns too.
+	b := NewBuilder()
+	b.AddString([]byte("received_at"), []byte(t0.Format(time.RFC3339)))
+	b.AddNumber([]byte("n"), []byte("7"))
+	b.AddString([]byte("extra"), []byte("x"))
+	b.EndRow()
+	if err := tb.insert("t1", "events", b.Rows(), true).Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
 	db := tb.reopen("t1")
-	if got := column(t, db, "SELECT n FROM events"); got != "0" {
+	if got := column(t, db, "SELECT n || ' ' || coalesce(extra, '-') FROM events ORDER BY n"); got != "0 - 7 x" {
 		t.Fatalf("after reopening: %q", got)
 	}
 }
