@@ -67,7 +67,8 @@ func TestRetentionAPI(t *testing.T) {
 		t.Fatalf("GET before a setting: %v", m)
 	}
 	m = call("PUT", "events", `{"retention":"3d","time_column":"ts"}`, key, 200)
-	if m["retention"] != "3d" || m["table_retention"] != "3d" || m["time_column"] != "ts" || m["time_column_source"] != "setting" || m["sweeps"] != true {
+	if m["retention"] != "3d" || m["table_retention"] != "3d" || m["time_column"] != "ts" || m["table_time_column"] != "ts" ||
+		m["time_column_source"] != "setting" || m["sweeps"] != true {
 		t.Fatalf("PUT: %v", m)
 	}
 
@@ -107,7 +108,7 @@ func TestRetentionAPI(t *testing.T) {
 		t.Fatalf("sweep: %+v, %v", st, err)
 	}
 	m = call("DELETE", "events", "", key, 200)
-	if m["retention"] != "7d" || m["table_retention"] != nil || m["time_column"] != nil || m["sweeps"] != false {
+	if m["retention"] != "7d" || m["table_retention"] != nil || m["time_column"] != nil || m["table_time_column"] != nil || m["sweeps"] != false {
 		t.Fatalf("DELETE: %v", m)
 	}
 	e.stop()

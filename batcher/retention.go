@@ -370,6 +370,10 @@ func (w *writer) tableColumns(conn *sql.Conn) (map[string][]colType, error) {
 
 type colType struct{ table, name, typ string }
 
+// sameName reports whether two names are one to DuckDB, which folds
+// ASCII case only.
+func sameName(a, b string) bool { return schema.FoldName(a) == schema.FoldName(b) }
+
 // isTimeType reports whether a column of DuckDB type typ can be compared
 // with a point in time.
 func isTimeType(typ string) bool {
@@ -393,7 +397,7 @@ func (w *writer) resolve(cols []colType) TableRetention {
 	}
 	find := func(name string) (string, bool) {
 		for _, c := range cols {
-			if strings.EqualFold(c.name, name) && isTimeType(c.typ) {
+			if sameName(c.name, name) && isTimeType(c.typ) {
 				return c.name, true
 			}
 		}
@@ -453,7 +457,7 @@ func (w *writer) storeRetention(table string, s RetentionSetting) error {
 		if s.TimeColumn != "" {
 			found := false
 			for _, col := range c {
-				if strings.EqualFold(col.name, s.TimeColumn) {
+				if sameName(col.name, s.TimeColumn) {
 					if !isTimeType(col.typ) {
 						return fmt.Errorf("%w: column %q of %s is %s; the time column must be a TIMESTAMPTZ, TIMESTAMP or DATE", ErrBadRetention, col.name, name, col.typ)
 					}
@@ -464,32 +468,59 @@ func (w *writer) storeRetention(table string, s RetentionSetting) error {
 				return fmt.Errorf("%w: table %s has no column %q", ErrBadRetention, name, s.TimeColumn)
 			}
 		}
-		if _, err := conn.ExecContext(w.ctx, "CREATE TABLE IF NOT EXISTS "+retentionTable+
-			" (tbl VARCHAR PRIMARY KEY, retention_ms BIGINT, time_column VARCHAR)"); err != nil {
-			return fmt.Errorf("store retention: %w", err)
-		}
 		key := schema.FoldName(name)
-		// Delete by folded name: the one row of the table whatever its case.
-		if _, err := conn.ExecContext(w.ctx, "DELETE FROM "+retentionTable+" WHERE lower(tbl) = ?", key); err != nil {
-			return fmt.Errorf("store retention: %w", err)
+		if err := w.writeSetting(conn, name, s); err != nil {
+			return fmt.Errorf("store retention of %s: %w", name, err)
 		}
 		if s == (RetentionSetting{}) {
 			delete(w.ret.settings, key)
 			return nil
 		}
-		var ms, col any
-		if s.Retention > 0 {
-			ms = s.Retention.Milliseconds()
-		}
-		if s.TimeColumn != "" {
-			col = s.TimeColumn
-		}
-		if _, err := conn.ExecContext(w.ctx, "INSERT INTO "+retentionTable+" VALUES (?, ?, ?)", name, ms, col); err != nil {
-			return fmt.Errorf("store retention: %w", err)
-		}
 		w.ret.settings[key] = s
 		return nil
 	})
+}
+
+// writeSetting replaces table's row of retentionTable by s (none for the
+// zero setting) in one transaction. The table has no key constraint: one
+// row per table is this function's doing, and DuckDB's index checks on a
+// delete and insert of one key in one transaction are best not relied on.
+func (w *writer) writeSetting(conn *sql.Conn, table string, s RetentionSetting) (err error) {
+	if _, err := conn.ExecContext(w.ctx, "BEGIN TRANSACTION"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rbErr := rollback(w.ctx, conn); rbErr != nil {
+				err = errors.Join(err, rbErr)
+			}
+			return
+		}
+		if _, cErr := conn.ExecContext(w.ctx, "COMMIT"); cErr != nil {
+			err = fmt.Errorf("commit: %w", cErr)
+			_ = rollback(w.ctx, conn)
+		}
+	}()
+	if _, err := conn.ExecContext(w.ctx, "CREATE TABLE IF NOT EXISTS "+retentionTable+
+		" (tbl VARCHAR NOT NULL, retention_ms BIGINT, time_column VARCHAR)"); err != nil {
+		return err
+	}
+	// Table names are ASCII: lower() is schema.FoldName.
+	if _, err := conn.ExecContext(w.ctx, "DELETE FROM "+retentionTable+" WHERE lower(tbl) = ?", schema.FoldName(table)); err != nil {
+		return err
+	}
+	if s == (RetentionSetting{}) {
+		return nil
+	}
+	var ms, col any
+	if s.Retention > 0 {
+		ms = s.Retention.Milliseconds()
+	}
+	if s.TimeColumn != "" {
+		col = s.TimeColumn
+	}
+	_, err = conn.ExecContext(w.ctx, "INSERT INTO "+retentionTable+" VALUES (?, ?, ?)", table, ms, col)
+	return err
 }
 
 // startSweep lists what the sweep deletes from. A tenant whose plan and

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -37,7 +38,7 @@ var exportExtra = []string{batcher.QuarantineTable}
 // (ErrExportBusy). The copy is made in the tenant's scratch directory and
 // removed once sent. It writes the answer itself.
 func (h *Handler) Export(ctx *fasthttp.RequestCtx, t tenant.Tenant) error {
-	format := string(ctx.QueryArgs().Peek("format"))
+	format := strings.ToLower(string(ctx.QueryArgs().Peek("format")))
 	switch format {
 	case "", "duckdb", "parquet":
 	default:

@@ -47,6 +47,10 @@ type RetentionResponse struct {
 	PlanRetention *string `json:"plan_retention"`
 	// TimeColumn is the column the sweep compares; null: no sweep.
 	TimeColumn *string `json:"time_column"`
+	// TableTimeColumn is the table's own time_column setting; null is the
+	// default. When it names a column that is gone or no longer a time,
+	// TimeColumn is null and nothing is swept.
+	TableTimeColumn *string `json:"table_time_column"`
 	// TimeColumnSource is "setting", "default" or "none".
 	TimeColumnSource string `json:"time_column_source"`
 	// Sweeps is true when rows of this table are deleted once old enough:
@@ -67,6 +71,10 @@ func retentionResponse(tr batcher.TableRetention) RetentionResponse {
 	if tr.TimeColumn != "" {
 		c := tr.TimeColumn
 		r.TimeColumn = &c
+	}
+	if tr.Setting.TimeColumn != "" {
+		c := tr.Setting.TimeColumn
+		r.TableTimeColumn = &c
 	}
 	return r
 }
