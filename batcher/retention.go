@@ -234,6 +234,10 @@ func (w *writer) kickSweep() {
 	w.signal()
 }
 
+// sweepStepHook, when set by a test, is called on the writer goroutine
+// before each step of a sweep with what the sweep has done so far.
+var sweepStepHook func(SweepStats)
+
 // retentionStep runs on the writer goroutine after each look at the
 // buffers: the settings calls waiting, then one step of the sweep in
 // progress (starting one if asked). It wakes the writer again while the
@@ -265,6 +269,9 @@ func (w *writer) retentionStep() {
 		return
 	}
 	if run.phase != sweepDone {
+		if sweepStepHook != nil {
+			sweepStepHook(run.stats)
+		}
 		if err := w.sweepStep(run); err != nil {
 			run.err = err
 			run.phase = sweepDone

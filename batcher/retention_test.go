@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,6 +206,32 @@ func TestRetentionSweepLargeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The sweep's second step waits until the insert is submitted; the
+	// hook then notes how many steps had run when the insert was
+	// committed: one more at most, since the writer flushes between steps.
+	var ticket *Ticket
+	started, submitted := make(chan struct{}), make(chan struct{})
+	var committedAt atomic.Int64
+	committedAt.Store(-1)
+	sweepStepHook = func(st SweepStats) {
+		if st.Batches == 1 {
+			close(started)
+			<-submitted
+		}
+		if ticket != nil && committedAt.Load() < 0 {
+			select {
+			case <-ticket.done:
+				committedAt.Store(int64(st.Batches))
+			default:
+			}
+		}
+	}
+	var release sync.Once
+	t.Cleanup(func() {
+		release.Do(func() { close(submitted) }) // never leave the writer blocked
+		sweepStepHook = nil
+	})
+
 	type result struct {
 		st  SweepStats
 		err error
@@ -214,7 +241,6 @@ func TestRetentionSweepLargeTable(t *testing.T) {
 		st, err := tb.b.Sweep(ctx, "t1")
 		done <- result{st, err}
 	}()
-	// Wait until the sweep has begun deleting.
 	count := func() int64 {
 		h, err := tb.pool.Acquire(ctx, "t1")
 		if err != nil {
@@ -227,31 +253,24 @@ func TestRetentionSweepLargeTable(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(time.Minute)
-	for count() == total {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep deleted nothing within a minute")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-started:
+	case r := <-done:
+		t.Fatalf("the sweep ended at once: %+v, %v", r.st, r.err)
 	}
-	ticket := tb.insert("t1", "events", timed("received_at", t0), true)
+	ticket = tb.insert("t1", "events", timed("received_at", t0), true)
+	release.Do(func() { close(submitted) })
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := ticket.Wait(wctx); err != nil {
 		t.Fatal(err)
 	}
-	left := count()
-	select {
-	case r := <-done:
-		t.Fatalf("the sweep ended (%+v, %v) before the insert was committed", r.st, r.err)
-	default:
-	}
-	if left < total/2 {
-		t.Fatalf("the insert waited for most of the sweep: %d old rows left of %d", left, total)
-	}
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
+	}
+	if at := committedAt.Load(); at < 1 || at > 2 {
+		t.Fatalf("the insert was committed after %d of the sweep's %d steps; want within one step of its arrival", at, r.st.Batches)
 	}
 	if r.st.Deleted != total || r.st.Batches < total/batch || !r.st.Checkpointed || r.st.Compacted != 1 {
 		t.Fatalf("sweep: %+v", r.st)
