@@ -3,6 +3,7 @@ package batcher
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -353,4 +354,100 @@ func TestRetentionSweeper(t *testing.T) {
 	if pool.Exists("t3") {
 		t.Fatal("the sweeper created a database for a tenant without one")
 	}
+}
+
+// TestRetentionSweep10M measures a sweep of 10,000,000 rows, 2,678,400 of
+// them expired, with the default batch size: the longest step is how long
+// a due flush of the tenant may wait. Slow: DUCKGATE_BENCH=1.
+func TestRetentionSweep10M(t *testing.T) {
+	if os.Getenv("DUCKGATE_BENCH") == "" {
+		t.Skip("set DUCKGATE_BENCH=1")
+	}
+	clock := &testClock{now: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)} // 31 days after the 2,678,400th second
+	tb := newRetentionBatcher(t, t.TempDir(), clock, 0, 0)
+	ctx := context.Background()
+	h, err := tb.pool.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE TABLE events (received_at TIMESTAMPTZ, n BIGINT, v VARCHAR)",
+		"INSERT INTO events SELECT TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i), i, 'x' || i FROM range(10000000) t(i)",
+		"CHECKPOINT",
+	} {
+		if _, err := h.DB.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Release()
+	before, _ := tb.pool.Size("t1")
+	if _, err := tb.b.SetRetention(ctx, "t1", "events", RetentionSetting{Retention: 31 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	var longest time.Duration
+	sweepStepHook = func(SweepStats) {
+		if !last.IsZero() {
+			longest = max(longest, time.Since(last))
+		}
+		last = time.Now()
+	}
+	t.Cleanup(func() { sweepStepHook = nil })
+	start := time.Now()
+	st := tb.sweep("t1")
+	took := time.Since(start)
+	longest = max(longest, time.Since(last)) // the last step
+	after, _ := tb.pool.Size("t1")
+	t.Logf("deleted %d rows in %d batches, %v in all, longest step %v; compacted %d; file %d -> %d bytes",
+		st.Deleted, st.Batches, took, longest, st.Compacted, before, after)
+	if st.Deleted != 31*24*3600 {
+		t.Fatalf("deleted %d", st.Deleted)
+	}
+}
+
+// A sweep that frees too little to rewrite anything leaves the file's
+// length alone, but the pool's Used, which the storage quota measures,
+// counts the deleted rows as gone.
+func TestRetentionQuotaCountsWhatIsLeft(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	tb := newRetentionBatcher(t, t.TempDir(), clock, 700_000*time.Second, 0)
+	ctx := context.Background()
+	h, err := tb.pool.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1,000,000 rows a second apart up to 2026-06-01: the oldest 300,000
+	// are older than 700,000 seconds; the first two row groups of 122,880
+	// rows go whole, freeing their blocks (under half of the file).
+	for _, q := range []string{
+		"CREATE TABLE events (received_at TIMESTAMPTZ, s VARCHAR)",
+		"INSERT INTO events SELECT TIMESTAMPTZ '2026-05-20 10:13:20+00' + to_seconds(i), md5(i::VARCHAR) FROM range(1000000) t(i)",
+		"CHECKPOINT",
+	} {
+		if _, err := h.DB.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total, free int64
+	if err := h.DB.QueryRow("SELECT total_blocks, free_blocks FROM pragma_database_size()").Scan(&total, &free); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before: %d blocks, %d free", total, free)
+	h.Release()
+	st := tb.sweep("t1")
+	if st.Deleted != 300_000 || st.Compacted != 0 {
+		t.Fatalf("sweep: %+v; want some rows deleted, under half, no rewrite", st)
+	}
+	size, err := tb.pool.Size("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := tb.pool.Used("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used >= size || used <= 0 {
+		t.Fatalf("after deleting %d of 1,000,000 rows: Used %d, Size %d", st.Deleted, used, size)
+	}
+	t.Logf("deleted %d of 1,000,000 rows: file %d bytes, used %d", st.Deleted, size, used)
 }
