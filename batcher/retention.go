@@ -584,9 +584,10 @@ func (w *writer) sweepStep(run *sweepRun) error {
 			t := &run.targets[run.next]
 			// The time predicate outside too lets DuckDB skip the row
 			// groups with nothing expired (their min/max), so a batch costs
-			// about the expired rows, not the table: measured on 10,000,000
-			// rows with 2,678,400 expired, 1.4 s for all 54 batches, the
-			// longest 0.2 s, against 3.6 s and 0.36 s without it.
+			// about the expired rows, not the table: on 10,000,000 rows with
+			// 2,678,400 expired, 54 batches took 1.2 s, the longest step
+			// 96 ms (TestRetentionSweep10M); the same DELETEs without the
+			// outer predicate, run by hand, 3.6 s and 0.36 s.
 			tbl, col := schema.QuoteIdent(t.table), schema.QuoteIdent(t.column)
 			q := "DELETE FROM " + tbl + " WHERE " + col + " < ?::TIMESTAMPTZ AND rowid IN (SELECT rowid FROM " + tbl +
 				" WHERE " + col + " < ?::TIMESTAMPTZ LIMIT " + fmt.Sprint(w.b.cfg.SweepBatchRows) + ")"
