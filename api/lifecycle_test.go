@@ -345,25 +345,61 @@ func TestExportDuringIngest(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		r := e.do("GET", "/api/export", nil, "X-API-KEY", key)
-		if r.status != 200 {
-			t.Fatalf("export: %d %s", r.status, r.body)
-		}
-		file := filepath.Join(dir, fmt.Sprintf("e%d.duckdb", round))
-		if err := os.WriteFile(file, r.body, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		// Even rounds take the DuckDB file, odd ones the Parquet zip.
 		var rows, batches, maxBatch, short int64
 		q := "SELECT count(*), count(DISTINCT batch), coalesce(max(batch), -1), " +
-			"(SELECT count(*) FROM (SELECT batch FROM x.events GROUP BY batch HAVING count(*) <> " + fmt.Sprint(per) + ")) FROM x.events"
-		if _, err := duck.Exec("ATTACH '" + file + "' AS x (READ_ONLY)"); err != nil {
-			t.Fatal(err)
-		}
-		if err := duck.QueryRow(q).Scan(&rows, &batches, &maxBatch, &short); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := duck.Exec("DETACH x"); err != nil {
-			t.Fatal(err)
+			"(SELECT count(*) FROM (SELECT batch FROM ev GROUP BY batch HAVING count(*) <> " + fmt.Sprint(per) + ")) FROM ev"
+		if round%2 == 0 {
+			r := e.do("GET", "/api/export", nil, "X-API-KEY", key)
+			if r.status != 200 {
+				t.Fatalf("export: %d %s", r.status, r.body)
+			}
+			file := filepath.Join(dir, fmt.Sprintf("e%d.duckdb", round))
+			if err := os.WriteFile(file, r.body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := duck.Exec("ATTACH '" + file + "' AS x (READ_ONLY); CREATE OR REPLACE VIEW ev AS SELECT * FROM x.events"); err != nil {
+				t.Fatal(err)
+			}
+			if err := duck.QueryRow(q).Scan(&rows, &batches, &maxBatch, &short); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := duck.Exec("DROP VIEW ev; DETACH x"); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			r := e.do("GET", "/api/export?format=parquet", nil, "X-API-KEY", key)
+			if r.status != 200 {
+				t.Fatalf("export: %d %s", r.status, r.body)
+			}
+			zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, fmt.Sprintf("e%d.parquet", round))
+			for _, f := range zr.File {
+				if f.Name != "events.parquet" {
+					continue
+				}
+				rc, err := f.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := duck.Exec("CREATE OR REPLACE VIEW ev AS SELECT * FROM read_parquet('" + file + "')"); err != nil {
+				t.Fatal(err)
+			}
+			if err := duck.QueryRow(q).Scan(&rows, &batches, &maxBatch, &short); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// Every insert acknowledged before the export is flushed into it.
 		if short != 0 || rows != batches*per || maxBatch+1 != batches || batches < int64(10*(round+1)) {
