@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,7 @@ type nodeConfig struct {
 	replicas int
 	log      *zap.Logger
 	hookKey  []byte
+	path     string // a single node's registry file, to seed an empty cluster
 }
 
 func startNode(t *testing.T, url string, nc nodeConfig) *node {
@@ -69,7 +71,7 @@ func tryNode(t *testing.T, url string, nc nodeConfig) (*node, error) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	n := &node{js: js, stores: st}
-	if n.tenants, err = tenant.Open(tenant.Config{Shared: st.Tenants}); err != nil {
+	if n.tenants, err = tenant.Open(tenant.Config{Path: nc.path, Shared: st.Tenants}); err != nil {
 		return nil, err
 	}
 	if n.hooks, err = webhook.Open(webhook.StoreConfig{Dir: t.TempDir(), Key: nc.hookKey, Shared: st.Webhooks}); err != nil {
@@ -454,4 +456,44 @@ func TestThreeServerCluster(t *testing.T) {
 	t.Logf("created after %s", time.Since(t0))
 	defer func() { t.Logf("spread after %s", time.Since(t0)) }()
 	kvtest.Eventually(t, 30*time.Second, "a key made on B after losing a server works on A", func() bool { return authenticates(a.tenants, ikey) })
+}
+
+// A single node's registry file seeds an empty cluster, so its tenants and
+// keys carry over; a cluster that has state ignores another node's file.
+func TestSingleNodeRegistrySeedsAnEmptyCluster(t *testing.T) {
+	dir := t.TempDir()
+	single := func(name string) (string, string) {
+		t.Helper()
+		path := filepath.Join(dir, name+".json")
+		s, err := tenant.Open(tenant.Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetAdminKey(name + "-admin"); err != nil {
+			t.Fatal(err)
+		}
+		_, _, key, err := s.CreateTenant(name, "pro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, key
+	}
+	firstPath, firstKey := single("first")
+	otherPath, otherKey := single("other")
+
+	srv := kvtest.RunServer(t, t.TempDir())
+	a := startNode(t, srv.ClientURL(), nodeConfig{path: firstPath})
+	b := startNode(t, srv.ClientURL(), nodeConfig{path: otherPath})
+	for _, n := range []*node{a, b} {
+		got, _, err := n.tenants.Authenticate([]byte(firstKey))
+		if err != nil || got.Name != "first" || got.Plan != "pro" {
+			t.Fatalf("the seeded tenant: %+v, %v", got, err)
+		}
+		if !n.tenants.IsAdmin([]byte("first-admin")) || n.tenants.IsAdmin([]byte("other-admin")) {
+			t.Fatal("the admin key is not the seeding node's")
+		}
+		if authenticates(n.tenants, otherKey) || len(n.tenants.List()) != 1 {
+			t.Fatal("a second node's file was merged into a cluster that has state")
+		}
+	}
 }
