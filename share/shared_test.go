@@ -164,7 +164,7 @@ func TestSharedLinksSkipGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	garbage := map[string]string{
-		"not-a-hash":           `{}`,
+		"not-a-hash":            `{}`,
 		strings.Repeat("a", 64): `{"hash":"` + strings.Repeat("b", 64) + `","tenant":"t","sql":"select 1"}`,
 		strings.Repeat("c", 64): `nonsense`,
 	}

@@ -10,7 +10,10 @@
 //
 //	change on node A: Bucket.Modify(key, f) ─▶ Get ─▶ f(old) ─▶ Update(key, new, old revision)
 //	                    (revision moved: Get and f again; a compare-and-set, no change lost)
-//	every node's watcher: WatchAll ─▶ apply(key, value) ─▶ the package's maps, under its lock
+//	every node's watcher: an ordered pull consumer on the bucket's stream (last
+//	                      value per key, then every change; 1 s heartbeat, so it
+//	                      starts again elsewhere when its NATS server dies)
+//	                      ─▶ apply(key, value) ─▶ the package's maps, under its lock
 //	Modify returns once A's own watcher has applied the change (read-your-writes on A);
 //	the other nodes apply it as soon as JetStream delivers it (milliseconds).
 //

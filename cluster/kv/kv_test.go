@@ -497,3 +497,59 @@ func TestSingleNodeRegistrySeedsAnEmptyCluster(t *testing.T) {
 		}
 	}
 }
+
+// Authenticate reads the maps only, shared or not: no allocation.
+func TestAuthenticateOnSharedStateAllocatesNothing(t *testing.T) {
+	srv := kvtest.RunServer(t, t.TempDir())
+	a := startNode(t, srv.ClientURL(), nodeConfig{})
+	_, _, key, err := a.tenants.CreateTenant("acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := []byte(key)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := a.tenants.Authenticate(k); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("Authenticate allocates %v times", n)
+	}
+}
+
+// BenchmarkKeySpread is the time from a key's creation on one node to its
+// first successful authentication on another (one NATS server, loopback).
+func BenchmarkKeySpread(b *testing.B) {
+	srv := kvtest.RunServer(b, b.TempDir())
+	na, nb := benchNode(b, srv.ClientURL()), benchNode(b, srv.ClientURL())
+	ten, _, _, err := na.CreateTenant("acme", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_, key, err := na.CreateKey(ten.ID, tenant.ScopeIngest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(spread)
+		for !authenticates(nb, key) {
+			if time.Now().After(deadline) {
+				b.Fatalf("not spread within %s", spread)
+			}
+		}
+	}
+}
+
+func benchNode(b *testing.B, url string) *tenant.Store {
+	b.Helper()
+	_, js := kvtest.Connect(b, url)
+	st, err := kv.Open(context.Background(), js, kv.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	s, err := tenant.Open(tenant.Config{Shared: st.Tenants})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
