@@ -28,7 +28,8 @@ import (
 
 // Config configures a Service. Zero fields take their defaults.
 type Config struct {
-	// Path is the registry file of links, e.g. <data>/shares.json. Required.
+	// Path is the registry file of links, e.g. <data>/shares.json. Required
+	// unless Shared is set; then it is not used.
 	Path string
 	// Metrics is the set the service registers its series on; nil skips them.
 	Metrics *metrics.Set
