@@ -182,3 +182,32 @@ func TestSharedLinksSkipGarbage(t *testing.T) {
 		t.Fatalf("%d records skipped, want %d", got, len(garbage))
 	}
 }
+
+// FuzzApplySharedRecord feeds hostile link records to the shared links'
+// apply: no panic; a refused record leaves the links as they were; a taken
+// one is keyed by its own hash.
+func FuzzApplySharedRecord(f *testing.F) {
+	h := strings.Repeat("ab", 32)
+	f.Add(h, []byte(`{"hash":"`+h+`","tenant":"t_0123456789abcdef","sql":"select 1","created":"2026-01-01T00:00:00Z","expires":"2026-02-01T00:00:00Z","downloads":3}`))
+	f.Add(h, []byte(`{"hash":"`+h+`","tenant":"t","sql":"select 1","revoked":"2026-01-01T00:00:00Z","file":"share-x.parquet"}`))
+	f.Add(h, []byte(`{"hash":"`+strings.Repeat("cd", 32)+`","tenant":"t","sql":"select 1"}`))
+	f.Add("zz", []byte(`{}`))
+	f.Add(h, []byte(nil))
+	f.Add(h, []byte(`{"hash":"`+h+`","params":[1,`))
+	f.Fuzz(func(t *testing.T, key string, value []byte) {
+		keep := [32]byte{1}
+		s := &Service{cfg: Config{Now: time.Now}, byHash: map[[32]byte]*link{keep: {hash: keep, tenant: "t"}}}
+		err := s.apply(key, value)
+		if err != nil {
+			if len(s.byHash) != 1 || s.byHash[keep] == nil {
+				t.Fatal("a refused record changed the links")
+			}
+			return
+		}
+		for hash, l := range s.byHash {
+			if l.hash != hash || l.tenant == "" {
+				t.Fatalf("link %x stored under %x or without a tenant", l.hash, hash)
+			}
+		}
+	})
+}

@@ -142,8 +142,18 @@ func (s *Store) apply(key string, value []byte) error {
 		}
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec != nil {
+		for _, k := range rec.Keys {
+			if o := s.keys[k.ID]; o != nil && o.TenantID != key {
+				return fmt.Errorf("key %s belongs to tenant %s already", k.ID, o.TenantID)
+			}
+			if o := s.byHash[k.sum]; o != nil && o.TenantID != key {
+				return fmt.Errorf("key %s: tenant %s has the same key", k.ID, o.TenantID)
+			}
+		}
+	}
 	s.replaceLocked(key, rec)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -161,6 +171,7 @@ func decodeShared(id string, b []byte) (*sharedTenant, error) {
 	case r.Status != StatusActive && r.Status != StatusSuspended:
 		return nil, fmt.Errorf("bad status %q", r.Status)
 	}
+	ids, hashes := map[string]bool{}, map[[32]byte]bool{}
 	for _, k := range r.Keys {
 		if k == nil || k.ID == "" {
 			return nil, errors.New("a key without an id")
@@ -169,6 +180,10 @@ func decodeShared(id string, b []byte) (*sharedTenant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %s: %w", k.ID, err)
 		}
+		if ids[k.ID] || hashes[h] {
+			return nil, fmt.Errorf("key %s twice", k.ID)
+		}
+		ids[k.ID], hashes[h] = true, true
 		if _, err := ParseScope(string(k.Scope)); err != nil {
 			return nil, fmt.Errorf("key %s: %w", k.ID, err)
 		}
@@ -181,16 +196,21 @@ func decodeShared(id string, b []byte) (*sharedTenant, error) {
 }
 
 // replaceLocked puts tenant id's record, or its deletion (rec nil), in the
-// maps. A key's last use seen here and not yet stored is kept. The caller
-// holds mu.
+// maps. A key's last use seen here and not yet stored is kept. The old keys
+// are found through byHash, the map Authenticate reads, so that none stays
+// there even if another tenant's key took its id in keys. The caller holds
+// mu.
 func (s *Store) replaceLocked(id string, rec *sharedTenant) {
 	var old map[string]*Key
 	if _, ok := s.tenants[id]; ok {
 		old = map[string]*Key{}
-		for _, k := range s.keys {
+		for h, k := range s.byHash {
 			if k.TenantID == id {
 				old[k.ID] = k
-				s.deleteKeyLocked(k)
+				delete(s.byHash, h)
+				if s.keys[k.ID] == k {
+					delete(s.keys, k.ID)
+				}
 			}
 		}
 	}
