@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -112,8 +114,9 @@ func (s *Service) createShared(l *link) error {
 	})
 }
 
-// revokeShared revokes the tenant's link ref and deletes its snapshot, if
-// it is on this node.
+// revokeShared revokes the tenant's link ref and deletes its snapshot if
+// it is on this node; otherwise the record keeps the file's name and the
+// node that has it deletes it at its next sweep.
 func (s *Service) revokeShared(tenantID, ref string) (linkInfo, error) {
 	s.mu.Lock()
 	l := s.findLocked(tenantID, ref)
@@ -125,12 +128,17 @@ func (s *Service) revokeShared(tenantID, ref string) (linkInfo, error) {
 	if l == nil {
 		return linkInfo{}, ErrNotFound
 	}
+	if !s.hasSnapshot(tenantID, file) {
+		file = ""
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	err := s.modifyShared(l, func(r *record) bool {
 		if r.Revoked == nil {
 			r.Revoked = &now
 		}
-		r.File = ""
+		if file != "" && r.File == file {
+			r.File = ""
+		}
 		return true
 	})
 	if err != nil {
@@ -164,11 +172,12 @@ func (s *Service) dropTenantShared(tenantID string) error {
 	return errors.Join(errs...)
 }
 
-// sweepShared is sweep with the links shared: it deletes this node's
-// snapshot files of expired and revoked links, clears their file in the
-// records, drops links expired more than KeepExpired ago and adds the
-// downloads counted here to the records. Every node sweeps; the changes are
-// the same whoever makes them, and a compare-and-set each.
+// sweepShared is sweep with the links shared: it deletes the snapshot
+// files of expired and revoked links that are on this node and clears them
+// in the records, drops links expired more than KeepExpired ago and adds
+// the downloads counted here to the records. Every node sweeps; a file's
+// name is cleared only by the node that has the file, so none is left
+// behind; every change is a compare-and-set.
 func (s *Service) sweepShared() error {
 	now := s.cfg.Now()
 	type change struct {
@@ -192,12 +201,18 @@ func (s *Service) sweepShared() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, c := range changes {
+		if !s.hasSnapshot(c.l.tenant, c.file) {
+			c.file = "" // another node's, or deleted already
+		}
+		if !c.drop && c.file == "" && c.downloads == 0 {
+			continue
+		}
 		s.removeSnapshot(c.l.tenant, c.file)
 		err := s.modifyShared(c.l, func(r *record) bool {
 			if c.drop {
 				return false
 			}
-			if c.file != "" {
+			if c.file != "" && r.File == c.file {
 				r.File = ""
 			}
 			r.Downloads += c.downloads
@@ -212,4 +227,14 @@ func (s *Service) sweepShared() error {
 		c.l.downloads.Add(-c.downloads)
 	}
 	return errors.Join(errs...)
+}
+
+// hasSnapshot reports whether the snapshot file of a link of the tenant is
+// on this node.
+func (s *Service) hasSnapshot(tenantID, file string) bool {
+	if file == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(s.engine.ScratchDir(tenantID), file))
+	return err == nil
 }

@@ -2,7 +2,9 @@ package share
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,6 +153,48 @@ func TestSharedLinkAcrossNodes(t *testing.T) {
 	kvtest.Eventually(t, time.Second, "a deleted tenant's links are gone on B", func() bool { return len(b.svc.list(sharedTenant)) == 0 })
 }
 
+// A snapshot's file is on the node that made it: revoked on another node,
+// the record keeps the file's name until the owner's sweep deletes the
+// file, so none is left behind.
+func TestSharedSnapshotDeletedByItsNode(t *testing.T) {
+	srv := kvtest.RunServer(t, t.TempDir())
+	a := startSharedNode(t, srv.ClientURL(), t.TempDir(), nil)
+	b := startSharedNode(t, srv.ClientURL(), t.TempDir(), nil)
+	c, err := a.svc.create(context.Background(), sharedTenant, createRequest{SQL: "select 42 as answer", Snapshot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, err := a.svc.resolve(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := a.svc.snapshotPath(la)
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("snapshot file: %v", err)
+	}
+	kvtest.Eventually(t, time.Second, "the snapshot link on B", func() bool { _, err := b.svc.resolve(c.ID); return err == nil })
+	if _, err := b.svc.revoke(sharedTenant, c.LinkID); err != nil {
+		t.Fatal(err)
+	}
+	kvtest.Eventually(t, time.Second, "the revocation on A", func() bool { _, err := a.svc.resolve(c.ID); return errors.Is(err, ErrGone) })
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the snapshot went before its node swept: %v", err)
+	}
+	if err := b.svc.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the owner's sweep left the snapshot: %v", err)
+	}
+	kvtest.Eventually(t, time.Second, "the file's name cleared on B", func() bool {
+		l, _ := b.svc.byHashOf(c.ID)
+		return l != nil && b.svc.snapshotPath(l) == ""
+	})
+}
+
 // Garbage in the links' bucket is logged and skipped.
 func TestSharedLinksSkipGarbage(t *testing.T) {
 	srv := kvtest.RunServer(t, t.TempDir())
@@ -210,4 +254,12 @@ func FuzzApplySharedRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// byHashOf is the link of id, live or not.
+func (s *Service) byHashOf(id string) (*link, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.byHash[sha256.Sum256([]byte(id))]
+	return l, ok
 }
