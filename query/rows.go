@@ -171,11 +171,12 @@ func (r *Rows) Next() bool {
 	return r.fetch()
 }
 
-// Values is the current row, one value per column, as the driver gives
-// them: nil for NULL, int64 (and the other integer types), float64,
-// *big.Int for HUGEINT, duckdb.Decimal, bool, string, []byte (BLOB),
-// time.Time, duckdb.Interval, duckdb.UUID, []any (LIST, ARRAY),
-// map[string]any (STRUCT), duckdb.OrderedMap (MAP), duckdb.Union. A JSON
+// Values is the current row, one value per column, as duckdb-go's rows
+// give them (read from DuckDB's vectors: vectors.go): nil for NULL, int64
+// (and the other integer types), float64, *big.Int for HUGEINT,
+// duckdb.Decimal, bool, string, []byte (BLOB; a UUID's 16 bytes),
+// time.Time, duckdb.Interval, []any (LIST, ARRAY), map[string]any
+// (STRUCT), duckdb.OrderedMap (MAP), duckdb.Union. A JSON
 // column whose Column.Type is "JSON" holds its text, a string. The slice
 // and what it holds are valid until the next call to Next.
 func (r *Rows) Values() []any { return r.vals }
