@@ -201,8 +201,8 @@ func (r *Rows) Close() error {
 // session. It runs once.
 func (r *Rows) finish() {
 	r.once.Do(func() {
+		r.res.close() // first: a result read to its end is not interrupted
 		r.cancel()
-		r.res.close()
 		r.s.end()
 	})
 }

@@ -281,7 +281,7 @@ func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 		// The row is read from DuckDB's vectors, under the lock that keeps
 		// a Close from another goroutine from freeing them meanwhile.
 		rows.mu.Lock()
-		if rows.done {
+		if rows.done || rows.closed.Load() {
 			rows.mu.Unlock()
 			continue // closed meanwhile: Next ends the result with its error
 		}
