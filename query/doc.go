@@ -46,10 +46,11 @@
 // Once the query's context ends (the timeout, a client gone, Rows.Close,
 // the row or byte cap reached), a watcher calls duckdb_interrupt, so DuckDB
 // stops mid-query or mid-stream. Measured on 2 shared cores (README,
-// Measured): the first byte of a million-row JSON result after 7 ms (650 ms
-// materialised); the server's peak RSS 56 MB for a 10M-row NDJSON export and
-// 58 MB for 50M rows (595 MB and 2.6 GB materialised); 2.8 to 3.3 times the
-// rows/s of DuckDB's own COPY ... TO for JSON and CSV.
+// Measured): the first byte of a million-row JSON result after 6 to 7 ms
+// (823 ms materialised); the server's peak RSS 56 MB for a 10M-row NDJSON
+// export and 58 MB for 50M rows (535 MB and 2.9 GB materialised); 2.8 to 4.5
+// times the rows/s of DuckDB's own COPY ... TO for JSON and CSV (1.4 to 1.6
+// materialised, in the same conditions).
 //
 // HTTP. The router (package api; ingest today) authenticates the request
 // and calls HandleQuery, HandleTables or HandleColumns with the tenant id.
