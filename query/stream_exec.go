@@ -28,10 +28,14 @@ import (
 // (vectors.go) use the C API directly, with the driver's C handles
 // (duckraw.go). A goroutine watches the query's context: once it ends it
 // calls duckdb_interrupt, every interruptEvery until the result is
-// released, so the deadline, a client that goes away and Rows.Close stop
-// DuckDB mid-query or mid-stream. It is stopped, and waited for, before the
-// connection runs anything else (the ROLLBACK), so that an interrupt never
-// hits the next statement.
+// released, so the deadline and Rows.Close stop DuckDB mid-query or
+// mid-stream. It is stopped, and waited for, before the connection runs
+// anything else (the ROLLBACK). A result released before its end (the row
+// or byte cap, a client that went away) is interrupted once more before it
+// is destroyed. DuckDB clears the interrupt when the connection's next
+// statement starts: the ROLLBACK after an interrupted stream succeeds
+// (checked by hand on the timeout, cap and Close tests; were it to fail,
+// session.end would discard the connection rather than reuse it).
 
 // interruptEvery is how often a query whose context ended is interrupted
 // again until it gives up (DuckDB clears the flag in some phases).
@@ -39,12 +43,14 @@ const interruptEvery = 50 * time.Millisecond
 
 // streamResult is a running streaming query on a session's connection.
 type streamResult struct {
+	conn   bindings.Connection
 	stmt   *duckdb.Stmt // kept open while the result lives
 	res    bindings.Result
 	hasRes bool
 	chunk  bindings.DataChunk
 	size   uint64 // rows in chunk
 	row    uint64 // next row of chunk
+	ended  bool   // the result was read to its end or failed
 	cols   []colReader
 
 	names []string
@@ -98,6 +104,7 @@ func openStream(ctx context.Context, conn *sql.Conn, q string, params []any) (*s
 		close(sr.watched)
 		return nil, err
 	}
+	sr.conn = raw
 	go sr.watch(ctx, raw)
 
 	var pending bindings.PendingResult
@@ -163,6 +170,7 @@ func (sr *streamResult) next() (bool, error) {
 		}
 		sr.chunk = bindings.FetchChunk(sr.res)
 		if sr.chunk.Ptr == nil {
+			sr.ended = true
 			if msg := bindings.ResultError(&sr.res); msg != "" {
 				return false, duckError(msg)
 			}
@@ -207,6 +215,11 @@ func (sr *streamResult) close() {
 	}
 	close(sr.stop)
 	<-sr.watched
+	if sr.hasRes && !sr.ended {
+		// Abandoned mid-stream (the row or byte cap, a client gone, Close):
+		// stop DuckDB's work on it before the result is destroyed.
+		bindings.Interrupt(sr.conn)
+	}
 	bindings.DestroyDataChunk(&sr.chunk)
 	if sr.hasRes {
 		bindings.DestroyResult(&sr.res)
