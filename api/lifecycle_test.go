@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"duckgate/batcher"
 	"duckgate/ingest"
@@ -276,4 +277,110 @@ func TestLifecycleBadInput(t *testing.T) {
 	if got := columnList(t, e, id, "t"); got != "a BIGINT" {
 		t.Fatalf("columns changed: %s", got)
 	}
+}
+
+// A replay is exactly once: an entry whose replay is durable but not yet
+// committed is not sent again, and after a crash the log commits it and
+// deletes the entry in one transaction.
+func TestReplayExactlyOnceAcrossCrash(t *testing.T) {
+	slow := func(c *envConfig) { c.batcher.FlushInterval = time.Hour }
+	e := newEnv(t, slow)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.call("PUT", key, "/api/tables/t/columns/n", `{"type":"BIGINT"}`), 200, "pin")
+	wantStatus(t, e.insert(key, "t", `{"n":"abc","s":"x"}`), 200, "insert")
+	wantStatus(t, e.call("DELETE", key, "/api/tables/t/columns/n", ``), 200, "unpin")
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine"))
+	if list.Total != 1 {
+		t.Fatalf("quarantine: %+v", list)
+	}
+	q := list.Entries[0]
+
+	// A replay made durable by the log, not yet flushed (the interval is an hour).
+	rkey := batcher.QuarantineReplayKey(q.ID)
+	if _, found, err := e.batcher.BeginIdempotent(id, rkey); err != nil || found {
+		t.Fatalf("reserve the replay key: %v, %v", found, err)
+	}
+	b := batcher.NewBuilder()
+	if err := ingest.DecodeOne(b, q.Replay(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.batcher.SubmitAll([]batcher.Request{{Tenant: id, Table: "t", Rows: b.Rows(), IdempotencyKey: rkey, Response: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another replay now does not send it again.
+	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"all":true}`))
+	if rr.Replayed != 0 || rr.Pending != 1 {
+		t.Fatalf("replay while one is in flight: %+v", rr)
+	}
+	e.crash()
+	e = startEnv(t, e.dir, slow)
+	if list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine")); list.Total != 0 {
+		t.Fatalf("the recovered replay left its entry: %+v", list)
+	}
+	rr = decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"all":true}`))
+	if rr.Replayed != 0 || rr.Pending != 0 {
+		t.Fatalf("replay after recovery: %+v", rr)
+	}
+	e.stop()
+	if n := queryInt(t, e, id, `SELECT count(*) FROM t WHERE n = 'abc'`); n != 1 {
+		t.Fatalf("the replayed value is stored %d times", n)
+	}
+}
+
+// A quarantine table from before entries had ids (rows of a batch that
+// kept failing) gets ids on first use; its rows replay whole, and discard
+// removes what is selected.
+func TestReplayOldQuarantine(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.insert(key, "t", `{"a":1}`), 200, "insert")
+	e.stop()
+	db, err := sql.Open("duckdb", filepath.Join(dir, "tenants", id+".duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE _duckgate_quarantine (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON)`,
+		`INSERT INTO _duckgate_quarantine VALUES ('t', 'boom', now(), '{"a":2,"b":"x"}'), ('t', 'boom', now(), '{"a":3}'), ('u', 'bang', now(), '{"z":true}')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	e = startEnv(t, dir)
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine?limit=2"))
+	if list.Total != 3 || len(list.Entries) != 2 || list.NextAfter == nil || list.Entries[0].ID >= 0 || len(list.Reasons) != 2 {
+		t.Fatalf("old quarantine: %s", mustJSON(t, list))
+	}
+	next := decodeBody[ingest.QuarantineList](t, e.get(key, fmt.Sprintf("/api/quarantine?limit=2&after=%d", *list.NextAfter)))
+	if len(next.Entries) != 1 || next.NextAfter != nil {
+		t.Fatalf("second page: %s", mustJSON(t, next))
+	}
+	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"table":"t"}`))
+	if rr.Replayed != 2 || rr.Landed != 2 {
+		t.Fatalf("replay: %+v", rr)
+	}
+	d := decodeBody[map[string]int64](t, e.call("DELETE", key, "/api/quarantine", `{"table":"u"}`))
+	if d["discarded"] != 1 {
+		t.Fatalf("discard: %v", d)
+	}
+	e.stop()
+	if n := queryInt(t, e, id, `SELECT count(*) FROM _duckgate_quarantine`); n != 0 {
+		t.Fatalf("%d entries left", n)
+	}
+	rows := queryText(t, e.openDB(id), `SELECT a, b FROM t ORDER BY a`)
+	if got := fmt.Sprint(rows); got != "[[1 <nil>] [2 x] [3 <nil>]]" {
+		t.Fatalf("rows: %s", got)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -76,6 +76,9 @@ func loadRules(ctx context.Context, q tenantdb.Querier, table string) (schema.Ru
 // check), or nil when no pinned column gets a value it does not take: the
 // common case costs nothing in appendRows.
 func misfitKinds(tbl *schema.Table, seen []schema.Seen) []schema.Kind {
+	if !tbl.HasPins() {
+		return nil
+	}
 	var acc []schema.Kind
 	for i, s := range seen {
 		if _, pinned := tbl.Pinned(s.Key); !pinned {

@@ -56,9 +56,15 @@ func (t *Table) SetRules(r Rules) {
 // Pinned returns the type the column named name (in any ASCII case) is
 // pinned to.
 func (t *Table) Pinned(name string) (Type, bool) {
+	if len(t.pins) == 0 {
+		return TypeNone, false // the common case: no folding
+	}
 	typ, ok := t.pins[FoldName(name)]
 	return typ, ok
 }
+
+// HasPins reports whether some column of t is pinned.
+func (t *Table) HasPins() bool { return len(t.pins) > 0 }
 
 // Frozen reports whether Plan adds no columns but pinned ones.
 func (t *Table) Frozen() bool { return t.frozen }
