@@ -110,6 +110,7 @@ func TestPinRefusedWhenValuesDoNotConvert(t *testing.T) {
 		t.Fatalf("refusal does not say why: %s", r.body)
 	}
 	f("d", "BIGINT", 409) // 1.5 would round
+	wantStatus(t, e.call("PUT", key, "/api/tables/T/columns/S", `{"type":"BIGINT"}`), 409, "pin in another case")
 	f("z", "BIGINT", 409) // "007" is not how 7 is spelled
 	if got := decodeBody[batcher.PinResult](t, f("w", "BIGINT", 200)); !got.Altered || got.From != "DOUBLE" {
 		t.Fatalf("pin w: %+v", got)

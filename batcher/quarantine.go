@@ -436,20 +436,24 @@ func (b *Batcher) QuarantineSummary(ctx context.Context, tenant string) (total i
 	return total, reasons, rows.Err()
 }
 
-// CountReplacements counts the entries that replaced entries of ids when
-// their replay did not fit either.
-func (b *Batcher) CountReplacements(ctx context.Context, tenant string, ids []int64) (int64, error) {
+// ReplayProgress says, of the entries ids a replay sent, how many are
+// still in the quarantine (their replay is not committed yet) and how many
+// new entries replaced them (their replay did not fit either).
+func (b *Batcher) ReplayProgress(ctx context.Context, tenant string, ids []int64) (waiting, replaced int64, err error) {
 	if len(ids) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	conn, release, err := b.quarantineDB(ctx, tenant)
 	if err != nil || conn == nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer release()
-	var n int64
-	err = conn.QueryRowContext(ctx, "SELECT count(*) FROM "+QuarantineTable+" WHERE replayed_from IN ("+idList(ids)+")").Scan(&n)
-	return n, err
+	list := idList(ids)
+	err = conn.QueryRowContext(ctx, "SELECT count(*) FILTER (WHERE id IN ("+list+")), count(*) FILTER (WHERE replayed_from IN ("+list+")) FROM "+QuarantineTable).Scan(&waiting, &replaced)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count replayed entries: %w", err)
+	}
+	return waiting, replaced, nil
 }
 
 // DiscardQuarantined deletes the entries of sel and returns how many.

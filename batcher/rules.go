@@ -221,6 +221,14 @@ func (w *writer) inTx(ctx context.Context, table string, fn func(*sql.Conn) erro
 // caller's transaction.
 func (w *writer) pin(ctx context.Context, conn *sql.Conn, table, column string, typ schema.Type) (PinResult, error) {
 	res := PinResult{Table: table, Column: column, Type: typ.String()}
+	// The table as created, if it was spelled in another ASCII case.
+	var created string
+	err := conn.QueryRowContext(ctx, `SELECT coalesce(any_value(table_name), ?) FROM duckdb_tables() WHERE database_name = current_database()
+		AND schema_name = 'main' AND lower(table_name) = lower(?)`, table, table).Scan(&created)
+	if err != nil {
+		return res, fmt.Errorf("pin %s.%s: %w", table, column, err)
+	}
+	table = created
 	cols, err := tenantdb.Columns(ctx, conn, table)
 	if err != nil {
 		return res, err

@@ -295,8 +295,13 @@ type ReplayResponse struct {
 	Landed           int64 `json:"landed"`
 	QuarantinedAgain int64 `json:"quarantined_again"`
 	// Pending entries are being replayed by an earlier call and were not
-	// sent again (exactly once).
-	Pending int `json:"pending"`
+	// sent again (exactly once); Waiting of those sent now are not
+	// committed yet (see FlushError).
+	Pending int   `json:"pending"`
+	Waiting int64 `json:"waiting"`
+	// FlushError, when set, says why the tenant's flush after the replay
+	// failed: the rows waiting are durable and the writer retries them.
+	FlushError string `json:"flush_error,omitempty"`
 	// Errors lists entries that cannot be sent (they stay).
 	Errors []ReplayError `json:"errors"`
 	// More is true when the selector holds more than one call replays
@@ -316,7 +321,8 @@ var replayAnswer = []byte(`{"replayed":true}`)
 // ReplayQuarantine serves POST /api/quarantine/replay with a selector:
 // each entry goes through ingest again, once (its idempotency key is
 // derived from its id), and the flush that stores it deletes the entry in
-// the same transaction. It answers once the replayed rows are committed.
+// the same transaction. It answers once the replayed rows are committed, or
+// their flush failed (then they wait, durable, for the writer's retry).
 func (h *Handler) ReplayQuarantine(ctx *fasthttp.RequestCtx, t tenant.Tenant) (any, error) {
 	sel, err := parseSelector(ctx.PostBody())
 	if err != nil {
@@ -383,13 +389,17 @@ func (h *Handler) ReplayQuarantine(ctx *fasthttp.RequestCtx, t tenant.Tenant) (a
 	h.noteIngest(t.ID, nrows)
 	resp.Replayed = len(reqs)
 	if err := b.Flush(c, t.ID); err != nil {
-		return nil, fmt.Errorf("%w: %v; the replayed rows are durable and will be committed, replaying again will not store them twice", ErrWaitTimeout, err)
+		// The replayed rows are durable: they are committed when the
+		// writer's retry succeeds, and a replay asked again skips them.
+		resp.FlushError = err.Error()
 	}
-	again, err := b.CountReplacements(c, t.ID, ids)
+	pc, pcancel := context.WithTimeout(context.Background(), h.cfg.WaitTimeout)
+	defer pcancel()
+	waiting, again, err := b.ReplayProgress(pc, t.ID, ids)
 	if err != nil {
 		return nil, err
 	}
-	resp.QuarantinedAgain = again
-	resp.Landed = int64(len(reqs)) - again
+	resp.Waiting, resp.QuarantinedAgain = waiting, again
+	resp.Landed = int64(len(reqs)) - waiting - again
 	return resp, nil
 }
