@@ -156,6 +156,8 @@ func (w *writer) settleQuarantine(ctx context.Context, conn *sql.Conn, table str
 	if err != nil {
 		return fmt.Errorf("quarantine values of pinned columns: %w", err)
 	}
+	// Counted before the commit: a flush that fails after this point and
+	// is retried counts its values again (the metric may run ahead).
 	w.b.stats.Quarantined.Add(int64(len(aside)))
 	return nil
 }
