@@ -58,6 +58,13 @@ func TestPinQuarantineReplay(t *testing.T) {
 		!strings.Contains(q.Error, "pinned as BIGINT") || !strings.Contains(string(q.Row), `"s":"b"`) {
 		t.Fatalf("entry: %+v (row %s)", q, q.Row)
 	}
+	// The operator sees the count.
+	adm := decodeBody[struct {
+		Quarantined int64 `json:"quarantined_rows"`
+	}](t, e.admin("GET", "/api/admin/tenants/"+id, ""))
+	if adm.Quarantined != 1 {
+		t.Fatalf("admin quarantined_rows = %d; want 1", adm.Quarantined)
+	}
 	// Still pinned: a replay does not fit and replaces the entry.
 	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", fmt.Sprintf(`{"ids":[%d]}`, q.ID)))
 	if rr.Replayed != 1 || rr.Landed != 0 || rr.QuarantinedAgain != 1 {
