@@ -392,3 +392,16 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A lifecycle call that outlasts the wait timeout is a 504 that says so,
+// and the server goes on.
+func TestLifecycleTimeout(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) { c.ingest.WaitTimeout = time.Nanosecond })
+	_, key := e.tenant("acme")
+	r := e.call("PUT", key, "/api/tables/t/columns/a", `{"type":"BIGINT"}`)
+	wantStatus(t, r, 504, "pin past the deadline")
+	if !strings.Contains(string(r.body), "may not have taken effect") {
+		t.Fatalf("timeout answer: %s", r.body)
+	}
+	wantStatus(t, e.do("POST", "/api/data/insert/t", []byte(`{"a":1}`), "X-API-KEY", key), 200, "insert after")
+}

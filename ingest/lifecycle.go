@@ -48,6 +48,15 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
+// timedOut turns a lifecycle call that outlasted WaitTimeout into a 504
+// that says what to do.
+func timedOut(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: the call did not finish in time (%v); it was aborted and may not have taken effect: check and retry", ErrWaitTimeout, err)
+	}
+	return err
+}
+
 // checkColumn checks a column name a tenant sends.
 func checkColumn(column string) error {
 	if !schema.ValidColumnName(column) {
@@ -82,7 +91,11 @@ func (h *Handler) PinColumn(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, co
 	}
 	c, cancel := context.WithTimeout(context.Background(), h.cfg.WaitTimeout)
 	defer cancel()
-	return h.cfg.Batcher.PinColumn(c, t.ID, table, column, typ)
+	res, err := h.cfg.Batcher.PinColumn(c, t.ID, table, column, typ)
+	if err != nil {
+		return nil, timedOut(err)
+	}
+	return res, nil
 }
 
 // UnpinColumn serves DELETE /api/tables/{table}/columns/{column}.
@@ -96,7 +109,7 @@ func (h *Handler) UnpinColumn(_ *fasthttp.RequestCtx, t tenant.Tenant, table, co
 	c, cancel := context.WithTimeout(context.Background(), h.cfg.WaitTimeout)
 	defer cancel()
 	if err := h.cfg.Batcher.UnpinColumn(c, t.ID, table, column); err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	return map[string]any{"table": table, "column": column, "pinned": false}, nil
 }
@@ -126,7 +139,7 @@ func (h *Handler) SetTable(ctx *fasthttp.RequestCtx, t tenant.Tenant, table stri
 	c, cancel := context.WithTimeout(context.Background(), h.cfg.WaitTimeout)
 	defer cancel()
 	if err := h.cfg.Batcher.SetFrozen(c, t.ID, table, *req.Frozen); err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	return h.TableRules(ctx, t, table)
 }
@@ -280,7 +293,7 @@ func (h *Handler) DiscardQuarantine(ctx *fasthttp.RequestCtx, t tenant.Tenant) (
 	defer cancel()
 	n, err := h.cfg.Batcher.DiscardQuarantined(c, t.ID, sel)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(err)
 	}
 	return map[string]int64{"discarded": n}, nil
 }
