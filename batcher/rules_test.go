@@ -132,3 +132,39 @@ func TestPinnedMisfitsQuarantined(t *testing.T) {
 		t.Fatalf("rows: %s", rows)
 	}
 }
+
+// A flush that quarantines into a table from before entries had ids
+// upgrades it in its own transaction.
+func TestMisfitIntoOldQuarantine(t *testing.T) {
+	tb := newTestBatcher(t)
+	ctx := context.Background()
+	h, err := tb.pool.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.DB.Exec(`CREATE TABLE _duckgate_quarantine (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON);
+		INSERT INTO _duckgate_quarantine VALUES ('x', 'old', now(), '{"a":1}')`)
+	h.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.b.PinColumn(ctx, "t1", "ev", "n", schema.TypeBoolean); err != nil {
+		t.Fatal(err)
+	}
+	tb.insert("t1", "ev", oneColumnNamed("n", 1, true), false)
+	tb.flush("t1")
+	entries, err := tb.b.Quarantined(ctx, "t1", QuarantineSelector{}, -1<<63, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].ID >= 0 || entries[0].Table != "x" || entries[1].Column != "n" || string(entries[1].Value) != "1" {
+		t.Fatalf("entries: %+v", entries)
+	}
+}
+
+// oneColumnNamed is oneColumn under another key.
+func oneColumnNamed(key string, vals ...any) *Rows {
+	r := oneColumn(vals...)
+	r.Keys[0] = key
+	return r
+}
