@@ -36,12 +36,17 @@ const createRulesSQL = `CREATE TABLE IF NOT EXISTS ` + pinsTable + ` (table_key 
 CREATE TABLE IF NOT EXISTS ` + frozenTable + ` (table_key VARCHAR, table_name VARCHAR)`
 
 // loadRules reads the pins and the frozen flag of table. A database that
-// never had a rule has neither table: no rules.
+// never had a rule has neither table: no rules. It runs whenever a writer
+// learns a table's schema, so it looks the tables up in
+// information_schema.tables: duckdb_tables() made TestManyTenants (200
+// tenants through a pool of 16) miss its 30 s shutdown, twice in two runs,
+// where information_schema passed in 20-23 s like the code without the
+// lookup.
 func loadRules(ctx context.Context, q tenantdb.Querier, table string) (schema.Rules, error) {
 	var r schema.Rules
 	var n int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-		AND schema_name = 'main' AND table_name IN ('`+pinsTable+`', '`+frozenTable+`')`).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()
+		AND table_schema = 'main' AND table_name IN ('`+pinsTable+`', '`+frozenTable+`')`).Scan(&n); err != nil {
 		return r, fmt.Errorf("read the rules of %s: %w", table, err)
 	}
 	if n < 2 {
@@ -335,8 +340,8 @@ func checkConvert(ctx context.Context, conn *sql.Conn, table, column string, fro
 // hasTable reports whether the tenant's database has table name.
 func hasTable(ctx context.Context, q tenantdb.Querier, name string) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-		AND schema_name = 'main' AND table_name = ?`, name).Scan(&n)
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()
+		AND table_schema = 'main' AND table_name = ?`, name).Scan(&n)
 	return n > 0, err
 }
 
