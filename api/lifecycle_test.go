@@ -144,6 +144,10 @@ func TestFrozenTable(t *testing.T) {
 	if !got.Frozen || got.Pins["p"] != "DOUBLE" {
 		t.Fatalf("rules: %+v", got)
 	}
+	dr := decodeBody[batcher.DryRunResult](t, e.call("POST", key, "/api/data/insert/t?dry_run=true", `{"zz":1,"a":1}`))
+	if len(dr.NewColumns) != 0 || fmt.Sprint(dr.Overflow) != "[zz]" {
+		t.Fatalf("dry run on a frozen table: %+v", dr)
+	}
 	wantStatus(t, e.call("PUT", key, "/api/tables/t", `{"frozen":false}`), 200, "unfreeze")
 	wantStatus(t, e.insert(key, "t", `{"c":true}`), 200, "insert unfrozen")
 	e.stop()
