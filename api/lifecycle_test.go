@@ -1,410 +1,411 @@
 package api
 
 import (
-	"archive/zip"
-	"bytes"
-	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
+	"duckgate/batcher"
+	"duckgate/ingest"
 	"duckgate/tenant"
-	"duckgate/tenantdb"
 )
 
-// lifecycleClock is the retention sweep's clock in these tests.
-type lifecycleClock struct{ ns atomic.Int64 }
-
-func (c *lifecycleClock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
-
-func TestRetentionAPI(t *testing.T) {
-	day := 24 * time.Hour
-	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	clock := &lifecycleClock{}
-	clock.ns.Store(t0.UnixNano())
-	e := newEnv(t, func(c *envConfig) {
-		c.batcher.Now = clock.Now
-		c.batcher.PlanRetention = func(string) time.Duration { return 7 * day } // the free plan's
-	})
-	id, key := e.tenantOn("acme", "free")
-	_, queryKey, err := e.tenants.CreateKey(id, tenant.ScopeQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for i, age := range []time.Duration{10 * day, 5 * day, 2 * day, 0} {
-		lines = append(lines, fmt.Sprintf(`{"i":%d,"ts":%q}`, i, t0.Add(-age).Format(time.RFC3339)))
-	}
-	if r := e.insert(key, "events", strings.Join(lines, "\n")); r.status != 200 {
-		t.Fatalf("insert: %d %s", r.status, r.body)
-	}
-	call := func(method, table, body, k string, want int) map[string]any {
-		t.Helper()
-		r := e.do(method, "/api/tables/"+table+"/retention", []byte(body), "X-API-KEY", k)
-		if r.status != want {
-			t.Fatalf("%s %s %s: %d %s, want %d", method, table, body, r.status, r.body, want)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(r.body, &m); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, table, r.body)
-		}
-		if want >= 400 && m["error"] == "" {
-			t.Fatalf("%s %s: no error message: %s", method, table, r.body)
-		}
-		return m
-	}
-	m := call("GET", "events", "", queryKey, 200)
-	if m["retention"] != "7d" || m["plan_retention"] != "7d" || m["table_retention"] != nil || m["time_column"] != nil || m["sweeps"] != false {
-		t.Fatalf("GET before a setting: %v", m)
-	}
-	m = call("PUT", "events", `{"retention":"3d","time_column":"ts"}`, key, 200)
-	if m["retention"] != "3d" || m["table_retention"] != "3d" || m["time_column"] != "ts" || m["table_time_column"] != "ts" ||
-		m["time_column_source"] != "setting" || m["sweeps"] != true {
-		t.Fatalf("PUT: %v", m)
-	}
-
-	// Bad input: nothing changes, the server answers on.
-	call("PUT", "events", `{"retention":"3d"}`, queryKey, 403)
-	call("PUT", "events", `{"retention":"30d"}`, key, 400) // beyond the plan
-	call("PUT", "events", `{"retention":"abc"}`, key, 400)
-	call("PUT", "events", `{"retention":"-1h"}`, key, 400)
-	call("PUT", "events", `{"retention":"0d"}`, key, 400)
-	call("PUT", "events", `{"retention":"1s"}`, key, 400)
-	call("PUT", "events", `{"retention":"9999999999999999999h"}`, key, 400)
-	call("PUT", "events", `{"retention":3}`, key, 400)
-	call("PUT", "events", `{"days":3}`, key, 400)
-	call("PUT", "events", `{}`, key, 400)
-	call("PUT", "events", ``, key, 400)
-	call("PUT", "events", `not json`, key, 400)
-	call("PUT", "events", `{"retention":"3d"} {"retention":"1d"}`, key, 400)
-	call("PUT", "events", `{"retention":"3d","pad":"`+strings.Repeat("x", 8<<10)+`"}`, key, 413)
-	call("PUT", "events", `{"time_column":"nope"}`, key, 400)
-	call("PUT", "events", `{"time_column":"i"}`, key, 400) // BIGINT
-	call("PUT", "events", `{"time_column":""}`, key, 400)
-	call("PUT", "nope", `{"retention":"1d"}`, key, 404)
-	call("GET", "nope", ``, key, 404)
-	call("PUT", "_duckgate_retention", `{"retention":"1d"}`, key, 400)
-	call("GET", "_DuckGate_applied", ``, key, 400)
-	call("PUT", "bad-name", `{"retention":"1d"}`, key, 400)
-	call("GET", "a/b", ``, key, 400)
-	call("GET", strings.Repeat("a", 100), ``, key, 400)
-	call("POST", "events", `{"retention":"1d"}`, key, 405)
-	if m := call("GET", "events", "", key, 200); m["retention"] != "3d" || m["time_column"] != "ts" {
-		t.Fatalf("the setting changed on bad input: %v", m)
-	}
-
-	// A sweep deletes what is older than 3 days: rows 0 and 1.
-	st, err := e.batcher.Sweep(context.Background(), id)
-	if err != nil || st.Deleted != 2 {
-		t.Fatalf("sweep: %+v, %v", st, err)
-	}
-	m = call("DELETE", "events", "", key, 200)
-	if m["retention"] != "7d" || m["table_retention"] != nil || m["time_column"] != nil || m["table_time_column"] != nil || m["sweeps"] != false {
-		t.Fatalf("DELETE: %v", m)
-	}
-	e.stop()
-	db := e.openDB(id)
-	var got string
-	if err := db.QueryRow("SELECT string_agg(i::VARCHAR, ' ' ORDER BY i) FROM events").Scan(&got); err != nil || got != "2 3" {
-		t.Fatalf("rows left: %q, %v", got, err)
-	}
+func (e *env) call(method, key, uri, body string) response {
+	e.t.Helper()
+	return e.do(method, uri, []byte(body), "X-API-KEY", key)
 }
 
-// exportRows are rows of every type ingest makes, in two tables.
-const exportRows = `{"i":1,"ok":true,"x":1.5,"big":170141183460469231731687303715884105727,"ts":"2026-06-01T12:00:00.123456Z","s":"a'b","obj":{"k":[1,2.50]}}
-{"i":2,"ok":false,"x":-2,"big":-5,"ts":"1970-01-01T00:00:00Z","s":"","obj":[]}
-{"i":3}`
-
-const exportQuery = `SELECT i, ok, x, big::VARCHAR, strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), s, obj::VARCHAR FROM events ORDER BY i`
-
-const exportWant = "1|true|1.5|170141183460469231731687303715884105727|2026-06-01T12:00:00.123456Z|a'b|{\"k\":[1,2.50]}\n" +
-	"2|false|-2|-5|1970-01-01T00:00:00.000000Z||[]\n" +
-	"3|NULL|NULL|NULL|NULL|NULL|NULL"
-
-const exportTypes = "i BIGINT, ok BOOLEAN, x DOUBLE, big HUGEINT, ts TIMESTAMP WITH TIME ZONE, s VARCHAR, obj JSON"
-
-// exportText runs q and returns its rows as lines of "|"-separated text.
-func exportText(t *testing.T, db *sql.DB, q string) string {
+// columnList returns a table's columns as "name TYPE, …", in order, from a
+// database opened after the env stopped.
+func columnList(t *testing.T, e *env, tenantID, table string) string {
 	t.Helper()
-	rows, err := db.Query(q)
+	db, err := sql.Open("duckdb", filepath.Join(e.dir, "tenants", tenantID+".duckdb"))
 	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var lines []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		f := make([]string, len(vals))
-		for i, v := range vals {
-			f[i] = "NULL"
-			if v.Valid {
-				f[i] = v.String
-			}
-		}
-		lines = append(lines, strings.Join(f, "|"))
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return strings.Join(lines, "\n")
+	defer db.Close()
+	var out []string
+	for _, c := range columnsOf(t, db, table) {
+		out = append(out, c[0]+" "+c[1])
+	}
+	return strings.Join(out, ", ")
 }
 
-func TestExportAPI(t *testing.T) {
+// A pinned BIGINT column receiving "abc" quarantines that value with its
+// reason and stores the rest of the row; unpin plus replay brings it back
+// as VARCHAR, once.
+func TestPinQuarantineReplay(t *testing.T) {
 	e := newEnv(t)
 	id, key := e.tenant("acme")
-	if r := e.insert(key, "events", exportRows); r.status != 200 {
-		t.Fatalf("insert: %d %s", r.status, r.body)
+	r := e.call("PUT", key, "/api/tables/events/columns/n", `{"type":"bigint"}`)
+	wantStatus(t, r, 200, "pin before the table exists")
+	if got := decodeBody[batcher.PinResult](t, r); got.Type != "BIGINT" || got.Altered || got.From != "" {
+		t.Fatalf("pin: %+v", got)
 	}
-	if r := e.insert(key, "other", `{"n":1}`); r.status != 200 {
-		t.Fatalf("insert: %d %s", r.status, r.body)
-	}
-	dir := t.TempDir()
-	duck, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer duck.Close()
-	if _, err := duck.Exec("SET TimeZone = 'UTC'"); err != nil {
-		t.Fatal(err)
-	}
-	duck.SetMaxOpenConns(1)
+	wantStatus(t, e.insert(key, "events", `{"n":1,"s":"a"}`+"\n"+`{"n":"abc","s":"b"}`), 200, "insert")
 
-	// The DuckDB file.
-	r := e.do("GET", "/api/export", nil, "X-API-KEY", key)
-	if r.status != 200 || !strings.Contains(r.header["Content-Disposition"], id) {
-		t.Fatalf("export: %d %v %.200s", r.status, r.header, r.body)
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine"))
+	if list.Total != 1 || len(list.Entries) != 1 || len(list.Reasons) != 1 || list.Reasons[0].Rows != 1 {
+		t.Fatalf("quarantine: %+v", list)
 	}
-	file := filepath.Join(dir, "export.duckdb")
-	if err := os.WriteFile(file, r.body, 0o600); err != nil {
-		t.Fatal(err)
+	q := list.Entries[0]
+	if q.Table != "events" || q.Column != "n" || string(q.Value) != `"abc"` || q.ExpectedType != "BIGINT" ||
+		!strings.Contains(q.Error, "pinned as BIGINT") || !strings.Contains(string(q.Row), `"s":"b"`) {
+		t.Fatalf("entry: %+v (row %s)", q, q.Row)
 	}
-	if _, err := duck.Exec("ATTACH '" + file + "' AS x (READ_ONLY); USE x"); err != nil {
-		t.Fatal(err)
+	// The operator sees the count.
+	adm := decodeBody[struct {
+		Quarantined int64 `json:"quarantined_rows"`
+	}](t, e.admin("GET", "/api/admin/tenants/"+id, ""))
+	if adm.Quarantined != 1 {
+		t.Fatalf("admin quarantined_rows = %d; want 1", adm.Quarantined)
 	}
-	if got := exportText(t, duck, exportQuery); got != exportWant {
-		t.Fatalf("events in the file:\n%s\nwant\n%s", got, exportWant)
+	// Still pinned: a replay does not fit and replaces the entry.
+	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", fmt.Sprintf(`{"ids":[%d]}`, q.ID)))
+	if rr.Replayed != 1 || rr.Landed != 0 || rr.QuarantinedAgain != 1 {
+		t.Fatalf("replay while pinned: %+v", rr)
 	}
-	if got := exportText(t, duck, "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() WHERE database_name = 'x' AND table_name = 'events'"); got != exportTypes {
-		t.Fatalf("types in the file: %s", got)
+	list = decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine?table=events"))
+	if list.Total != 1 || list.Entries[0].ReplayedFrom != q.ID {
+		t.Fatalf("after replay while pinned: %+v", list)
 	}
-	if got := exportText(t, duck, "SELECT string_agg(table_name, ' ' ORDER BY table_name) FROM duckdb_tables() WHERE database_name = 'x'"); got != "events other" {
-		t.Fatalf("tables in the file: %s (duckgate's bookkeeping must be left out)", got)
+	wantStatus(t, e.call("DELETE", key, "/api/tables/events/columns/N", ""), 200, "unpin")
+	wantStatus(t, e.call("DELETE", key, "/api/tables/events/columns/n", ""), 404, "unpin twice")
+	rr = decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"table":"events"}`))
+	if rr.Replayed != 1 || rr.Landed != 1 || rr.QuarantinedAgain != 0 {
+		t.Fatalf("replay: %+v", rr)
 	}
-	if _, err := duck.Exec("USE memory; DETACH x"); err != nil {
-		t.Fatal(err)
+	rr = decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"all":true}`))
+	if rr.Replayed != 0 {
+		t.Fatalf("second replay: %+v", rr)
 	}
-
-	// The zip of Parquet files.
-	r = e.do("GET", "/api/export?format=parquet", nil, "X-API-KEY", key)
-	if r.status != 200 || r.header["Content-Type"] != "application/zip" {
-		t.Fatalf("parquet export: %d %v %.200s", r.status, r.header, r.body)
+	if list = decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine")); list.Total != 0 {
+		t.Fatalf("quarantine after replay: %+v", list)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
-	if err != nil {
-		t.Fatal(err)
+	e.stop()
+	if got := columnList(t, e, id, "events"); got != "n VARCHAR, s VARCHAR" {
+		t.Fatalf("columns: %s", got)
 	}
-	var manifest tenantdb.Manifest
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Name == "manifest.json" {
-			if err := json.Unmarshal(b, &manifest); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f.Name)), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	rows := queryText(t, e.openDB(id), `SELECT coalesce(n, 'NULL') || '/' || coalesce(s, 'NULL') FROM events ORDER BY ALL`)
+	if got := fmt.Sprint(rows); got != "[[1/a] [NULL/b] [abc/NULL]]" {
+		t.Fatalf("rows: %s", got)
 	}
-	if len(manifest.Tables) != 2 || manifest.Tables[0].Name != "events" || manifest.Tables[0].Rows != 3 || manifest.Tables[1].Rows != 1 ||
-		len(manifest.Tables[0].Columns) != 7 || manifest.Tables[0].Columns[3].Type != "HUGEINT" || manifest.Tables[0].Columns[3].ParquetType != "VARCHAR" {
-		t.Fatalf("manifest: %+v", manifest)
-	}
-	// Read back, each column cast to the type the manifest names.
-	var sel []string
-	for _, c := range manifest.Tables[0].Columns {
-		sel = append(sel, fmt.Sprintf("CAST(%q AS %s) AS %q", c.Name, c.Type, c.Name))
-	}
-	if _, err := duck.Exec("CREATE TABLE events AS SELECT " + strings.Join(sel, ", ") + " FROM read_parquet('" + filepath.Join(dir, "events.parquet") + "')"); err != nil {
-		t.Fatal(err)
-	}
-	if got := exportText(t, duck, exportQuery); got != exportWant {
-		t.Fatalf("events in Parquet:\n%s\nwant\n%s", got, exportWant)
-	}
-
-	// Refusals: nothing is exported, nothing left behind.
-	_, queryKey, err := e.tenants.CreateKey(id, tenant.ScopeQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ingestKey, err := e.tenants.CreateKey(id, tenant.ScopeIngest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		method, uri, key string
-		want             int
-	}{
-		{"GET", "/api/export?format=csv", key, 400},
-		{"GET", "/api/export?format=" + strings.Repeat("p", 10000), key, 400},
-		{"GET", "/api/export?format=../../x", key, 400},
-		{"GET", "/api/export", queryKey, 403},
-		{"GET", "/api/export?format=parquet", ingestKey, 403},
-		{"GET", "/api/export", "dg_wrong", 401},
-		{"POST", "/api/export", key, 405},
-	} {
-		r := e.do(c.method, c.uri, nil, "X-API-KEY", c.key)
-		if r.status != c.want || !bytes.Contains(r.body, []byte(`"error"`)) {
-			t.Fatalf("%s %.60s: %d %s, want %d", c.method, c.uri, r.status, r.body, c.want)
-		}
-	}
-	// The copies go once sent (the zip's writer may still be finishing).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		left, err := os.ReadDir(e.pool.ScratchDir(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scratch directory holds %d entries after the exports", len(left))
-		}
-		time.Sleep(10 * time.Millisecond)
+	if n := queryInt(t, e, id, "SELECT count(*) FROM "+batcher.QuarantineTable); n != 0 {
+		t.Fatalf("%d quarantined rows left", n)
 	}
 }
 
-// An export taken while a client inserts holds a prefix of the inserts,
-// each whole: batches of 50 rows numbered in order.
-func TestExportDuringIngest(t *testing.T) {
+// A pin is refused when stored values do not convert exactly, and converts
+// the column when they do.
+func TestPinRefusedWhenValuesDoNotConvert(t *testing.T) {
 	e := newEnv(t)
-	_, key := e.tenant("acme")
-	const per = 50
-	var sent atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for b := 0; b < 5000; b++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			var sb strings.Builder
-			for i := 0; i < per; i++ {
-				fmt.Fprintf(&sb, `{"batch":%d,"i":%d,"pad":"%s"}`+"\n", b, i, strings.Repeat("x", 20))
-			}
-			r := e.do("POST", "/api/data/insert/events", []byte(sb.String()), "X-API-KEY", key)
-			if r.status != 200 {
-				t.Errorf("insert: %d %s", r.status, r.body)
-				return
-			}
-			sent.Add(1)
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
-	duck, err := sql.Open("duckdb", "")
+	id, key := e.tenant("acme")
+	wantStatus(t, e.insert(key, "t", `[{"s":"12","d":1.5,"w":1.0,"z":"007"},{"s":"abc","d":2,"w":2,"z":"7"}]`), 200, "insert")
+	f := func(col, typ string, status int) response {
+		t.Helper()
+		r := e.call("PUT", key, "/api/tables/t/columns/"+col, `{"type":"`+typ+`"}`)
+		wantStatus(t, r, status, "pin "+col+" "+typ)
+		return r
+	}
+	r := f("s", "BIGINT", 409)
+	if !strings.Contains(string(r.body), `1 stored values`) || !strings.Contains(string(r.body), `abc`) {
+		t.Fatalf("refusal does not say why: %s", r.body)
+	}
+	f("d", "BIGINT", 409) // 1.5 would round
+	wantStatus(t, e.call("PUT", key, "/api/tables/T/columns/S", `{"type":"BIGINT"}`), 409, "pin in another case")
+	f("z", "BIGINT", 409) // "007" is not how 7 is spelled
+	if got := decodeBody[batcher.PinResult](t, f("w", "BIGINT", 200)); !got.Altered || got.From != "DOUBLE" {
+		t.Fatalf("pin w: %+v", got)
+	}
+	f("s", "VARCHAR", 200)
+	f("d", "JSON", 200)
+	e.stop()
+	if got := columnList(t, e, id, "t"); got != "s VARCHAR, d JSON, w BIGINT, z VARCHAR" {
+		t.Fatalf("columns: %s", got)
+	}
+}
+
+// A frozen table puts new keys in _overflow; pinned columns are still
+// added; unfreezing adds columns again.
+func TestFrozenTable(t *testing.T) {
+	e := newEnv(t)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.insert(key, "t", `{"a":1}`), 200, "insert")
+	r := e.call("PUT", key, "/api/tables/t", `{"frozen":true}`)
+	wantStatus(t, r, 200, "freeze")
+	wantStatus(t, e.call("PUT", key, "/api/tables/t/columns/p", `{"type":"DOUBLE"}`), 200, "pin")
+	wantStatus(t, e.insert(key, "t", `{"a":2,"b":"x","p":3}`), 200, "insert frozen")
+	got := decodeBody[ingest.TableRulesResponse](t, e.get(key, "/api/tables/t"))
+	if !got.Frozen || got.Pins["p"] != "DOUBLE" {
+		t.Fatalf("rules: %+v", got)
+	}
+	dr := decodeBody[batcher.DryRunResult](t, e.call("POST", key, "/api/data/insert/t?dry_run=true", `{"zz":1,"a":1}`))
+	if len(dr.NewColumns) != 0 || fmt.Sprint(dr.Overflow) != "[zz]" {
+		t.Fatalf("dry run on a frozen table: %+v", dr)
+	}
+	wantStatus(t, e.call("PUT", key, "/api/tables/t", `{"frozen":false}`), 200, "unfreeze")
+	wantStatus(t, e.insert(key, "t", `{"c":true}`), 200, "insert unfrozen")
+	e.stop()
+	if got := columnList(t, e, id, "t"); got != "a BIGINT, p DOUBLE, _overflow JSON, c BOOLEAN" {
+		t.Fatalf("columns: %s", got)
+	}
+	rows := queryText(t, e.openDB(id), `SELECT a, p, CAST(_overflow AS VARCHAR) FROM t WHERE a = 2`)
+	if got := fmt.Sprint(rows); got != `[[2 3 {"b":"x"}]]` {
+		t.Fatalf("row: %s", got)
+	}
+}
+
+// A dry run answers the changes the real insert then makes, and stores
+// nothing.
+func TestDryRunMatchesInsert(t *testing.T) {
+	e := newEnv(t)
+	id, key := e.tenant("acme")
+	// On a tenant that has no database yet, nothing is created.
+	r := e.call("POST", key, "/api/data/insert/t?dry_run=true", `{"a":1}`)
+	wantStatus(t, r, 200, "dry run on nothing")
+	if _, err := os.Stat(filepath.Join(e.dir, "tenants", id+".duckdb")); !os.IsNotExist(err) {
+		t.Fatalf("a dry run created the database: %v", err)
+	}
+	wantStatus(t, e.insert(key, "t", `{"n":1,"x":2}`), 200, "insert")
+	wantStatus(t, e.call("PUT", key, "/api/tables/t/columns/x", `{"type":"BIGINT"}`), 200, "pin")
+	body := `{"n":"abc","x":"bad","new":true}` + "\n" + `{"n":2.5,"x":3}` + "\nnot json\n"
+	r = e.call("POST", key, "/api/data/insert/t?dry_run=true", body)
+	wantStatus(t, r, 200, "dry run")
+	var dr struct {
+		DryRun   bool `json:"dry_run"`
+		Accepted int  `json:"accepted"`
+		Rejected int  `json:"rejected"`
+		batcher.DryRunResult
+	}
+	if err := json.Unmarshal(r.body, &dr); err != nil {
+		t.Fatal(err)
+	}
+	if !dr.DryRun || dr.Accepted != 2 || dr.Rejected != 1 || !dr.TableExists ||
+		fmt.Sprint(dr.NewColumns) != "[{new BOOLEAN}]" || len(dr.Widened) != 1 || dr.Widened[0].Column != "n" ||
+		dr.Widened[0].To != "VARCHAR" || string(dr.Widened[0].Value) != `"abc"` || dr.Quarantined != 1 ||
+		dr.QuarantinedValues[0].Column != "x" || dr.QuarantinedValues[0].Row != 1 || string(dr.QuarantinedValues[0].Value) != `"bad"` {
+		t.Fatalf("dry run: %s", r.body)
+	}
+	e.stop()
+	if got := columnList(t, e, id, "t"); got != "n BIGINT, x BIGINT" {
+		t.Fatalf("a dry run changed the table: %s", got)
+	}
+	db, err := sql.Open("duckdb", filepath.Join(e.dir, "tenants", id+".duckdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer duck.Close()
-	duck.SetMaxOpenConns(1)
-	dir := t.TempDir()
-	for round := 0; round < 4; round++ {
-		for sent.Load() < int64(10*(round+1)) { // let some batches arrive between exports
-			if t.Failed() {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-		// Even rounds take the DuckDB file, odd ones the Parquet zip.
-		var rows, batches, maxBatch, short int64
-		q := "SELECT count(*), count(DISTINCT batch), coalesce(max(batch), -1), " +
-			"(SELECT count(*) FROM (SELECT batch FROM ev GROUP BY batch HAVING count(*) <> " + fmt.Sprint(per) + ")) FROM ev"
-		if round%2 == 0 {
-			r := e.do("GET", "/api/export", nil, "X-API-KEY", key)
-			if r.status != 200 {
-				t.Fatalf("export: %d %s", r.status, r.body)
-			}
-			file := filepath.Join(dir, fmt.Sprintf("e%d.duckdb", round))
-			if err := os.WriteFile(file, r.body, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := duck.Exec("ATTACH '" + file + "' AS x (READ_ONLY); CREATE OR REPLACE VIEW ev AS SELECT * FROM x.events"); err != nil {
-				t.Fatal(err)
-			}
-			if err := duck.QueryRow(q).Scan(&rows, &batches, &maxBatch, &short); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := duck.Exec("DROP VIEW ev; DETACH x"); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			r := e.do("GET", "/api/export?format=parquet", nil, "X-API-KEY", key)
-			if r.status != 200 {
-				t.Fatalf("export: %d %s", r.status, r.body)
-			}
-			zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			file := filepath.Join(dir, fmt.Sprintf("e%d.parquet", round))
-			for _, f := range zr.File {
-				if f.Name != "events.parquet" {
-					continue
-				}
-				rc, err := f.Open()
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(file, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := duck.Exec("CREATE OR REPLACE VIEW ev AS SELECT * FROM read_parquet('" + file + "')"); err != nil {
-				t.Fatal(err)
-			}
-			if err := duck.QueryRow(q).Scan(&rows, &batches, &maxBatch, &short); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// Every insert acknowledged before the export is flushed into it.
-		if short != 0 || rows != batches*per || maxBatch+1 != batches || batches < int64(10*(round+1)) {
-			t.Fatalf("export %d: %d rows, %d batches, highest %d, %d batches in part", round, rows, batches, maxBatch, short)
-		}
-		t.Logf("export %d: %d whole batches", round, batches)
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("a dry run stored rows: %d, %v", n, err)
 	}
+	db.Close()
+	e = e.restart()
+	wantStatus(t, e.insert(key, "t", body), 200, "real insert")
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine"))
+	if list.Total != int64(dr.Quarantined) {
+		t.Fatalf("dry run said %d quarantined, the insert quarantined %d", dr.Quarantined, list.Total)
+	}
+	e.stop()
+	if got := columnList(t, e, id, "t"); got != "n VARCHAR, x BIGINT, new BOOLEAN" {
+		t.Fatalf("columns after the insert: %s", got)
+	}
+}
+
+// Bad input to every lifecycle call is a 4xx that says why, and nothing
+// changes.
+func TestLifecycleBadInput(t *testing.T) {
+	e := newEnv(t)
+	id, key := e.tenant("acme")
+	_, qkey, err := e.tenants.CreateKey(id, tenant.ScopeQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ikey, err := e.tenants.CreateKey(id, tenant.ScopeIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, e.insert(key, "t", `{"a":1}`), 200, "insert")
+	big := `{"ids":[` + strings.Repeat("1,", 40000) + `1]}`
+	for _, c := range []struct {
+		method, key, uri, body string
+		status                 int
+	}{
+		{"PUT", key, "/api/tables/t/columns/a", `{"type":`, 400},
+		{"PUT", key, "/api/tables/t/columns/a", `{"type":"INT128"}`, 400},
+		{"PUT", key, "/api/tables/t/columns/a", `{"type":"NONE"}`, 400},
+		{"PUT", key, "/api/tables/t/columns/a", `{"type":"BIGINT","x":1}`, 400},
+		{"PUT", key, "/api/tables/t/columns/a", `{}`, 400},
+		{"PUT", key, "/api/tables/t/columns/a", `{"type":"BIGINT"} {}`, 400},
+		{"PUT", key, "/api/tables/t/columns/_overflow", `{"type":"BIGINT"}`, 400},
+		{"PUT", key, "/api/tables/_duckgate_pins/columns/a", `{"type":"BIGINT"}`, 400},
+		{"PUT", key, "/api/tables/bad-name/columns/a", `{"type":"BIGINT"}`, 400},
+		{"PUT", key, "/api/tables/_duckgate_quarantine", `{"frozen":true}`, 400},
+		{"PUT", key, "/api/tables/t", `{"frozen":"yes"}`, 400},
+		{"PUT", key, "/api/tables/t", ``, 400},
+		{"PUT", key, "/api/tables/t", big, 413},
+		{"GET", key, "/api/tables/_duckgate_applied", ``, 400},
+		{"DELETE", key, "/api/tables/t/columns/nope", ``, 404},
+		{"POST", key, "/api/tables/t/columns/a", ``, 405},
+		{"PUT", qkey, "/api/tables/t/columns/a", `{"type":"BIGINT"}`, 403},
+		{"PUT", ikey, "/api/tables/t/columns/a", `{"type":"BIGINT"}`, 403},
+		{"PUT", ikey, "/api/tables/t", `{"frozen":true}`, 403},
+		{"GET", ikey, "/api/quarantine", ``, 403},
+		{"POST", qkey, "/api/quarantine/replay", `{"all":true}`, 403},
+		{"DELETE", qkey, "/api/quarantine", `{"all":true}`, 403},
+		{"DELETE", key, "/api/quarantine", ``, 400},
+		{"DELETE", key, "/api/quarantine", `{}`, 400},
+		{"DELETE", key, "/api/quarantine", `{"all":true,"table":"t"}`, 400},
+		{"DELETE", key, "/api/quarantine", `{"ids":[]}`, 400},
+		{"DELETE", key, "/api/quarantine", `{"ids":["x"]}`, 400},
+		{"DELETE", key, "/api/quarantine", `{"table":"_duckgate_x"}`, 400},
+		{"POST", key, "/api/quarantine/replay", `[1,2]`, 400},
+		{"POST", key, "/api/quarantine/replay", big, 413},
+		{"GET", key, "/api/quarantine?limit=0", ``, 400},
+		{"GET", key, "/api/quarantine?limit=100000", ``, 400},
+		{"GET", key, "/api/quarantine?after=x", ``, 400},
+		{"GET", key, "/api/quarantine?table=a%20b", ``, 400},
+		{"PUT", key, "/api/quarantine", ``, 405},
+		{"GET", key, "/api/quarantine/replay", ``, 405},
+		{"GET", qkey, "/api/quarantine", ``, 200},
+		{"DELETE", key, "/api/quarantine", `{"ids":[12345]}`, 200},
+	} {
+		r := e.call(c.method, c.key, c.uri, c.body)
+		if r.status != c.status {
+			t.Errorf("%s %s %.40s: status %d, want %d: %s", c.method, c.uri, c.body, r.status, c.status, r.body)
+		}
+		var body struct {
+			Error string `json:"error"`
+		}
+		if c.status >= 400 && (json.Unmarshal(r.body, &body) != nil || body.Error == "") {
+			t.Errorf("%s %s: error body %s", c.method, c.uri, r.body)
+		}
+	}
+	e.stop()
+	if got := columnList(t, e, id, "t"); got != "a BIGINT" {
+		t.Fatalf("columns changed: %s", got)
+	}
+}
+
+// A replay is exactly once: an entry whose replay is durable but not yet
+// committed is not sent again, and after a crash the log commits it and
+// deletes the entry in one transaction.
+func TestReplayExactlyOnceAcrossCrash(t *testing.T) {
+	slow := func(c *envConfig) { c.batcher.FlushInterval = time.Hour }
+	e := newEnv(t, slow)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.call("PUT", key, "/api/tables/t/columns/n", `{"type":"BIGINT"}`), 200, "pin")
+	wantStatus(t, e.insert(key, "t", `{"n":"abc","s":"x"}`), 200, "insert")
+	wantStatus(t, e.call("DELETE", key, "/api/tables/t/columns/n", ``), 200, "unpin")
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine"))
+	if list.Total != 1 {
+		t.Fatalf("quarantine: %+v", list)
+	}
+	q := list.Entries[0]
+
+	// A replay made durable by the log, not yet flushed (the interval is an hour).
+	rkey := batcher.QuarantineReplayKey(q.ID)
+	if _, found, err := e.batcher.BeginIdempotent(id, rkey); err != nil || found {
+		t.Fatalf("reserve the replay key: %v, %v", found, err)
+	}
+	b := batcher.NewBuilder()
+	if err := ingest.DecodeOne(b, q.Replay(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.batcher.SubmitAll([]batcher.Request{{Tenant: id, Table: "t", Rows: b.Rows(), IdempotencyKey: rkey, Response: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another replay now does not send it again.
+	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"all":true}`))
+	if rr.Replayed != 0 || rr.Pending != 1 {
+		t.Fatalf("replay while one is in flight: %+v", rr)
+	}
+	e.crash()
+	e = startEnv(t, e.dir, slow)
+	if list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine")); list.Total != 0 {
+		t.Fatalf("the recovered replay left its entry: %+v", list)
+	}
+	rr = decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"all":true}`))
+	if rr.Replayed != 0 || rr.Pending != 0 {
+		t.Fatalf("replay after recovery: %+v", rr)
+	}
+	e.stop()
+	if n := queryInt(t, e, id, `SELECT count(*) FROM t WHERE n = 'abc'`); n != 1 {
+		t.Fatalf("the replayed value is stored %d times", n)
+	}
+}
+
+// A quarantine table from before entries had ids (rows of a batch that
+// kept failing) gets ids on first use; its rows replay whole, and discard
+// removes what is selected.
+func TestReplayOldQuarantine(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir)
+	id, key := e.tenant("acme")
+	wantStatus(t, e.insert(key, "t", `{"a":1}`), 200, "insert")
+	e.stop()
+	db, err := sql.Open("duckdb", filepath.Join(dir, "tenants", id+".duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE _duckgate_quarantine (table_name VARCHAR, error VARCHAR, quarantined_at TIMESTAMPTZ, row JSON)`,
+		`INSERT INTO _duckgate_quarantine VALUES ('t', 'boom', now(), '{"a":2,"b":"x"}'), ('t', 'boom', now(), '{"a":3}'), ('u', 'bang', now(), '{"z":true}')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	e = startEnv(t, dir)
+	list := decodeBody[ingest.QuarantineList](t, e.get(key, "/api/quarantine?limit=2"))
+	if list.Total != 3 || len(list.Entries) != 2 || list.NextAfter == nil || list.Entries[0].ID >= 0 || len(list.Reasons) != 2 {
+		t.Fatalf("old quarantine: %s", mustJSON(t, list))
+	}
+	next := decodeBody[ingest.QuarantineList](t, e.get(key, fmt.Sprintf("/api/quarantine?limit=2&after=%d", *list.NextAfter)))
+	if len(next.Entries) != 1 || next.NextAfter != nil {
+		t.Fatalf("second page: %s", mustJSON(t, next))
+	}
+	rr := decodeBody[ingest.ReplayResponse](t, e.call("POST", key, "/api/quarantine/replay", `{"table":"t"}`))
+	if rr.Replayed != 2 || rr.Landed != 2 {
+		t.Fatalf("replay: %+v", rr)
+	}
+	d := decodeBody[map[string]int64](t, e.call("DELETE", key, "/api/quarantine", `{"table":"u"}`))
+	if d["discarded"] != 1 {
+		t.Fatalf("discard: %v", d)
+	}
+	e.stop()
+	if n := queryInt(t, e, id, `SELECT count(*) FROM _duckgate_quarantine`); n != 0 {
+		t.Fatalf("%d entries left", n)
+	}
+	rows := queryText(t, e.openDB(id), `SELECT a, b FROM t ORDER BY a`)
+	if got := fmt.Sprint(rows); got != "[[1 <nil>] [2 x] [3 <nil>]]" {
+		t.Fatalf("rows: %s", got)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A lifecycle call that outlasts the wait timeout is a 504 that says so,
+// and the server goes on.
+func TestLifecycleTimeout(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) { c.ingest.WaitTimeout = time.Nanosecond })
+	_, key := e.tenant("acme")
+	r := e.call("PUT", key, "/api/tables/t/columns/a", `{"type":"BIGINT"}`)
+	wantStatus(t, r, 504, "pin past the deadline")
+	if !strings.Contains(string(r.body), "may not have taken effect") {
+		t.Fatalf("timeout answer: %s", r.body)
+	}
+	wantStatus(t, e.do("POST", "/api/data/insert/t", []byte(`{"a":1}`), "X-API-KEY", key), 200, "insert after")
 }

@@ -20,6 +20,17 @@
 // exactly the inserts above that number, flushing all tenants at once. A
 // log segment is released once no uncommitted insert can be in it.
 //
+// Data lifecycle: a tenant's rules (pinned column types, frozen tables;
+// rules.go) live in its database and are read with a table's schema and
+// handed to schema.Table.Plan as data. Work other than a flush that writes
+// the database (a pin, a freeze, a discard) is queued as an op (ops.go) and
+// run by the writer goroutine between flushes. A value a pinned column does
+// not accept is left out of its row by appendRows and written, in the same
+// transaction, to the quarantine table (quarantine.go) with its reason; the
+// flush of a replayed entry (its idempotency key is QuarantineReplayKey)
+// deletes the entry in that transaction too. DryRun plans an insert on a
+// copy of the committed schema and writes nothing.
+//
 // Idempotency keys travel in their insert's log record; once its rows are
 // committed, the key store's own goroutine appends the key to its file
 // (one write and fsync per group of waiting flushes) before the record's

@@ -91,7 +91,6 @@ type SweepStats struct {
 // retentionState is the writer's part in retention. Fields marked so are
 // guarded by writer.mu; the rest belong to the writer goroutine.
 type retentionState struct {
-	jobs    []func()           // settings calls to run; guarded by writer.mu
 	waiters []chan sweepResult // Sweep callers for the next sweep; guarded by writer.mu
 	kicked  bool               // a sweep is asked for; guarded by writer.mu
 
@@ -205,25 +204,14 @@ func (b *Batcher) SetRetention(ctx context.Context, tenant, table string, s Rete
 	return tr, err
 }
 
-// retentionJob runs fn on the tenant's writer goroutine and waits for it.
+// retentionJob runs fn on the tenant's writer goroutine (an op, see
+// ops.go) and waits for it.
 func (b *Batcher) retentionJob(ctx context.Context, tenant string, fn func(*writer) error) error {
-	w, err := b.writer(tenant)
-	if err != nil {
-		return err
+	err := b.do(ctx, tenant, func(_ context.Context, w *writer) error { return fn(w) })
+	if err != nil && !errors.Is(err, ErrNoTable) && !errors.Is(err, ErrBadRetention) {
+		return fmt.Errorf("retention of tenant %s: %w", tenant, err)
 	}
-	ch := make(chan error, 1)
-	w.mu.Lock()
-	w.ret.jobs = append(w.ret.jobs, func() { ch <- fn(w) })
-	w.mu.Unlock()
-	w.signal()
-	select {
-	case err := <-ch:
-		return err
-	case <-w.done:
-		return fmt.Errorf("retention of tenant %s: %w", tenant, ErrClosed)
-	case <-ctx.Done():
-		return fmt.Errorf("retention of tenant %s: %w", tenant, ctx.Err())
-	}
+	return err
 }
 
 // kickSweep asks the writer for a sweep, nobody waiting.
@@ -239,13 +227,10 @@ func (w *writer) kickSweep() {
 var sweepStepHook func(SweepStats)
 
 // retentionStep runs on the writer goroutine after each look at the
-// buffers: the settings calls waiting, then one step of the sweep in
-// progress (starting one if asked). It wakes the writer again while the
-// sweep has steps left.
+// buffers: one step of the sweep in progress (starting one if asked). It
+// wakes the writer again while the sweep has steps left.
 func (w *writer) retentionStep() {
 	w.mu.Lock()
-	jobs := w.ret.jobs
-	w.ret.jobs = nil
 	start := w.ret.kicked && w.ret.run == nil
 	var waiters []chan sweepResult
 	if start {
@@ -254,9 +239,6 @@ func (w *writer) retentionStep() {
 		w.ret.waiters = nil
 	}
 	w.mu.Unlock()
-	for _, j := range jobs {
-		j()
-	}
 	if start {
 		w.ret.run = &sweepRun{waiters: waiters}
 		if err := w.startSweep(w.ret.run); err != nil {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"duckgate/admin"
 	"duckgate/api"
 	"duckgate/batcher"
+	"duckgate/cluster/kv"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/share"
@@ -118,7 +121,21 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(*dataDir, "meta.json"), Plans: plans})
+	// state is the shared state of a cluster node: tenants, keys, share
+	// links and webhook endpoints in JetStream KV buckets (cluster/kv); nil
+	// keeps them in files, a single node. Cluster mode (-nats) sets it here,
+	// before the registries open:
+	//	state, err = kv.Open(ctx, js, kv.Config{Replicas: r, Log: log})
+	var state *kv.Stores
+	tenantCfg := tenant.Config{Path: filepath.Join(*dataDir, "meta.json"), Plans: plans}
+	hooksCfg := webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow}
+	if state != nil {
+		tenantCfg.Shared, hooksCfg.Shared = state.Tenants, state.Webhooks
+		if hooksCfg.Key, err = webhookKey(os.Getenv); err != nil {
+			return err
+		}
+	}
+	tenants, err := tenant.Open(tenantCfg)
 	if err != nil {
 		return err
 	}
@@ -126,7 +143,7 @@ func serve(args []string) error {
 		return err
 	}
 
-	hooks, err := webhook.Open(webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow})
+	hooks, err := webhook.Open(hooksCfg)
 	if err != nil {
 		return err
 	}
@@ -198,7 +215,7 @@ func serve(args []string) error {
 		MaxExecutingPerTenant: *queryExecutingPerTenant,
 		Metrics:               set,
 	}, pool, b, log)
-	shares, err := share.Open(share.Config{
+	shareCfg := share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
 		Metrics:     set,
 		BaseURL:     *shareBaseURL,
@@ -207,7 +224,11 @@ func serve(args []string) error {
 			t, err := tenants.Get(id)
 			return err == nil && t.Status == tenant.StatusActive
 		},
-	}, qe, log)
+	}
+	if state != nil {
+		shareCfg.Shared = state.Shares
+	}
+	shares, err := share.Open(shareCfg, qe, log)
 	if err != nil {
 		return err
 	}
@@ -311,6 +332,11 @@ func serve(args []string) error {
 	if err := tenants.Save(); err != nil {
 		errs = append(errs, err)
 	}
+	if state != nil {
+		if err := state.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop watching the shared state: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -344,6 +370,22 @@ func firstStart(tenants *tenant.Store, adminKey string) error {
 	}
 	fmt.Printf("demo tenant %s api_key=%s\n", t.ID, key)
 	return nil
+}
+
+// webhookKey reads the key that seals webhook secrets from
+// $DUCKGATE_WEBHOOK_KEY (64 hex digits): every node of a cluster must seal
+// with the same key. Unset, the node uses webhook.key in its data
+// directory, which must then be the same file on every node.
+func webhookKey(getenv func(string) string) ([]byte, error) {
+	s := strings.TrimSpace(getenv("DUCKGATE_WEBHOOK_KEY"))
+	if s == "" {
+		return nil, nil
+	}
+	key, err := hex.DecodeString(s)
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("DUCKGATE_WEBHOOK_KEY must be 64 hex digits (32 random bytes, e.g. from openssl rand -hex 32), the same on every node")
+	}
+	return key, nil
 }
 
 func newLogger(level string) (*zap.Logger, error) {
