@@ -10,7 +10,7 @@
 // the status the handler set (200 unless it set another), or an error
 // wrapping a documented sentinel error of its package, which statusOf maps
 // to a status and writeError answers as {"error":"..."}. Handlers that stream
-// (query results, share downloads) write their own answer and handle errors
+// (query results, share downloads, exports) write their own answer and handle errors
 // after the first byte themselves.
 //
 // A request walks: socket → Server.Handler (route, key, scope, tenant

@@ -83,9 +83,11 @@ func statusOf(err error) int {
 		return fasthttp.StatusUnauthorized
 	case errors.Is(err, errForbidden), errors.Is(err, ingest.ErrQuota), errors.Is(err, webhook.ErrForbidden):
 		return fasthttp.StatusForbidden
-	case errors.Is(err, errNotFound), errors.Is(err, tenant.ErrNotFound), errors.Is(err, webhook.ErrNotFound):
+	case errors.Is(err, errNotFound), errors.Is(err, tenant.ErrNotFound), errors.Is(err, webhook.ErrNotFound),
+		errors.Is(err, batcher.ErrNotPinned), errors.Is(err, ingest.ErrNoTable):
 		return fasthttp.StatusNotFound
-	case errors.Is(err, tenant.ErrExists), errors.Is(err, batcher.ErrInProgress):
+	case errors.Is(err, tenant.ErrExists), errors.Is(err, batcher.ErrInProgress), errors.Is(err, batcher.ErrPinConflict),
+		errors.Is(err, ingest.ErrExportBusy):
 		return fasthttp.StatusConflict
 	case errors.Is(err, ingest.ErrTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge

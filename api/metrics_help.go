@@ -18,6 +18,7 @@ var metricHelp = map[string]string{
 	"duckgate_flush_rows":                   "Rows per committed batch.",
 	"duckgate_schema_changes_total":         "Columns added or widened.",
 	"duckgate_rows_quarantined_total":       "Rows moved to a tenant's _duckgate_quarantine table after their batch kept failing.",
+	"duckgate_retention_rows_deleted_total": "Rows deleted by retention sweeps: older than their table's retention.",
 	"duckgate_buffered_rows":                "Rows acknowledged and not yet committed.",
 	"duckgate_buffered_bytes":               "Memory held by rows acknowledged and not yet committed, in bytes.",
 	"duckgate_wal_size_bytes":               "Bytes of write-ahead log on disk.",

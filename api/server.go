@@ -109,6 +109,10 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 //	POST        /api/data/insert/{table}          ingest scope   → ingest
 //	GET|POST    /api/data/query                   query scope    → query
 //	GET         /api/tables, /api/tables/{t}/columns  query scope → query
+//	GET|PUT     /api/tables/{t}, PUT|DELETE /api/tables/{t}/columns/{c}  → ingest (pins, freezes: lifecycle.go)
+//	GET|DELETE  /api/quarantine, POST /api/quarantine/replay             → ingest (lifecycle.go)
+//	GET|PUT|DELETE /api/tables/{t}/retention      query scope (GET), full scope → ingest (retention.go)
+//	GET         /api/export[?format=parquet]      full scope     → ingest (retention.go)
 //	POST|GET    /api/data/query/share             query scope    → share
 //	DELETE      /api/data/query/share/{link_id}   query scope    → share
 //	GET         /share/{id}[/data.{format}]       no key: the id → share
@@ -170,8 +174,14 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			})
 		}
 		s.metrics.queries.inc(ctx.Response.StatusCode())
+	case path == "/api/export":
+		s.routeExport(ctx, method)
 	case path == "/api/tables" || strings.HasPrefix(path, "/api/tables/"):
-		s.routeTables(ctx, method, path)
+		if !s.routeTableRules(ctx, method, path) { // lifecycle.go
+			s.routeTables(ctx, method, path)
+		}
+	case path == "/api/quarantine" || path == "/api/quarantine/replay":
+		s.routeQuarantine(ctx, method, path) // lifecycle.go
 	case path == "/api/webhooks" || strings.HasPrefix(path, "/api/webhooks/"):
 		s.routeWebhooks(ctx, method, path)
 	case strings.HasPrefix(path, "/api/admin/"):
@@ -208,6 +218,10 @@ func routeOf(path string) string {
 }
 
 func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
+	if table, ok := strings.CutSuffix(strings.TrimPrefix(path, "/api/tables/"), "/retention"); ok && path != "/api/tables" {
+		s.routeRetention(ctx, method, table)
+		return
+	}
 	if method != fasthttp.MethodGet {
 		writeError(ctx, methodNotAllowed("GET"))
 		return

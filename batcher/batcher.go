@@ -90,6 +90,26 @@ type Config struct {
 	// TenantExists tells Recover whether a tenant still exists; log
 	// records of deleted tenants are dropped. Nil means every tenant exists.
 	TenantExists func(tenantID string) bool
+
+	// PlanRetention is the retention of the tenant's plan, the bound of
+	// its tables' own (see retention.go); nil or 0 is none.
+	PlanRetention func(tenantID string) time.Duration
+	// Tenants lists the tenants whose databases the periodic retention
+	// sweep visits besides those with a writer; nil visits only those.
+	Tenants func() []string
+	// SweepInterval is how often every tenant's retention is swept.
+	// Default 10 minutes: a row outlives its retention by at most that.
+	SweepInterval time.Duration
+	// SweepBatchRows bounds the rows one DELETE of a sweep removes, so a
+	// due flush waits for one such statement at most. Default 50,000
+	// (measured on 2 shared cores: 1,000,000 expired rows in 21 batches
+	// took 0.46 s with the checkpoint and the rewrite, under 25 ms a
+	// batch; TestRetentionSweepLargeTable with 1,000,000 rows and this
+	// batch size).
+	SweepBatchRows int
+	// Now is the clock retention compares row times with. Default
+	// time.Now; tests set their own.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +143,15 @@ func (c *Config) setDefaults() {
 	if c.IdempotencyWindow <= 0 {
 		c.IdempotencyWindow = 24 * time.Hour
 	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 10 * time.Minute
+	}
+	if c.SweepBatchRows <= 0 {
+		c.SweepBatchRows = 50_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Batcher buffers rows and hands them to one writer goroutine per tenant.
@@ -139,6 +168,7 @@ type Batcher struct {
 	idem         *idemStore
 	seq          atomic.Uint64 // last sequence number given; see nextSeq
 	schemaLog    schemaLog     // recent schema changes per tenant, for the dashboard
+	sweeperDone  chan struct{} // closed when the retention sweeper returns
 
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
@@ -162,6 +192,8 @@ type Stats struct {
 	SchemaChanges atomic.Int64
 	LogErrors     atomic.Int64
 	Quarantined   atomic.Int64
+	// RetentionDeleted counts rows deleted by retention sweeps.
+	RetentionDeleted atomic.Int64
 }
 
 // New returns a Batcher writing into the databases of pool. With a WAL,
@@ -199,6 +231,8 @@ func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 		set = metrics.NewSet()
 	}
 	b.registerMetrics(set)
+	b.sweeperDone = make(chan struct{})
+	go b.sweeper()
 	return b, nil
 }
 
@@ -553,6 +587,7 @@ func (b *Batcher) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	b.cancel()
+	<-b.sweeperDone // returns at once: b.ctx is canceled
 	b.releaseLog()
 	if err := b.idem.close(ctx); err != nil {
 		errs = append(errs, err)

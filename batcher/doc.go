@@ -33,13 +33,33 @@
 // log, runs only after the commit. Flush first waits for the Log to hand
 // over everything it acknowledged before (Log.CaughtUp).
 //
+// Data lifecycle: a tenant's rules (pinned column types, frozen tables;
+// rules.go) live in its database and are read with a table's schema and
+// handed to schema.Table.Plan as data. Work other than a flush that writes
+// the database (a pin, a freeze, a discard) is queued as an op (ops.go) and
+// run by the writer goroutine between flushes. A value a pinned column does
+// not accept is left out of its row by appendRows and written, in the same
+// transaction, to the quarantine table (quarantine.go) with its reason; the
+// flush of a replayed entry (its idempotency key is QuarantineReplayKey)
+// deletes the entry in that transaction too. DryRun plans an insert on a
+// copy of the committed schema and writes nothing.
+//
 // Idempotency keys travel in their insert's log record; once its rows are
 // committed, the key store's own goroutine appends the key to its file
 // (one write and fsync per group of waiting flushes) before the record's
 // segment may go, so an acknowledged key survives a crash.
 //
-// Goroutines and shutdown: the writers and the key store's file writer are
-// the batcher's goroutines. Close (and Forget, for one tenant) flushes and
+// Retention (retention.go): the writer also deletes rows older than their
+// table's retention (the table's own setting, kept in the tenant's
+// _duckgate_retention table, capped by the plan's; Config.PlanRetention),
+// by the table's time column, in bounded DELETE statements run one per
+// turn of its loop between flushes, then CHECKPOINTs and, when most of the
+// file is free, rewrites the swept tables so the file shrinks. The
+// sweeper goroutine asks every tenant's writer for a sweep every
+// Config.SweepInterval; Sweep runs one now and waits for it.
+//
+// Goroutines and shutdown: the writers, the key store's file writer and
+// the retention sweeper are the batcher's goroutines. Close (and Forget, for one tenant) flushes and
 // stops them under the caller's context; when it ends, the writers' own
 // context is canceled, which aborts their DuckDB statements and their waits
 // for a flush slot or a key fsync, and Close waits for them to return.

@@ -61,12 +61,14 @@ type writer struct {
 	mu     sync.Mutex
 	tables map[string]*tableBuf // guarded by mu
 	reqs   []chan error         // flushAll callers waiting; guarded by mu
+	ops    []*op                // work for the writer goroutine (ops.go); guarded by mu
 
 	// Owned by the writer goroutine.
 	schemas      map[string]*schema.Table // known table schemas; nil entry = unknown
 	appliedReady bool                     // appliedTable exists
 	keysReady    bool                     // keysTable exists
 	keysPruned   time.Time                // last deletion of old keys from keysTable
+	ret          retentionState           // settings calls and sweeps (retention.go)
 }
 
 func newWriter(b *Batcher, tenant string) *writer {
@@ -189,11 +191,14 @@ func (w *writer) run() {
 		case <-timer.C:
 		case <-w.quit:
 			w.flushDue(true)
+			w.runOps()
 			return
 		}
+		w.runOps()
 		if next := w.flushDue(false); next > 0 {
 			timer.Reset(next)
 		}
+		w.retentionStep() // one bounded step between flushes
 	}
 }
 
@@ -508,10 +513,11 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 			break
 		}
 	}
-	if err := w.markBigInts(ctx, conn, table, tbl, seen); err != nil {
+	if err := markBigInts(ctx, conn, table, tbl, seen); err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
 	changes, overflow := tbl.Plan(seen, w.b.cfg.MaxColumns)
+	accept := misfitKinds(tbl, seen) // nil unless a pinned column gets values it does not take
 	if tbl.Len() == 0 {
 		// Only nulls and empty objects so far, but a table needs a column:
 		// the overflow column, which the server may add anyway.
@@ -558,11 +564,16 @@ func (w *writer) commit(ctx context.Context, table string, items []*pending) (ro
 		w.log.Info("schema changed", zap.String("table", table), zap.Strings("ddl", ddl))
 	}
 
-	err = conn.Raw(func(dc any) error {
-		return appendRows(dc.(driver.Conn), tbl, table, items, seen, keyIdx, overflow)
+	var aside []misfit
+	err = conn.Raw(func(dc any) (err error) {
+		aside, err = appendRows(dc.(driver.Conn), tbl, table, items, seen, keyIdx, overflow, accept)
+		return err
 	})
 	if err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: append: %w", w.tenant, table, err)
+	}
+	if err := w.settleQuarantine(ctx, conn, table, tbl, items, aside); err != nil {
+		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
 	}
 	if err := w.markApplied(ctx, conn, table, items[len(items)-1].seq); err != nil {
 		return rows, size, fmt.Errorf("flush %s.%s: %w", w.tenant, table, err)
@@ -676,7 +687,7 @@ const maxExactInt = 1 << 53
 // arrives and the column already stores an integer beyond 2^53, so that
 // schema.Evolve widens it to VARCHAR rather than to a DOUBLE that would
 // round the stored value.
-func (w *writer) markBigInts(ctx context.Context, conn *sql.Conn, table string, tbl *schema.Table, seen []schema.Seen) error {
+func markBigInts(ctx context.Context, conn tenantdb.Querier, table string, tbl *schema.Table, seen []schema.Seen) error {
 	cols := tbl.Columns()
 	for i := range seen {
 		if seen[i].Kinds&schema.KindFloat == 0 {
@@ -705,7 +716,13 @@ func (w *writer) tableSchema(ctx context.Context, conn *sql.Conn, table string) 
 	if t := w.schemas[table]; t != nil {
 		return t, true, nil
 	}
-	list, err := tenantdb.Columns(ctx, conn, table)
+	return readSchema(ctx, conn, table)
+}
+
+// readSchema reads the columns of table and the rules set on it (see
+// rules.go). exists is false for a table not created yet.
+func readSchema(ctx context.Context, q tenantdb.Querier, table string) (*schema.Table, bool, error) {
+	list, err := tenantdb.Columns(ctx, q, table)
 	if err != nil {
 		return nil, false, err
 	}
@@ -718,14 +735,22 @@ func (w *writer) tableSchema(ctx context.Context, conn *sql.Conn, table string) 
 		}
 		cols[i] = schema.Column{Name: c.Name, Type: t}
 	}
-	return schema.NewTable(cols), len(cols) > 0, nil
+	tbl := schema.NewTable(cols)
+	rules, err := loadRules(ctx, q, table)
+	if err != nil {
+		return nil, false, err
+	}
+	tbl.SetRules(rules)
+	return tbl, len(cols) > 0, nil
 }
 
 // appendRows appends every row of items through one Appender. Cells whose
 // key has no column (beyond the column cap, not a usable name, or a second
 // key of the same row in another ASCII case) go into the overflow column as
-// one JSON object per row.
-func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pending, seen []schema.Seen, keyIdx [][]int, overflow []int) error {
+// one JSON object per row. Cells of a pinned column whose kind its type
+// does not take (accept[seen index], nil when there are none) are left out
+// and returned, for the quarantine.
+func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pending, seen []schema.Seen, keyIdx [][]int, overflow []int, accept []schema.Kind) ([]misfit, error) {
 	cols := tbl.Columns()
 	// colOf maps an index in seen to a column, -1 for the overflow column.
 	colOf := make([]int, len(seen))
@@ -746,8 +771,9 @@ func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pendin
 
 	a, err := duckdb.NewAppender(dc, "", "", table)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var aside []misfit
 	args := make([]driver.Value, len(cols))
 	set := make([]bool, len(cols))
 	var ov []byte
@@ -759,10 +785,15 @@ func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pendin
 			clear(args)
 			clear(set)
 			ov = ov[:0]
+			rowAside := len(aside)
 			for ci := start; ci < end; ci++ {
 				c := &r.Cells[ci]
 				col := colOf[local[c.Key]]
 				if col >= 0 && !set[col] {
+					if accept != nil && accept[local[c.Key]] != 0 && c.Kind&accept[local[c.Key]] == 0 {
+						aside = append(aside, misfit{item: ii, start: start, end: end, cell: ci})
+						continue
+					}
 					args[col] = value(c, cols[col].Type)
 					set[col] = true
 					continue
@@ -772,19 +803,23 @@ func appendRows(dc driver.Conn, tbl *schema.Table, table string, items []*pendin
 			if len(ov) > 0 {
 				if ovCol < 0 {
 					_ = a.Close()
-					return errors.New("overflow values but no overflow column")
+					return nil, errors.New("overflow values but no overflow column")
 				}
 				args[ovCol] = json.RawMessage(append(ov, '}'))
 			}
+			if end > start && len(aside)-rowAside == int(end-start) {
+				start = end
+				continue // nothing of the row fits: it is all in the quarantine
+			}
 			if err := a.AppendRow(args...); err != nil {
 				_ = a.Close()
-				return err
+				return nil, err
 			}
 			start = end
 		}
 	}
 	// Close flushes: DuckDB reports constraint and conversion errors here.
-	return a.Close()
+	return aside, a.Close()
 }
 
 // appendOverflow adds "key": value to the overflow object being built.

@@ -129,7 +129,8 @@ func (st *tenantState) take(rate float64, n int, now int64) (time.Duration, bool
 	return 0, true
 }
 
-// sizeOf returns the tenant's bytes on disk, measured at most once per
+// sizeOf returns the tenant's bytes on disk less the free space inside its
+// database file (tenantdb.Pool.Used), measured at most once per
 // QuotaCheckInterval: one caller refreshes while the others use the
 // previous figure.
 func (h *Handler) sizeOf(st *tenantState, tenantID string, now int64) int64 {
@@ -137,7 +138,7 @@ func (h *Handler) sizeOf(st *tenantState, tenantID string, now int64) int64 {
 	if now-at < int64(h.cfg.QuotaCheckInterval) || !st.sizeAt.CompareAndSwap(at, now) {
 		return st.size.Load()
 	}
-	size, err := h.cfg.Pool.Size(tenantID)
+	size, err := h.cfg.Pool.Used(tenantID) // rows deleted by retention count as gone
 	if err != nil {
 		h.log.Warn("measure tenant database", zap.String("tenant", tenantID), zap.Error(err))
 		return st.size.Load()

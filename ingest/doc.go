@@ -15,6 +15,21 @@
 // one of the sentinel errors in errors.go; package api turns it into a
 // status and a JSON body.
 //
+// The data lifecycle calls (lifecycle.go) are here too, as ingest's own
+// business: an insert with ?dry_run=true is decoded as any insert and
+// handed to batcher.DryRun instead of Submit; pins and freezes of a table
+// are validated and handed to the batcher, whose writer goroutine applies
+// them; the quarantine is listed and discarded through the batcher, and
+// replayed by decoding each entry again (DecodeOne) and submitting it with
+// batcher.SubmitAll under a key derived from its id
+// (batcher.QuarantineReplayKey), so a replay stores each entry once.
+// GetRetention, PutRetention and DeleteRetention (retention.go) check a
+// table's retention setting against the plan's and hand it to the
+// batcher, whose writer stores it and sweeps; Export (export.go) flushes
+// the tenant, has tenantdb copy its database in one transaction into its
+// scratch directory (a DuckDB file, or Parquet files and a manifest) and
+// streams the copy, deleting it once sent.
+//
 // Webhook deliveries reuse DecodeOne and Admit, so a delivery is typed,
 // bounded and rate limited exactly like an insert.
 //

@@ -37,6 +37,11 @@ var (
 	// either finds the event stored or stores it (503 with Retry-After,
 	// which the SDKs retry).
 	ErrInFlight = errors.New("an event of this batch is being stored by another request")
+	// ErrNoTable means the tenant has no table of that name (404).
+	ErrNoTable = errors.New("no such table")
+	// ErrExportBusy means an export of the tenant is being made or sent
+	// now; one runs at a time (409).
+	ErrExportBusy = errors.New("an export of this tenant is already running")
 )
 
 // RateLimitError is ErrRateLimited with the time after which the client may

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -49,6 +50,7 @@ type Handler struct {
 	log     *zap.Logger
 	states  tenantStates // per-tenant rate bucket, size, last ingest
 	metrics handlerMetrics
+	exports sync.Map // tenant id → struct{} while its export runs (export.go)
 }
 
 // handlerMetrics are the insert path's series; no tenant label.
@@ -100,7 +102,7 @@ func (h *Handler) Insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table string
 		return fmt.Errorf("%w: %v", ErrBadTable, err)
 	}
 	idemKey := string(ctx.Request.Header.Peek("Idempotency-Key"))
-	if idemKey == "" {
+	if idemKey == "" || ctx.QueryArgs().GetBool("dry_run") { // a dry run stores nothing, so it needs no key
 		return h.insert(ctx, t, table, "")
 	}
 	if len(idemKey) > maxIdempotencyKey {
@@ -154,6 +156,9 @@ func (h *Handler) insert(ctx *fasthttp.RequestCtx, t tenant.Tenant, table, idemK
 			return &RejectedError{err: err, Response: InsertResponse{Rejected: d.Rejected, Errors: d.Errors}}
 		}
 		return err
+	}
+	if ctx.QueryArgs().GetBool("dry_run") {
+		return h.dryRun(ctx, t, table, d)
 	}
 	if err := h.Admit(t, d.Rows.Len()); err != nil {
 		return err

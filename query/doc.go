@@ -32,6 +32,27 @@
 // given back, the tenant slot and the connection when the Rows is closed.
 // Package share reads its previews through Rows.
 //
+// Streaming. Results are not materialised: duckdb-go prepares the SELECT
+// and binds its params, then it runs with DuckDB's streaming execution
+// (duckdb_pending_prepared_streaming; stream_exec.go, using the driver's C
+// connection and statement, duckraw.go) and each chunk of up to 2,048 rows
+// is fetched when the encoder has written the previous one, so DuckDB
+// produces rows as the client reads them and the server's memory does not
+// grow with the result. The rows are read from DuckDB's vectors
+// (vectors.go) into the Go values duckdb-go gives, every type; the stream
+// encoders write the common scalar types (integers, floats, booleans,
+// VARCHAR, ENUM, DECIMAL, HUGEINT, timestamps) straight from the vectors
+// with the same bytes (vectors_encode.go), others through those values.
+// Once the query's context ends (the timeout, Rows.Close) a watcher calls
+// duckdb_interrupt, and a result abandoned mid-stream (the row or byte cap,
+// a client gone) is interrupted before it is destroyed, so DuckDB stops
+// mid-query or mid-stream. Measured on 2 shared cores (README,
+// Measured): the first byte of a million-row JSON result after 6 to 7 ms
+// (823 ms materialised); the server's peak RSS 56 MB for a 10M-row NDJSON
+// export and 58 MB for 50M rows (535 MB and 2.9 GB materialised); 2.8 to 4.5
+// times the rows/s of DuckDB's own COPY ... TO for JSON and CSV (1.4 to 1.6
+// materialised, in the same conditions).
+//
 // HTTP. The router (package api; ingest today) authenticates the request
 // and calls HandleQuery, HandleTables or HandleColumns with the tenant id.
 // HandleQuery parses the request into a Request and calls Stream, which
@@ -58,8 +79,8 @@
 // an ISO 8601 duration ("P1Y2M3DT4H5M6.5S"); UUID its canonical text; BLOB
 // base64; NULL is null in JSON and an empty field in CSV (where the empty
 // string is ""). Duplicate column names get a suffix in JSON objects (a,
-// a_1). Rows.Values gives the driver's Go values; Rows.AppendText their
-// text as a CSV field holds it.
+// a_1). Rows.Values gives the Go values duckdb-go's rows give; Rows.AppendText
+// their text as a CSV field holds it.
 //
 // Errors after the first byte. A result that fails once streaming began
 // (a limit, an interrupted query, a failing row) never passes for a

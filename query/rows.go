@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -31,20 +30,23 @@ type Rows struct {
 	s      *session
 	ctx    context.Context // the query's context: the caller's with the timeout
 	cancel context.CancelFunc
-	rows   *sql.Rows
+	res    *streamResult
 	tenant string
 
 	cols  []Column
 	kinds []kind // by column: how an encoder writes values Go types leave ambiguous
 	vals  []any
-	ptrs  []any
 
 	maxRows int64
 	fetched int64 // rows read from DuckDB
 	pending bool  // the first row is in vals and Next has not returned it
+	raw     bool  // Next leaves vals alone: the encoder reads the vectors (stream.go)
 	done    bool
 	err     error
 
+	// mu is held while DuckDB's chunk is read, so that a Close from
+	// another goroutine waits for the read before freeing the result.
+	mu     sync.Mutex
 	closed atomic.Bool // Close was called; it may be called from another goroutine
 	once   sync.Once
 }
@@ -83,41 +85,35 @@ func (e *Engine) start(ctx context.Context, cancel context.CancelFunc, tenantID 
 	if s.maybeJSON {
 		q, rawJSON = e.rawJSONQuery(ctx, s, tenantID, req.SQL)
 	}
-	rows, err := s.conn.QueryContext(ctx, q, s.params...)
+	res, err := openStream(ctx, s.conn, q, s.params)
 	if err != nil {
 		s.end()
 		return nil, wrapRunError(ctx, err)
 	}
-	r := &Rows{e: e, s: s, ctx: ctx, cancel: cancel, rows: rows, tenant: tenantID, maxRows: e.cfg.MaxRows}
+	r := &Rows{e: e, s: s, ctx: ctx, cancel: cancel, res: res, tenant: tenantID, maxRows: e.cfg.MaxRows}
 	if err := r.init(rawJSON); err != nil {
 		r.finish()
 		return nil, err
 	}
-	// DuckDB has run the query; what is left is reading the result.
+	// DuckDB has started the query and produced its first chunk; what is
+	// left is streaming the rest (see MaxExecuting).
 	s.executed()
 	return r, nil
 }
 
 // init reads the column descriptions and the first row.
 func (r *Rows) init(rawJSON []bool) error {
-	types, err := r.rows.ColumnTypes()
-	if err != nil {
-		return wrapRunError(r.ctx, err)
-	}
-	r.cols = make([]Column, len(types))
-	r.kinds = make([]kind, len(types))
-	for i, t := range types {
-		r.cols[i] = Column{Name: t.Name(), Type: t.DatabaseTypeName()}
+	n := len(r.res.names)
+	r.cols = make([]Column, n)
+	r.kinds = make([]kind, n)
+	for i := range n {
+		r.cols[i] = Column{Name: r.res.names[i], Type: r.res.types[i]}
 		r.kinds[i] = kindOf(r.cols[i].Type)
 		if i < len(rawJSON) && rawJSON[i] {
 			r.cols[i].Type, r.kinds[i] = "JSON", kindJSON
 		}
 	}
-	r.vals = make([]any, len(types))
-	r.ptrs = make([]any, len(types))
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
-	}
+	r.vals = make([]any, n)
 	if r.fetch() {
 		r.pending = true
 		return nil
@@ -128,24 +124,29 @@ func (r *Rows) init(rawJSON []bool) error {
 // fetch reads the next row into vals. At the end or on an error it
 // records Err, releases the query and returns false.
 func (r *Rows) fetch() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.done {
 		return false
 	}
-	if !r.rows.Next() {
-		err := wrapRunError(r.ctx, r.rows.Err())
+	if r.closed.Load() {
+		r.fail(fmt.Errorf("%w: the rows were closed before the end of the result", ErrCanceled))
+		return false
+	}
+	ok, err := r.res.next()
+	if err != nil || !ok {
 		if err == nil && r.closed.Load() {
 			err = fmt.Errorf("%w: the rows were closed before the end of the result", ErrCanceled)
 		}
-		r.fail(err)
+		r.fail(wrapRunError(r.ctx, err))
 		return false
 	}
 	if r.fetched >= r.maxRows {
 		r.fail(fmt.Errorf("%w: more than %d rows", ErrTooLarge, r.maxRows))
 		return false
 	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
-		r.fail(wrapRunError(r.ctx, fmt.Errorf("read row: %w", err)))
-		return false
+	if !r.raw {
+		r.res.values(r.vals)
 	}
 	r.fetched++
 	return true
@@ -170,11 +171,12 @@ func (r *Rows) Next() bool {
 	return r.fetch()
 }
 
-// Values is the current row, one value per column, as the driver gives
-// them: nil for NULL, int64 (and the other integer types), float64,
-// *big.Int for HUGEINT, duckdb.Decimal, bool, string, []byte (BLOB),
-// time.Time, duckdb.Interval, duckdb.UUID, []any (LIST, ARRAY),
-// map[string]any (STRUCT), duckdb.OrderedMap (MAP), duckdb.Union. A JSON
+// Values is the current row, one value per column, as duckdb-go's rows
+// give them (read from DuckDB's vectors: vectors.go): nil for NULL, int64
+// (and the other integer types), float64, *big.Int for HUGEINT,
+// duckdb.Decimal, bool, string, []byte (BLOB; a UUID's 16 bytes),
+// time.Time, duckdb.Interval, []any (LIST, ARRAY), map[string]any
+// (STRUCT), duckdb.OrderedMap (MAP), duckdb.Union. A JSON
 // column whose Column.Type is "JSON" holds its text, a string. The slice
 // and what it holds are valid until the next call to Next.
 func (r *Rows) Values() []any { return r.vals }
@@ -188,6 +190,9 @@ func (r *Rows) Err() error { return r.err }
 // that a result cut by Close never passes for a complete one.
 func (r *Rows) Close() error {
 	r.closed.Store(true)
+	r.cancel() // a read in progress is interrupted, so the lock comes soon
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.finish()
 	return nil
 }
@@ -196,8 +201,8 @@ func (r *Rows) Close() error {
 // session. It runs once.
 func (r *Rows) finish() {
 	r.once.Do(func() {
+		r.res.close() // first: a result read to its end is not interrupted
 		r.cancel()
-		_ = r.rows.Close()
 		r.s.end()
 	})
 }

@@ -208,6 +208,7 @@ type column struct {
 	jsonKey []byte // `"name":`, escaped
 	csvName []byte // the header field
 	kind    kind
+	fast    bool // encoded from the vector (vectors_encode.go)
 }
 
 // resultStream is a response body that encodes rows as fasthttp writes it.
@@ -240,6 +241,7 @@ func newResultStream(rows *Rows, f Format, maxBytes int64) *resultStream {
 		}
 		r.cols[i].jsonKey = append(jsonstr.Append(nil, name), ':')
 		r.cols[i].kind = rows.kinds[i]
+		r.cols[i].fast = rows.res.cols[i].fastEncoded()
 	}
 	return r
 }
@@ -273,8 +275,18 @@ func (r *resultStream) WriteTo(w io.Writer) (written int64, err error) {
 
 	b = r.appendHeader(b)
 	var total int64
-	for r.rows.Next() {
-		b = r.appendRow(b, r.rows.vals, n)
+	rows := r.rows
+	rows.raw = true
+	for rows.Next() {
+		// The row is read from DuckDB's vectors, under the lock that keeps
+		// a Close from another goroutine from freeing them meanwhile.
+		rows.mu.Lock()
+		if rows.done || rows.closed.Load() {
+			rows.mu.Unlock()
+			continue // closed meanwhile: Next ends the result with its error
+		}
+		b = r.appendVectorRow(b, rows.res, n)
+		rows.mu.Unlock()
 		total += int64(len(b))
 		if _, err = bw.Write(b); err != nil {
 			break
@@ -354,34 +366,76 @@ func (r *resultStream) appendHeader(b []byte) []byte {
 
 // appendRow appends the row vals, the n-th of the result.
 func (r *resultStream) appendRow(b []byte, vals []any, n int64) []byte {
+	b = r.rowStart(b, n)
+	for i, v := range vals {
+		b = r.fieldStart(b, i)
+		if r.format == FormatCSV {
+			b = appendCSVField(b, v, r.cols[i].kind)
+		} else {
+			b = appendJSONValue(b, v, r.cols[i].kind)
+		}
+	}
+	return r.rowEnd(b)
+}
+
+// appendVectorRow appends the current row of res, the n-th of the result,
+// as appendRow appends its values: the columns of fast types are read from
+// DuckDB's vectors (vectors_encode.go), the others through their values.
+func (r *resultStream) appendVectorRow(b []byte, res *streamResult, n int64) []byte {
+	row := res.row - 1
+	b = r.rowStart(b, n)
+	for i := range r.cols {
+		b = r.fieldStart(b, i)
+		c := &r.cols[i]
+		switch {
+		case r.format == FormatCSV && c.fast:
+			b = res.cols[i].appendCSV(b, row, c.kind)
+		case r.format == FormatCSV:
+			b = appendCSVField(b, res.value(i), c.kind)
+		case c.fast:
+			b = res.cols[i].appendJSON(b, row, c.kind)
+		default:
+			b = appendJSONValue(b, res.value(i), c.kind)
+		}
+	}
+	return r.rowEnd(b)
+}
+
+// rowStart opens the n-th row: the separator of a JSON array's elements
+// and an object's brace.
+func (r *resultStream) rowStart(b []byte, n int64) []byte {
 	switch r.format {
 	case FormatCSV:
-		for i, v := range vals {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendCSVField(b, v, r.cols[i].kind)
-		}
-		return append(b, '\r', '\n')
+		return b
 	case FormatJSON:
 		if n > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, '\n')
 	}
-	b = append(b, '{')
-	for i, v := range vals {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, r.cols[i].jsonKey...)
-		b = appendJSONValue(b, v, r.cols[i].kind)
+	return append(b, '{')
+}
+
+// fieldStart opens the field of column i: a separator, and a JSON key.
+func (r *resultStream) fieldStart(b []byte, i int) []byte {
+	if i > 0 {
+		b = append(b, ',')
 	}
-	b = append(b, '}')
-	if r.format == FormatNDJSON {
-		b = append(b, '\n')
+	if r.format != FormatCSV {
+		b = append(b, r.cols[i].jsonKey...)
 	}
 	return b
+}
+
+// rowEnd closes a row.
+func (r *resultStream) rowEnd(b []byte) []byte {
+	switch r.format {
+	case FormatCSV:
+		return append(b, '\r', '\n')
+	case FormatNDJSON:
+		return append(b, '}', '\n')
+	}
+	return append(b, '}')
 }
 
 func (r *resultStream) appendFooter(b []byte, n int64) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,4 +189,75 @@ func nonzeroDigits(s string) bool {
 		s = s[:i]
 	}
 	return strings.ContainsAny(s, "123456789")
+}
+
+// FuzzPlanRules plans two batches on a table with pins and maybe frozen,
+// from bytes: each seen entry is a key (one of a few names, in either case)
+// and kinds. Pinned columns never change type, a frozen table adds only
+// pinned columns and the overflow column, every key with kinds ends in a
+// column or the overflow, and unpinned columns hold their kinds.
+func FuzzPlanRules(f *testing.F) {
+	f.Add([]byte{0x01, 0x02, 0x00, 0x81, 0x10, 0x00}, uint8(0x5), true, 0)
+	f.Add([]byte{0x13, 0x01, 0x00, 0x23, 0x80, 0x00, 0x03, 0x40, 0x00}, uint8(0x3), false, 2)
+	f.Fuzz(func(t *testing.T, raw []byte, pinMask uint8, frozen bool, maxColumns int) {
+		names := []string{"a", "b", "c", "d", "e", "_overflow", ""}
+		pinTypes := []Type{TypeBigInt, TypeVarchar, TypeDouble, TypeJSON, TypeBoolean, TypeTimestamptz, TypeHugeInt}
+		pins := map[string]Type{}
+		for i := range 5 {
+			if pinMask&(1<<i) != 0 {
+				pins[names[i]] = pinTypes[(int(pinMask)+i)%len(pinTypes)]
+			}
+		}
+		maxColumns %= 8
+		var seen []Seen
+		for i := 0; i+2 < len(raw) && len(seen) < 32; i += 3 {
+			name := names[int(raw[i]&0x7f)%len(names)]
+			if raw[i]&0x80 != 0 {
+				name = strings.ToUpper(name)
+			}
+			seen = append(seen, Seen{Key: name, Kinds: Kind(raw[i+1]) | Kind(raw[i+2])<<8})
+		}
+		tbl := NewTable([]Column{{"a", TypeBigInt}, {"c", TypeVarchar}})
+		tbl.SetRules(Rules{Pins: pins, Frozen: frozen})
+		before := slices.Clone(tbl.Columns())
+		for _, batch := range [][]Seen{seen[:len(seen)/2], seen[len(seen)/2:]} {
+			changes, overflow := tbl.Plan(batch, maxColumns)
+			over := map[int]bool{}
+			for _, i := range overflow {
+				over[i] = true
+			}
+			for _, c := range changes {
+				_, pinned := tbl.Pinned(c.Column)
+				if c.Op == OpAlterType && pinned {
+					t.Fatalf("pinned column %s altered: %v", c.Column, c)
+				}
+				if c.Op == OpAddColumn && frozen && !pinned && c.Column != OverflowColumn {
+					t.Fatalf("frozen table got column %s", c.Column)
+				}
+				if c.Op == OpAddColumn && pinned {
+					if want, _ := tbl.Pinned(c.Column); c.To != want {
+						t.Fatalf("pinned column %s created as %s; pinned %s", c.Column, c.To, want)
+					}
+				}
+			}
+			for i, s := range batch {
+				if s.Kinds&kindAll == 0 || over[i] {
+					continue
+				}
+				ci, ok := tbl.Lookup(s.Key)
+				if !ok {
+					t.Fatalf("key %q with kinds %s has no column and is not overflow", s.Key, s.Kinds)
+				}
+				if _, pinned := tbl.Pinned(s.Key); !pinned && !holds(tbl.Columns()[ci].Type, s.Kinds&kindAll) {
+					t.Fatalf("column %s of %s does not hold %s", s.Key, tbl.Columns()[ci].Type, s.Kinds)
+				}
+			}
+		}
+		for _, c := range before {
+			ci, _ := tbl.Lookup(c.Name)
+			if pin, ok := tbl.Pinned(c.Name); ok && tbl.Columns()[ci].Type != c.Type {
+				t.Fatalf("pinned (%s) column %s changed from %s to %s", pin, c.Name, c.Type, tbl.Columns()[ci].Type)
+			}
+		}
+	})
 }

@@ -17,6 +17,10 @@ type Column struct {
 type Table struct {
 	cols  []Column
 	index map[string]int // FoldName(cols[i].Name) -> i
+
+	// Rules (see SetRules).
+	pins   map[string]Type // FoldName(column) -> pinned type
+	frozen bool
 }
 
 // NewTable returns the table with columns cols, as read from information_schema in ordinal order.
@@ -123,6 +127,11 @@ type planKey struct {
 
 // Plan returns the changes that make t hold the batch seen, and applies them to t.
 //
+// With rules set (SetRules), a pinned column is never altered (values it does
+// not accept are the caller's to set aside) and is created with its pinned
+// type, and a frozen table gets no new column but pinned ones: other new keys
+// are overflow.
+//
 // Keys that differ only in ASCII case are one column: their kinds are ORed and the first
 // spelling in seen names a new column. Entries whose Kinds is 0 (only nulls seen) are ignored:
 // they add no column, name nothing and are not overflow. A known column widens with Evolve; a new
@@ -167,7 +176,11 @@ func (t *Table) Plan(seen []Seen, maxColumns int) (changes []Change, overflow []
 			overflowKey[j], anyOverflow = true, true
 			continue
 		}
+		pin, pinned := t.Pinned(pk.key)
 		if i, ok := t.Lookup(pk.key); ok {
+			if pinned {
+				continue
+			}
 			have := t.cols[i].Type
 			if to := Evolve(have, pk.kinds); to != have {
 				changes = append(changes, Change{Op: OpAlterType, Column: t.cols[i].Name, From: have, To: to})
@@ -175,11 +188,14 @@ func (t *Table) Plan(seen []Seen, maxColumns int) (changes []Change, overflow []
 			}
 			continue
 		}
-		if maxColumns > 0 && userCols >= maxColumns {
+		if (maxColumns > 0 && userCols >= maxColumns) || (t.frozen && !pinned) {
 			overflowKey[j], anyOverflow = true, true
 			continue
 		}
 		to := TypeOf(pk.kinds)
+		if pinned {
+			to = pin
+		}
 		changes = append(changes, Change{Op: OpAddColumn, Column: pk.key, To: to})
 		t.add(Column{Name: pk.key, Type: to})
 		userCols++

@@ -56,6 +56,15 @@
 // listed with status "refused" and answers ErrRefused until a later start
 // allows it. Close stops the janitor and saves the download counts.
 //
+// Cluster. With Config.Shared (cluster/kv's duckgate_shares bucket) each
+// link is one record keyed by the hex SHA-256 of its id, instead of a line
+// of the file; the map stays the read path and every node's watcher applies
+// every node's changes to it (shared.go), so a link made or revoked on one
+// node resolves, or stops, on all within milliseconds. Each change is a
+// compare-and-set on the record; download counts are added as deltas, so
+// two nodes' counts add up. A snapshot's Parquet file stays on the node
+// that made it.
+//
 // Locks: Service.saveMu may be held while taking Service.mu, never the
 // reverse.
 package share

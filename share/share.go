@@ -28,7 +28,8 @@ import (
 
 // Config configures a Service. Zero fields take their defaults.
 type Config struct {
-	// Path is the registry file of links, e.g. <data>/shares.json. Required.
+	// Path is the registry file of links, e.g. <data>/shares.json. Required
+	// unless Shared is set; then it is not used.
 	Path string
 	// Metrics is the set the service registers its series on; nil skips them.
 	Metrics *metrics.Set
@@ -58,6 +59,10 @@ type Config struct {
 	TenantActive func(tenantID string) bool
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Shared, if set, keeps the links in a store the nodes of a cluster
+	// share (cluster/kv) instead of Path's file: a link made on one node
+	// resolves on all. See Shared.
+	Shared Shared
 }
 
 // Defaults of Config. DefaultMaxDuration is exported for the default of
@@ -114,6 +119,9 @@ type link struct {
 	expires   time.Time
 	rows      int64 // snapshot links: the number of rows
 	downloads atomic.Int64
+	// unsaved are the downloads counted here and not yet added to the
+	// shared record (Config.Shared only).
+	unsaved atomic.Int64
 
 	// snapshot is the file name of the snapshot in the tenant's scratch
 	// directory; snapshot links keep isSnapshot after the file is deleted.
@@ -152,7 +160,7 @@ type registryFile struct {
 // Open loads the registry at cfg.Path (none yet is an empty registry),
 // cleans up expired links and starts the janitor. engine runs the queries.
 func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
-	if cfg.Path == "" {
+	if cfg.Path == "" && cfg.Shared == nil {
 		return nil, errors.New("share: Config.Path is required")
 	}
 	if cfg.MaxDuration <= 0 {
@@ -184,7 +192,11 @@ func Open(cfg Config, engine *query.Engine, log *zap.Logger) (*Service, error) {
 	s := &Service{cfg: cfg, engine: engine, log: log, byHash: make(map[[32]byte]*link),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.reg.Path = cfg.Path
-	if err := s.load(); err != nil {
+	load := s.load
+	if cfg.Shared != nil {
+		load = s.loadShared
+	}
+	if err := load(); err != nil {
 		return nil, err
 	}
 	if err := s.sweep(); err != nil {
@@ -216,21 +228,43 @@ func (s *Service) load() error {
 		return fmt.Errorf("share: parse registry %s: %w", s.cfg.Path, err)
 	}
 	for _, r := range f.Links {
-		h, err := hex.DecodeString(r.Hash)
-		if err != nil || len(h) != sha256.Size {
-			return fmt.Errorf("share: registry %s: bad hash %q", s.cfg.Path, r.Hash)
-		}
-		l := &link{tenant: r.Tenant, name: r.Name, sql: r.SQL, params: r.Params, created: r.Created,
-			expires: r.Expires, rows: r.Rows, snapshot: r.File, isSnapshot: r.Snapshot, refused: r.Refused}
-		copy(l.hash[:], h)
-		l.linkID = hex.EncodeToString(l.hash[:8])
-		l.downloads.Store(r.Downloads)
-		if r.Revoked != nil {
-			l.revoked = *r.Revoked
+		l, err := linkOf(r)
+		if err != nil {
+			return fmt.Errorf("share: registry %s: %w", s.cfg.Path, err)
 		}
 		s.byHash[l.hash] = l
 	}
 	return nil
+}
+
+// linkOf is the link of a stored record.
+func linkOf(r record) (*link, error) {
+	h, err := hex.DecodeString(r.Hash)
+	if err != nil || len(h) != sha256.Size {
+		return nil, fmt.Errorf("bad hash %q", r.Hash)
+	}
+	l := &link{tenant: r.Tenant, name: r.Name, sql: r.SQL, params: r.Params, created: r.Created,
+		expires: r.Expires, rows: r.Rows, snapshot: r.File, isSnapshot: r.Snapshot, refused: r.Refused}
+	copy(l.hash[:], h)
+	l.linkID = hex.EncodeToString(l.hash[:8])
+	l.downloads.Store(r.Downloads)
+	if r.Revoked != nil {
+		l.revoked = *r.Revoked
+	}
+	return l, nil
+}
+
+// recordOf is the stored record of l. The caller holds mu, or l is not in
+// byHash yet.
+func recordOf(l *link) record {
+	r := record{Hash: hex.EncodeToString(l.hash[:]), Tenant: l.tenant, Name: l.name, SQL: l.sql,
+		Params: l.params, Created: l.created, Expires: l.expires, Snapshot: l.isSnapshot,
+		File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load(), Refused: l.refused}
+	if !l.revoked.IsZero() {
+		t := l.revoked
+		r.Revoked = &t
+	}
+	return r
 }
 
 // save writes the registry file, encoded under mu and written with mu
@@ -241,14 +275,7 @@ func (s *Service) save() error {
 	err := s.reg.Change(&s.mu, func() ([]byte, func(), error) {
 		f := registryFile{Version: 1, Links: make([]record, 0, len(s.byHash))}
 		for _, l := range s.byHash {
-			r := record{Hash: hex.EncodeToString(l.hash[:]), Tenant: l.tenant, Name: l.name, SQL: l.sql,
-				Params: l.params, Created: l.created, Expires: l.expires, Snapshot: l.isSnapshot,
-				File: l.snapshot, Rows: l.rows, Downloads: l.downloads.Load(), Refused: l.refused}
-			if !l.revoked.IsZero() {
-				t := l.revoked
-				r.Revoked = &t
-			}
-			f.Links = append(f.Links, r)
+			f.Links = append(f.Links, recordOf(l))
 		}
 		sort.Slice(f.Links, func(i, j int) bool { return f.Links[i].Created.Before(f.Links[j].Created) })
 		b, err := json.MarshalIndent(f, "", "  ")
@@ -299,11 +326,17 @@ func (s *Service) recheck() error {
 			continue
 		}
 		s.mu.Lock()
-		if l.refused != reason {
+		differs := l.refused != reason
+		if differs && s.cfg.Shared == nil {
 			l.refused = reason
 			changed = true
 		}
 		s.mu.Unlock()
+		if differs && s.cfg.Shared != nil {
+			if err := s.modifyShared(l, func(r *record) bool { r.Refused = reason; return true }); err != nil {
+				return err
+			}
+		}
 		if reason != "" {
 			s.log.Warn("share link refused by the query sandbox: not served", zap.String("tenant", l.tenant),
 				zap.String("link_id", l.linkID), zap.String("reason", reason))
@@ -406,14 +439,22 @@ func (s *Service) create(ctx context.Context, tenantID string, req createRequest
 		s.removeSnapshot(l.tenant, l.snapshot)
 		return createdLink{}, errors.New("share: the service is closed")
 	}
-	s.byHash[l.hash] = l
-	s.mu.Unlock()
-	if err := s.save(); err != nil {
-		s.mu.Lock()
-		delete(s.byHash, l.hash)
+	if s.cfg.Shared != nil {
 		s.mu.Unlock()
-		s.removeSnapshot(l.tenant, l.snapshot)
-		return createdLink{}, err
+		if err := s.createShared(l); err != nil {
+			s.removeSnapshot(l.tenant, l.snapshot)
+			return createdLink{}, err
+		}
+	} else {
+		s.byHash[l.hash] = l
+		s.mu.Unlock()
+		if err := s.save(); err != nil {
+			s.mu.Lock()
+			delete(s.byHash, l.hash)
+			s.mu.Unlock()
+			s.removeSnapshot(l.tenant, l.snapshot)
+			return createdLink{}, err
+		}
 	}
 	s.log.Info("share link created", zap.String("tenant", tenantID), zap.String("link_id", l.linkID),
 		zap.Bool("snapshot", l.isSnapshot), zap.Time("expires", l.expires))
@@ -531,6 +572,9 @@ func (s *Service) list(tenantID string) []linkInfo {
 // and deletes its snapshot. Revoking twice is not an error. Another tenant's
 // link is ErrNotFound.
 func (s *Service) revoke(tenantID, ref string) (linkInfo, error) {
+	if s.cfg.Shared != nil {
+		return s.revokeShared(tenantID, ref)
+	}
 	s.mu.Lock()
 	l := s.findLocked(tenantID, ref)
 	if l == nil {
@@ -575,6 +619,9 @@ func (s *Service) findLocked(tenantID, ref string) *link {
 // DropTenant forgets every link of a deleted tenant. Its snapshot files go
 // with its scratch directory.
 func (s *Service) DropTenant(tenantID string) error {
+	if s.cfg.Shared != nil {
+		return s.dropTenantShared(tenantID)
+	}
 	s.mu.Lock()
 	n := 0
 	for h, l := range s.byHash {
@@ -679,6 +726,9 @@ func (s *Service) removeOrphans() {
 // noteDownload counts a download; the count is saved lazily.
 func (s *Service) noteDownload(l *link) {
 	l.downloads.Add(1)
+	if s.cfg.Shared != nil {
+		l.unsaved.Add(1)
+	}
 	s.downloadsTotal.Add(1)
 	s.mu.Lock()
 	s.dirty = true
@@ -689,6 +739,9 @@ func (s *Service) noteDownload(l *link) {
 // expired more than KeepExpired ago, and saves if anything changed,
 // download counts included.
 func (s *Service) sweep() error {
+	if s.cfg.Shared != nil {
+		return s.sweepShared()
+	}
 	now := s.cfg.Now()
 	type gone struct{ tenant, file string }
 	var files []gone

@@ -102,15 +102,24 @@ type Key struct {
 	LastUsed time.Time `json:"last_used,omitzero"`
 	Hash     string    `json:"hash"` // hex SHA-256 of the key
 
-	sum [32]byte // Hash decoded, for the comparison on every request
+	sum    [32]byte  // Hash decoded, for the comparison on every request
+	stored time.Time // with Config.Shared: LastUsed as the shared record holds it
 }
 
 // Config configures a Store.
 type Config struct {
 	// Path is the registry file, usually <data>/meta.json.
 	Path string
-	// Plans are the plans tenants may have; nil means DefaultPlans.
+	// Plans are the plans tenants may have; nil means DefaultPlans. A
+	// tenant's plan is part of its record; the plans themselves are this
+	// configuration, so every node of a cluster must be given the same.
 	Plans map[string]Plan
+	// Shared, if set, keeps the registry in a store the nodes of a cluster
+	// share (cluster/kv) instead of Path's file: a tenant or key made on one
+	// node works on all, a revoked key stops on all, within the store's
+	// delivery delay (milliseconds). Path's file, if there is one, is then
+	// only read once, to seed an empty shared registry.
+	Shared Shared
 }
 
 // Store is the registry. It is safe for concurrent use.
@@ -143,6 +152,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, tenants: map[string]*Tenant{}, keys: map[string]*Key{}, byHash: map[[32]byte]*Key{}}
 	s.reg.Path = cfg.Path
+	if cfg.Shared != nil {
+		if err := s.openShared(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	b, err := os.ReadFile(cfg.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -187,6 +202,10 @@ func (s *Store) HasAdminKey() bool {
 // SetAdminKey stores the admin key's hash, replacing any earlier one.
 func (s *Store) SetAdminKey(key string) error {
 	h := sha256.Sum256([]byte(key))
+	if s.cfg.Shared != nil {
+		b := mustJSON(sharedAdmin{Hash: hex.EncodeToString(h[:])})
+		return s.cfg.Shared.Modify(adminRecord, func([]byte) ([]byte, error) { return b, nil })
+	}
 	return s.change(func() (func(), error) {
 		old := s.adminHash
 		s.adminHash = hex.EncodeToString(h[:])
@@ -257,16 +276,27 @@ func (s *Store) CreateTenant(name, plan string) (Tenant, Key, string, error) {
 	if _, ok := s.cfg.Plans[plan]; !ok {
 		return Tenant{}, Key{}, "", fmt.Errorf("%w: unknown plan %q: use one of %s", ErrInvalid, plan, strings.Join(s.PlanNames(), ", "))
 	}
+	if s.cfg.Shared != nil {
+		// Names are checked against this node's view: two nodes creating
+		// the same name within the delivery delay both succeed.
+		if err := s.nameFree(name); err != nil {
+			return Tenant{}, Key{}, "", err
+		}
+		tp := newTenant(name, plan)
+		kp, secret := newKey(tp.ID, ScopeFull)
+		if err := s.createShared(tp, kp); err != nil {
+			return Tenant{}, Key{}, "", err
+		}
+		return *tp, *kp, secret, nil
+	}
 	var t Tenant
 	var k Key
 	var key string
 	err := s.change(func() (func(), error) {
-		for _, t := range s.tenants {
-			if t.Name == name {
-				return nil, fmt.Errorf("%w: a tenant named %q exists (id %s)", ErrExists, name, t.ID)
-			}
+		if err := s.nameFreeLocked(name); err != nil {
+			return nil, err
 		}
-		tp := &Tenant{ID: "t_" + randomHex(8), Name: name, Plan: plan, Status: StatusActive, Created: time.Now().UTC().Truncate(time.Second)}
+		tp := newTenant(name, plan)
 		s.tenants[tp.ID] = tp
 		kp, secret := s.newKeyLocked(tp.ID, ScopeFull)
 		t, k, key = *tp, *kp, secret
@@ -281,8 +311,39 @@ func (s *Store) CreateTenant(name, plan string) (Tenant, Key, string, error) {
 	return t, k, key, nil
 }
 
+// nameFree checks that no tenant has the name.
+func (s *Store) nameFree(name string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nameFreeLocked(name)
+}
+
+func (s *Store) nameFreeLocked(name string) error {
+	for _, t := range s.tenants {
+		if t.Name == name {
+			return fmt.Errorf("%w: a tenant named %q exists (id %s)", ErrExists, name, t.ID)
+		}
+	}
+	return nil
+}
+
+func newTenant(name, plan string) *Tenant {
+	return &Tenant{ID: "t_" + randomHex(8), Name: name, Plan: plan, Status: StatusActive, Created: time.Now().UTC().Truncate(time.Second)}
+}
+
 // CreateKey adds a key of the given scope to a tenant.
 func (s *Store) CreateKey(tenantID string, scope Scope) (Key, string, error) {
+	if s.cfg.Shared != nil {
+		kp, secret := newKey(tenantID, scope)
+		err := s.modifyShared(tenantID, func(r *sharedTenant) error {
+			r.Keys = append(r.Keys, kp)
+			return nil
+		})
+		if err != nil {
+			return Key{}, "", err
+		}
+		return *kp, secret, nil
+	}
 	var k Key
 	var key string
 	err := s.change(func() (func(), error) {
@@ -320,6 +381,9 @@ func (s *Store) Keys(tenantID string) ([]Key, error) {
 
 // RevokeKey deletes a key; it stops working at once.
 func (s *Store) RevokeKey(tenantID, keyID string) error {
+	if s.cfg.Shared != nil {
+		return s.revokeShared(tenantID, keyID)
+	}
 	return s.change(func() (func(), error) {
 		k, ok := s.keys[keyID]
 		if !ok || k.TenantID != tenantID {
@@ -404,6 +468,17 @@ func (s *Store) SetAllowedOrigins(id string, origins []string) (Tenant, error) {
 // update changes a tenant with f and saves the registry.
 func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
 	var out Tenant
+	if s.cfg.Shared != nil {
+		err := s.modifyShared(id, func(r *sharedTenant) error {
+			f(&r.Tenant)
+			out = r.Tenant
+			return nil
+		})
+		if err != nil {
+			return Tenant{}, err
+		}
+		return out, nil
+	}
 	err := s.change(func() (func(), error) {
 		t, ok := s.tenants[id]
 		if !ok {
@@ -423,6 +498,9 @@ func (s *Store) update(id string, f func(*Tenant)) (Tenant, error) {
 // Delete removes a tenant and its keys from the registry. Its files are the
 // caller's to remove.
 func (s *Store) Delete(id string) error {
+	if s.cfg.Shared != nil {
+		return s.deleteShared(id)
+	}
 	return s.change(func() (func(), error) {
 		t, ok := s.tenants[id]
 		if !ok {
@@ -453,17 +531,25 @@ func (s *Store) Save() error {
 	if !dirty {
 		return nil
 	}
+	if s.cfg.Shared != nil {
+		return s.saveShared()
+	}
 	return s.change(func() (func(), error) { return nil, nil })
 }
 
 func (s *Store) newKeyLocked(tenantID string, scope Scope) (*Key, string) {
+	k, key := newKey(tenantID, scope)
+	s.addKeyLocked(k)
+	return k, key
+}
+
+// newKey makes a key and its record.
+func newKey(tenantID string, scope Scope) (*Key, string) {
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
 	key := "dg_" + base64.RawURLEncoding.EncodeToString(secret)
 	h := sha256.Sum256([]byte(key))
-	k := &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:]), sum: h}
-	s.addKeyLocked(k)
-	return k, key
+	return &Key{ID: "k_" + randomHex(6), TenantID: tenantID, Scope: scope, Created: time.Now().UTC().Truncate(time.Second), Hash: hex.EncodeToString(h[:]), sum: h}, key
 }
 
 func (s *Store) addKeyLocked(k *Key) {

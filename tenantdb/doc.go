@@ -20,7 +20,12 @@
 //
 // Snapshot copies a database through its own open instance, for readers
 // that must not open the live file a second time (the operator query); New
-// deletes the copies a crash left behind. Tables and Columns are the one
+// deletes the copies a crash left behind. ExportDatabase and ExportParquet
+// make a tenant's whole-database export the same way, in one transaction:
+// a DuckDB file, or one Parquet file per table with a manifest of tables,
+// columns, types and row counts (export.go). Size is a tenant's bytes on
+// disk; Used, which the storage quota measures, subtracts the free blocks
+// a retention sweep measured inside the file (usage.go). Tables and Columns are the one
 // place that lists a tenant's tables (without duckgate's internal
 // _duckgate* tables), with exact row counts, and a table's columns.
 package tenantdb

@@ -50,6 +50,8 @@ type Pool struct {
 	cfg Config
 	log *zap.Logger
 
+	free sync.Map // tenant id → freeNote: free space inside its file (usage.go)
+
 	mu     sync.Mutex
 	open   map[string]*entry // guarded by mu
 	lru    *list.List        // of *entry, front = most recently used; guarded by mu

@@ -2,6 +2,7 @@ package tenantdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -52,6 +53,17 @@ func (p *Pool) Exists(tenantID string) bool {
 // delete it. A copy still in the scratch directory when the process stops
 // (a crash mid-query) is deleted by the next New.
 func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, error) {
+	return p.copyInto(ctx, tenantID, name, func(conn *sql.Conn, src, alias string) error {
+		_, err := conn.ExecContext(ctx, `COPY FROM DATABASE `+schema.QuoteIdent(src)+` TO `+alias)
+		return err
+	})
+}
+
+// copyInto makes a new DuckDB file in the tenant's scratch directory
+// (named after name, with the snapshot prefix), attaches it to the
+// tenant's open database as alias, has fill copy into it on a connection
+// whose database is src, and detaches it. On error the file is removed.
+func (p *Pool) copyInto(ctx context.Context, tenantID, name string, fill func(conn *sql.Conn, src, alias string) error) (string, error) {
 	if name == "" || strings.ContainsAny(name, `/\'"`) || !strings.HasSuffix(name, ".duckdb") {
 		return "", fmt.Errorf("snapshot of tenant %s: bad file name %q", tenantID, name)
 	}
@@ -74,7 +86,7 @@ func (p *Pool) Snapshot(ctx context.Context, tenantID, name string) (string, err
 	if _, err := conn.ExecContext(ctx, `ATTACH `+schema.QuoteString(dst)+` AS `+alias); err != nil {
 		return "", fmt.Errorf("snapshot of tenant %s: %w", tenantID, err)
 	}
-	_, err = conn.ExecContext(ctx, `COPY FROM DATABASE `+schema.QuoteIdent(src)+` TO `+alias)
+	err = fill(conn, src, alias)
 	if _, derr := conn.ExecContext(context.Background(), `DETACH `+alias); derr != nil && err == nil {
 		err = derr
 	}
@@ -107,7 +119,8 @@ func removeSnapshotLeftovers(dir string) error {
 			if !strings.HasPrefix(f.Name(), snapshotPrefix) {
 				continue
 			}
-			if err := os.Remove(filepath.Join(scratch, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// RemoveAll: a Parquet export is a directory.
+			if err := os.RemoveAll(filepath.Join(scratch, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove snapshot leftover: %w", err)
 			}
 		}

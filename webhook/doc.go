@@ -50,6 +50,14 @@
 // lines outnumber the live ones. Ids are kept as hashes, so the log holds
 // nothing a provider sent.
 //
+// Cluster. With StoreConfig.Shared (cluster/kv's duckgate_webhooks bucket)
+// the endpoints are one record each, with the sealed secret, instead of
+// webhooks.json (shared.go); every node's watcher applies every node's
+// changes to the map. Every node must seal with the same key
+// (StoreConfig.Key, from $DUCKGATE_WEBHOOK_KEY, or the same webhook.key): a
+// "keycheck" record, a constant sealed under the cluster's key, makes a node
+// with another key refuse to start (ErrKey). The seen log stays per node.
+//
 // The endpoints file is small and rewritten atomically (temp file, fsync,
 // rename) on every change; nothing here is on the insert hot path. The
 // package has no DuckDB or HTTP dependency.

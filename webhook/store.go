@@ -69,6 +69,14 @@ type StoreConfig struct {
 	MaxPerTenant int
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Key is the 32-byte key that seals the endpoints' secrets; nil means
+	// webhook.key in Dir, made on first start. Every node of a cluster must
+	// seal with the same key: give each the same Key, or the same file.
+	Key []byte
+	// Shared, if set, keeps the endpoints in a store the nodes of a cluster
+	// share (cluster/kv) instead of webhooks.json: an endpoint registered
+	// on one node takes deliveries on all. See Shared.
+	Shared Shared
 }
 
 // Endpoint is a registered webhook endpoint, without its secret.
@@ -137,13 +145,20 @@ func Open(cfg StoreConfig) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, endpoints: map[string]*entry{}, seen: map[[32]byte]int64{}, inflight: map[[32]byte]chan struct{}{}}
 	s.reg.Path = s.path(EndpointsFile)
-	recs, err := s.readEndpoints()
-	if err != nil {
-		return nil, err
+	var recs []record
+	var err error
+	if cfg.Shared == nil {
+		if recs, err = s.readEndpoints(); err != nil {
+			return nil, err
+		}
 	}
-	key, err := s.loadKey(len(recs))
-	if err != nil {
-		return nil, err
+	key := cfg.Key
+	if key == nil {
+		if key, err = s.loadKey(len(recs)); err != nil {
+			return nil, err
+		}
+	} else if len(key) != 32 {
+		return nil, fmt.Errorf("%w: the key is %d bytes, not 32 (64 hex digits)", ErrKey, len(key))
 	}
 	block, _ := aes.NewCipher(key) // a 32-byte key cannot fail
 	s.aead, _ = cipher.NewGCM(block)
@@ -154,6 +169,11 @@ func Open(cfg StoreConfig) (*Store, error) {
 				ErrKey, KeyFile, r.ID, EndpointsFile, err, KeyFile, EndpointsFile, EndpointsFile)
 		}
 		s.endpoints[r.ID] = &entry{Endpoint: r.Endpoint, sealed: r.Sealed, secret: secret}
+	}
+	if cfg.Shared != nil {
+		if err := s.openShared(); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.openSeen(); err != nil {
 		return nil, err
@@ -263,6 +283,12 @@ func (s *Store) Create(tenantID string, p Provider, table, secret string) (Endpo
 		Created:  s.cfg.Now().UTC().Truncate(time.Microsecond),
 	}
 	en := &entry{Endpoint: e, sealed: s.seal(e, secret), secret: secret}
+	if s.cfg.Shared != nil {
+		if err := s.createShared(en); err != nil {
+			return Endpoint{}, err
+		}
+		return e, nil
+	}
 
 	err := s.change(func() (func(), error) {
 		n := 0
@@ -299,6 +325,9 @@ func (s *Store) List(tenantID string) []Endpoint {
 
 // Delete removes tenantID's endpoint id. Another tenant's id is ErrNotFound.
 func (s *Store) Delete(tenantID, id string) error {
+	if s.cfg.Shared != nil {
+		return s.deleteShared(tenantID, id)
+	}
 	return s.change(func() (func(), error) {
 		e, ok := s.endpoints[id]
 		if !ok || e.TenantID != tenantID {
@@ -313,6 +342,9 @@ func (s *Store) Delete(tenantID, id string) error {
 // deleted, and returns how many there were. Their seen ids expire with the
 // window.
 func (s *Store) DeleteTenant(tenantID string) (int, error) {
+	if s.cfg.Shared != nil {
+		return s.deleteTenantShared(tenantID)
+	}
 	var gone []*entry
 	err := s.change(func() (func(), error) {
 		for id, e := range s.endpoints {

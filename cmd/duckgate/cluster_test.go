@@ -45,32 +45,26 @@ func TestClusterFailover(t *testing.T) {
 			rounds, _ = strconv.Atoi(s)
 		}
 	}
+	// Every node seals webhook secrets with the same key (children inherit
+	// the environment).
+	t.Setenv("DUCKGATE_WEBHOOK_KEY", strings.Repeat("5a", 32))
 	nats := clustertest.Start(t, 3)
 	bin := binary(t)
 	dir := t.TempDir()
 
-	// One tenant registry for all nodes: made by a single node, copied.
-	seed := &server{t: t, bin: bin, data: filepath.Join(dir, "n0"), addr: freeAddr(t)}
-	seed.start()
-	seed.stop()
-	meta, err := os.ReadFile(filepath.Join(seed.data, "meta.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The first node makes the demo tenant in the shared registry (KV
+	// buckets, package cluster/kv) and prints its key; the others find it.
 	nodes := make([]*server, 3)
 	for i := range nodes {
-		data := filepath.Join(dir, fmt.Sprintf("n%d", i))
-		if err := os.MkdirAll(data, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(data, "meta.json"), meta, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &server{t: t, bin: bin, data: data, addr: freeAddr(t), tenantID: seed.tenantID, key: seed.key,
+		nodes[i] = &server{t: t, bin: bin, data: filepath.Join(dir, fmt.Sprintf("n%d", i)), addr: freeAddr(t),
 			args: []string{"-nats", strings.Join(nats.URLs(), ","), "-node", fmt.Sprintf("n%d", i),
 				"-cluster.lease-ttl", "3s", "-cluster.snapshot-interval", "2s", "-cluster.max-bytes", "256MiB"}}
+		if i > 0 {
+			nodes[i].tenantID, nodes[i].key = nodes[0].tenantID, nodes[0].key
+		}
 		nodes[i].start()
 	}
+	seed := nodes[0]
 	defer func() {
 		for _, n := range nodes {
 			if n.cmd != nil && n.cmd.ProcessState == nil {

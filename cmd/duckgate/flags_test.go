@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -56,4 +57,19 @@ func TestListenAndServerAddr(t *testing.T) {
 			t.Errorf("serverURL(%q) = %q; want %q", in, got, want)
 		}
 	}
+}
+
+func TestWebhookKey(t *testing.T) {
+	f := func(env string, wantLen int, wantErr bool) {
+		t.Helper()
+		key, err := webhookKey(func(string) string { return env })
+		if len(key) != wantLen || (err != nil) != wantErr {
+			t.Errorf("webhookKey(%q) = %d bytes, %v; want %d bytes, error %v", env, len(key), err, wantLen, wantErr)
+		}
+	}
+	f("", 0, false) // webhook.key in the data directory
+	f(strings.Repeat("ab", 32), 32, false)
+	f(" "+strings.Repeat("AB", 32)+"\n", 32, false)
+	f(strings.Repeat("ab", 31), 0, true)
+	f(strings.Repeat("zz", 32), 0, true)
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"duckgate/api"
 	"duckgate/batcher"
 	"duckgate/cluster"
+	"duckgate/cluster/kv"
 	"duckgate/ingest"
 	"duckgate/query"
 	"duckgate/share"
@@ -70,6 +73,7 @@ func serve(args []string) error {
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
 	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
 	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
+	sweepInterval := fs.Duration("batcher.retention-interval", 10*time.Minute, "how often each tenant's expired rows are deleted (plan and table retention); a row outlives its retention by at most this")
 	maxBuffered := bytesFlag(fs, "batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
@@ -119,7 +123,44 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(*dataDir, "meta.json"), Plans: plans})
+	// Cluster mode (-nats): the node connects first, for its shared state
+	// and its log live in JetStream.
+	var cconn *cluster.Conn
+	var ccfg cluster.Config
+	if clusterOpts.enabled() {
+		if ccfg, err = clusterOpts.config(listenOn); err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cconn, err = cluster.Connect(cctx, ccfg, log)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer cconn.Close()
+		log.Info("cluster mode", zap.String("node", ccfg.Node), zap.Strings("nats", ccfg.URLs), zap.String("advertise", ccfg.HTTPAddr))
+	}
+	// state is the shared state of a cluster node: tenants, keys, share
+	// links and webhook endpoints in JetStream KV buckets (cluster/kv); nil
+	// keeps them in files, a single node.
+	var state *kv.Stores
+	if cconn != nil {
+		kctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		state, err = kv.Open(kctx, cconn.JS, kv.Config{Replicas: cconn.Replicas(), Log: log})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	tenantCfg := tenant.Config{Path: filepath.Join(*dataDir, "meta.json"), Plans: plans}
+	hooksCfg := webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow}
+	if state != nil {
+		tenantCfg.Shared, hooksCfg.Shared = state.Tenants, state.Webhooks
+		if hooksCfg.Key, err = webhookKey(os.Getenv); err != nil {
+			return err
+		}
+	}
+	tenants, err := tenant.Open(tenantCfg)
 	if err != nil {
 		return err
 	}
@@ -127,7 +168,7 @@ func serve(args []string) error {
 		return err
 	}
 
-	hooks, err := webhook.Open(webhook.StoreConfig{Dir: *dataDir, DedupWindow: *webhookWindow})
+	hooks, err := webhook.Open(hooksCfg)
 	if err != nil {
 		return err
 	}
@@ -148,25 +189,12 @@ func serve(args []string) error {
 		return err
 	}
 	var wl *wal.Log
-	var node *cluster.Node // cluster mode (-nats): the log is JetStream's stream, not the local WAL
+	var node *cluster.Node // cluster mode: the log is JetStream's stream, not the local WAL
 	var clog batcher.Log
-	var cconn *cluster.Conn
 	switch {
-	case clusterOpts.enabled():
-		ccfg, err := clusterOpts.config(listenOn)
-		if err != nil {
-			return err
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		cconn, err = cluster.Connect(cctx, ccfg, log)
-		cancel()
-		if err != nil {
-			return err
-		}
-		defer cconn.Close()
+	case cconn != nil:
 		node = cluster.New(cconn, set, log)
 		clog = node
-		log.Info("cluster mode", zap.String("node", ccfg.Node), zap.Strings("nats", ccfg.URLs), zap.String("advertise", ccfg.HTTPAddr))
 	case *durability == "durable":
 		fsyncSeconds := set.NewPrometheusHistogramExt("duckgate_wal_fsync_seconds", metrics.ExponentialBuckets(0.0001, 2, 16))
 		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(*dataDir, "wal"), SegmentSize: *walSegment, MaxBacklog: *walBacklog, Metrics: set,
@@ -177,6 +205,18 @@ func serve(args []string) error {
 		log.Warn("durability=none: acknowledged rows still in memory are lost if the process crashes")
 	default:
 		return fmt.Errorf("-durability must be durable or none, not %q", *durability)
+	}
+	// The retention sweep visits every tenant's database; in cluster mode
+	// only those this node writes (their writers), not stale local copies.
+	sweepTenants := func() []string {
+		var ids []string
+		for _, t := range tenants.List() {
+			ids = append(ids, t.ID)
+		}
+		return ids
+	}
+	if cconn != nil {
+		sweepTenants = nil
 	}
 	b, err := batcher.New(batcher.Config{
 		Metrics:              set,
@@ -195,6 +235,9 @@ func serve(args []string) error {
 			_, err := tenants.Get(id)
 			return err == nil
 		},
+		PlanRetention: func(id string) time.Duration { return time.Duration(tenants.PlanOf(id).Retention) },
+		SweepInterval: *sweepInterval,
+		Tenants:       sweepTenants,
 	}, pool, log)
 	if err != nil {
 		return err
@@ -209,7 +252,7 @@ func serve(args []string) error {
 		MaxExecutingPerTenant: *queryExecutingPerTenant,
 		Metrics:               set,
 	}, pool, b, log)
-	shares, err := share.Open(share.Config{
+	shareCfg := share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
 		Metrics:     set,
 		BaseURL:     *shareBaseURL,
@@ -218,7 +261,11 @@ func serve(args []string) error {
 			t, err := tenants.Get(id)
 			return err == nil && t.Status == tenant.StatusActive
 		},
-	}, qe, log)
+	}
+	if state != nil {
+		shareCfg.Shared = state.Shares
+	}
+	shares, err := share.Open(shareCfg, qe, log)
 	if err != nil {
 		return err
 	}
@@ -335,6 +382,11 @@ func serve(args []string) error {
 	if err := tenants.Save(); err != nil {
 		errs = append(errs, err)
 	}
+	if state != nil {
+		if err := state.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop watching the shared state: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -368,6 +420,22 @@ func firstStart(tenants *tenant.Store, adminKey string) error {
 	}
 	fmt.Printf("demo tenant %s api_key=%s\n", t.ID, key)
 	return nil
+}
+
+// webhookKey reads the key that seals webhook secrets from
+// $DUCKGATE_WEBHOOK_KEY (64 hex digits): every node of a cluster must seal
+// with the same key. Unset, the node uses webhook.key in its data
+// directory, which must then be the same file on every node.
+func webhookKey(getenv func(string) string) ([]byte, error) {
+	s := strings.TrimSpace(getenv("DUCKGATE_WEBHOOK_KEY"))
+	if s == "" {
+		return nil, nil
+	}
+	key, err := hex.DecodeString(s)
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("DUCKGATE_WEBHOOK_KEY must be 64 hex digits (32 random bytes, e.g. from openssl rand -hex 32), the same on every node")
+	}
+	return key, nil
 }
 
 func newLogger(level string) (*zap.Logger, error) {
