@@ -1,10 +1,23 @@
 package api
 
 import (
+	"strings"
+
 	"github.com/valyala/fasthttp"
 
 	"duckgate/cluster"
 )
+
+// onWriter reports whether a tenant route reads or changes the tenant's
+// database: queries, table listings and rules, retention, quarantine,
+// export. In cluster mode withTenant forwards them to the node that writes
+// the database; inserts, tracking calls and webhook deliveries are
+// published from the node that received them, and keys, share links and
+// webhook endpoints are shared state every node holds.
+func onWriter(path string) bool {
+	return path == "/api/data/query" || path == "/api/export" || path == "/api/tables" || strings.HasPrefix(path, "/api/tables/") ||
+		path == "/api/quarantine" || path == "/api/quarantine/replay"
+}
 
 // forward sends a tenant's query to the node that writes the tenant's
 // database, in cluster mode; forwarded is false when this node serves it.

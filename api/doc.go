@@ -18,8 +18,9 @@
 // write-ahead log is recovered) every route but /healthz and /metrics
 // answers 503 "starting".
 //
-// Cluster mode (Config.Cluster): a tenant's queries and table listings are
-// forwarded to the node that writes the tenant's partition
-// (cluster.Node.Forward) after the key and scope checks; /healthz adds the
+// Cluster mode (Config.Cluster): a tenant's routes that read or change its
+// database (queries, tables and their rules, retention, quarantine,
+// export; onWriter) are forwarded to the node that writes the tenant's
+// partition (cluster.Node.Forward) after the key and scope checks; /healthz adds the
 // node's connection and partitions, GET /api/admin/cluster the cluster.
 package api

@@ -164,9 +164,6 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 				if s.cfg.Query == nil {
 					return nil, fmt.Errorf("%w: queries are not enabled", errNotFound)
 				}
-				if forwarded, err := s.forward(ctx, t.ID); forwarded || err != nil {
-					return nil, err
-				}
 				start := time.Now()
 				err := s.cfg.Query.HandleQuery(ctx, t.ID)
 				s.metrics.queryFirstByte.UpdateDuration(start)
@@ -229,9 +226,6 @@ func (s *Server) routeTables(ctx *fasthttp.RequestCtx, method, path string) {
 	s.withTenant(ctx, tenant.ScopeQuery, func(t tenant.Tenant) (any, error) {
 		if s.cfg.Query == nil {
 			return nil, fmt.Errorf("%w: queries are not enabled", errNotFound)
-		}
-		if forwarded, err := s.forward(ctx, t.ID); forwarded || err != nil {
-			return nil, err
 		}
 		rest := strings.TrimPrefix(strings.TrimPrefix(path, "/api/tables"), "/")
 		if rest == "" {
@@ -439,6 +433,12 @@ func (s *Server) withTenant(ctx *fasthttp.RequestCtx, need tenant.Scope, f func(
 	if err != nil {
 		writeError(ctx, err)
 		return
+	}
+	if onWriter(string(ctx.Path())) {
+		if forwarded, err := s.forward(ctx, t.ID); forwarded || err != nil {
+			writeResult(ctx, nil, err)
+			return
+		}
 	}
 	v, err := f(t)
 	writeResult(ctx, v, err)
