@@ -321,15 +321,28 @@ func queryIDs(t *testing.T, node *server, key string, flush bool) map[string]int
 		}
 		out := map[string]int{}
 		dec := json.NewDecoder(bytes.NewReader(body))
+		cut := ""
 		for dec.More() {
 			var row struct {
-				ID string `json:"id"`
-				N  int    `json:"n"`
+				ID    string `json:"id"`
+				N     int    `json:"n"`
+				Error string `json:"error"`
 			}
 			if err := dec.Decode(&row); err != nil {
 				t.Fatalf("query answer: %v", err)
 			}
+			if row.Error != "" {
+				cut = row.Error // the result was cut (the error marker): not all rows came
+				break
+			}
 			out[row.ID] = row.N
+		}
+		if cut != "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("query answer cut after %d rows: %s", len(out), cut)
+			}
+			t.Logf("query answer cut after %d rows: %s; retrying", len(out), cut)
+			continue
 		}
 		return out
 	}
