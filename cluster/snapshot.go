@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
 
 	"duckgate/schema"
@@ -154,7 +155,9 @@ func (n *Node) snapshotRound(ctx context.Context, pt *part, m *manifestState) er
 			putBack()
 			return fmt.Errorf("commit tenant %s before its snapshot: %w", t, err)
 		}
-		obj := fmt.Sprintf("p%d/%s/%d", pt.n, t, pos)
+		// A name of its own: a round retried at the same position must
+		// not overwrite an object a new writer may be reading.
+		obj := fmt.Sprintf("p%d/%s/%d-%s", pt.n, t, pos, nuid.Next())
 		if err := n.snapshotTenant(ctx, t, obj, pos); err != nil {
 			putBack()
 			return err
