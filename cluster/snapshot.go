@@ -147,21 +147,33 @@ func (n *Node) snapshotRound(ctx context.Context, pt *part, m *manifestState) er
 	for t, o := range m.Snapshots {
 		next.Snapshots[t] = o
 	}
-	var replaced []string
+	var replaced, stored []string
+	// abort undoes a round that failed before its manifest write: its
+	// objects are referenced by nothing. (After a failed manifest write
+	// they are kept: a write that timed out may have landed.)
+	abort := func() {
+		putBack()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, o := range stored {
+			_ = n.c.snapshots.Delete(dctx, o)
+		}
+	}
 	for t := range dirty {
 		// Everything handed up to pos is in the tenant's buffer or
 		// database: commit the buffer, then copy the database.
 		if err := n.b.Commit(ctx, t); err != nil {
-			putBack()
+			abort()
 			return fmt.Errorf("commit tenant %s before its snapshot: %w", t, err)
 		}
 		// A name of its own: a round retried at the same position must
 		// not overwrite an object a new writer may be reading.
 		obj := fmt.Sprintf("p%d/%s/%d-%s", pt.n, t, pos, nuid.Next())
 		if err := n.snapshotTenant(ctx, t, obj, pos); err != nil {
-			putBack()
+			abort()
 			return err
 		}
+		stored = append(stored, obj)
 		if old, ok := next.Snapshots[t]; ok {
 			replaced = append(replaced, old)
 		}
