@@ -25,6 +25,8 @@ type adminEnvConfig struct {
 	maxOpen int
 	noQuery bool
 	ingest  func(*serverConfig)
+	// cacheBytes turns the query result cache on (query.CacheConfig.MaxBytes).
+	cacheBytes int64
 }
 
 // newAdminEnv is newEnv wired as cmd/duckgate serve wires it: the pool and
@@ -60,7 +62,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	}
 	ic := serverConfig{Tenants: tenants, Batcher: b, Pool: pool, QuotaCheckInterval: time.Millisecond}
 	if !ac.noQuery {
-		ic.Query = query.New(query.Config{}, pool, b, log)
+		ic.Query = query.New(query.Config{Cache: query.CacheConfig{MaxBytes: ac.cacheBytes}, Versions: b}, pool, b, log)
 	}
 	var sh *share.Service
 	if !ac.noQuery {

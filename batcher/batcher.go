@@ -134,6 +134,7 @@ type Batcher struct {
 	idem         *idemStore
 	seq          atomic.Uint64 // last sequence number given; see nextSeq
 	schemaLog    schemaLog     // recent schema changes per tenant, for the dashboard
+	versions     versions      // tenants' data versions; see DataVersion
 
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu

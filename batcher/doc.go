@@ -25,6 +25,13 @@
 // (one write and fsync per group of waiting flushes) before the record's
 // segment may go, so an acknowledged key survives a crash.
 //
+// Data versions: after every transaction on a tenant's database (a flush,
+// with its schema changes, or a quarantine; committed or not) the writer
+// gives the tenant a new DataVersion from one process-wide clock. The
+// query result cache (package query, through its Versioner interface)
+// serves an answer only while the version it was computed under holds.
+// Anything else that changes a tenant's data must bump it too.
+//
 // Goroutines and shutdown: the writers and the key store's file writer are
 // the batcher's goroutines. Close (and Forget, for one tenant) flushes and
 // stops them under the caller's context; when it ends, the writers' own
@@ -34,6 +41,6 @@
 //
 // Locks: Batcher.mu, writer.mu, Batcher.walMu and the idempotency store's
 // mutex are each held only for bookkeeping, never across I/O or DuckDB, and
-// never two at a time, except that walMu is held around wal.Log.Floor, which
+// never two at a time (versions.mu is a leaf too), except that walMu is held around wal.Log.Floor, which
 // takes the log's own mutex (and the log never calls back into the batcher).
 package batcher

@@ -453,6 +453,7 @@ func (w *writer) nextDue() time.Duration {
 // commit writes items into table in one transaction: schema changes, then
 // every row through the Appender. It returns the rows and bytes written.
 func (w *writer) commit(ctx context.Context, table string, items []*pending) (rows int, size int64, err error) {
+	defer w.b.versions.bump(w.tenant) // last, after COMMIT or ROLLBACK: see DataVersion
 	for _, p := range items {
 		rows += p.rows.Len()
 		size += p.rows.Size

@@ -79,6 +79,7 @@ func serve(args []string) error {
 	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait, and a freed slot goes to the waiting tenant holding the fewest")
 	queryExecutingPerTenant := fs.Int("query.max-executing-per-tenant", 0, "most of -query.max-executing one tenant holds, even when no other waits, so that another tenant's query starts at once; 0 means half of -query.max-executing (at least 1)")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
+	queryCache := bytesFlag(fs, "query.cache-bytes", query.DefaultCacheBytes, "bytes of query results kept by the result cache, all tenants together (a tenant holds at most 1/8, a result at most 1 MiB); a cached result is served only while the tenant's data is unchanged; 0 turns the cache off")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
 	walSegment := bytesFlag(fs, "wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
 	walBacklog := bytesFlag(fs, "wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
@@ -183,6 +184,8 @@ func serve(args []string) error {
 		MaxExecuting:          *queryExecuting,
 		MaxExecutingPerTenant: *queryExecutingPerTenant,
 		Metrics:               set,
+		Cache:                 query.CacheConfig{MaxBytes: *queryCache},
+		Versions:              b,
 	}, pool, b, log)
 	shares, err := share.Open(share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),
