@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,9 @@ import (
 // By default the result cache is off (cold: every query runs in DuckDB).
 // DUCKGATE_BENCH_CACHE=1 turns it on and asks every distinct query once,
 // untimed, before the timed run (warm: every timed query is a hit, which
-// the test checks with the X-Duckgate-Cache header). DUCKGATE_BENCH_TENANTS, DUCKGATE_BENCH_ROWS and DUCKGATE_BENCH_QUERIES
+// the test checks with the X-Duckgate-Cache header). The tenants' databases
+// are small, so they run on one DuckDB thread (tenantdb.SingleThreadBelow);
+// DUCKGATE_BENCH_THREADS=plan gives them their plan's two. DUCKGATE_BENCH_TENANTS, DUCKGATE_BENCH_ROWS and DUCKGATE_BENCH_QUERIES
 // (default 3,000) change its size. The rows go in through the HTTP insert
 // API first (not timed). The clients share the process with the server
 // (in-memory listener), so their CPU is included. Peak memory is the
@@ -44,6 +47,10 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	ac := adminEnvConfig{maxOpen: tenants + 8}
 	if cache {
 		ac.cacheBytes = 256 << 20
+	}
+	plan := os.Getenv("DUCKGATE_BENCH_THREADS") == "plan"
+	if plan {
+		ac.singleThreadBelow = -1
 	}
 	e := newAdminEnv(t, ac)
 	keys := loadOrders(t, e, tenants, rows)
@@ -82,6 +89,7 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 			}
 		}
 	}()
+	cpu0 := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range tenants {
@@ -107,6 +115,7 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	close(stop)
 	var all []time.Duration
 	for _, l := range lat {
@@ -114,10 +123,12 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	t.Logf("cache %v: %d tenants x %d orders, %d clients, %d queries in %s: %.0f queries/s; latency p50 %s p95 %s p99 %s max %s; "+
+	t.Logf("cache %v, plan threads %v: %d tenants x %d orders, %d clients, %d queries in %s: %.0f queries/s; latency p50 %s p95 %s p99 %s max %s; "+
+		"process CPU %s per query (DuckDB, server and clients; on a shared machine steadier than the latency); "+
 		"peak RSS %d MiB (%d MiB before the queries), peak Go heap %d MiB, open databases %d, failed %d",
-		cache, tenants, rows, tenants, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
+		cache, plan, tenants, rows, tenants, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), all[len(all)-1].Round(10*time.Microsecond),
+		(cpu / time.Duration(len(all))).Round(time.Microsecond),
 		peakRSS()>>20, rssBefore>>20, heapPeak.Load()>>20, e.pool.OpenCount(), failed.Load())
 }
 
@@ -171,6 +182,15 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // resetPeakRSS resets the kernel's peak RSS (VmHWM) of this process.

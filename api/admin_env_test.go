@@ -27,6 +27,8 @@ type adminEnvConfig struct {
 	ingest  func(*serverConfig)
 	// cacheBytes turns the query result cache on (query.CacheConfig.MaxBytes).
 	cacheBytes int64
+	// singleThreadBelow is tenantdb.Config.SingleThreadBelow.
+	singleThreadBelow int64
 }
 
 // newAdminEnv is newEnv wired as cmd/duckgate serve wires it: the pool and
@@ -48,7 +50,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 			t.Fatal(err)
 		}
 	}
-	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants"), MaxOpen: ac.maxOpen,
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants"), MaxOpen: ac.maxOpen, SingleThreadBelow: ac.singleThreadBelow,
 		LimitsOf: func(id string) tenantdb.Limits {
 			p := tenants.PlanOf(id)
 			return tenantdb.Limits{MemoryLimit: p.MemoryLimit, Threads: p.Threads}

@@ -89,6 +89,7 @@ func serve(args []string) error {
 	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
 	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
+	singleThread := bytesFlag(fs, "tenantdb.single-thread-below", tenantdb.DefaultSingleThreadBelow, "a tenant database whose file is smaller than this when it opens runs on one DuckDB thread whatever its plan says (a second thread only costs CPU on small tables); -1 turns it off")
 	_ = fs.Parse(args)
 	if *adminKey == "" {
 		// Read here, not as the flag's default: -h must never print it.
@@ -131,9 +132,10 @@ func serve(args []string) error {
 	}
 	set := metrics.NewSet() // every package's series, served on /metrics
 	pool, err := tenantdb.New(tenantdb.Config{
-		Metrics: set,
-		Dir:     filepath.Join(*dataDir, "tenants"),
-		MaxOpen: *maxOpen,
+		Metrics:           set,
+		Dir:               filepath.Join(*dataDir, "tenants"),
+		MaxOpen:           *maxOpen,
+		SingleThreadBelow: *singleThread,
 		LimitsOf: func(id string) tenantdb.Limits {
 			p := tenants.PlanOf(id)
 			return tenantdb.Limits{MemoryLimit: p.MemoryLimit, Threads: p.Threads}
