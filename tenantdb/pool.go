@@ -25,6 +25,12 @@ import (
 // a scan has a single task.
 const DefaultSingleThreadBelow = 8 << 20
 
+// DefaultMaxOpen is the default Config.MaxOpen: 100 tenants ingesting at
+// once keep their databases open (with 64, a third of them reopened a
+// database for every flush, and their rows became visible seconds late).
+// An idle open database costs a few MiB.
+const DefaultMaxOpen = 128
+
 // ErrClosed is returned by Acquire after Close.
 var ErrClosed = errors.New("tenant database pool is closed")
 
@@ -41,7 +47,8 @@ type Config struct {
 	// Dir holds the tenant databases, one <tenant_id>.duckdb file each.
 	Dir string
 	// MaxOpen is the number of databases kept open at once; when a new one
-	// is needed the least recently used idle one is closed. 0 means 64.
+	// is needed the least recently used idle one is closed. 0 means
+	// DefaultMaxOpen.
 	MaxOpen int
 	// LimitsOf returns the limits for a tenant's database when it is opened.
 	// Nil means DuckDB's defaults.
@@ -103,7 +110,7 @@ func (h *Handle) Release() {
 // New returns a pool over cfg.Dir. It creates the directory if needed.
 func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	if cfg.MaxOpen <= 0 {
-		cfg.MaxOpen = 64
+		cfg.MaxOpen = DefaultMaxOpen
 	}
 	if cfg.SingleThreadBelow == 0 {
 		cfg.SingleThreadBelow = DefaultSingleThreadBelow

@@ -67,8 +67,9 @@ func serve(args []string) error {
 	flushRows := fs.Int("batcher.flush-rows", 100_000, "flush a table's buffer at this many rows")
 	flushBytes := bytesFlag(fs, "batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
+	minFlush := fs.Duration("batcher.min-flush-interval", 0, "flush a small buffer (under a tenth of -batcher.flush-rows and -batcher.flush-bytes) this soon while the flushes are not busy, growing towards -batcher.flush-interval as they get busy: the visibility delay at a modest rate; 0 means a tenth of -batcher.flush-interval, negative turns it off")
 	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
-	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
+	maxFlushes := fs.Int("batcher.max-flushes", 4*runtime.NumCPU(), "flushes running at once across all tenants")
 	maxBuffered := bytesFlag(fs, "batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
 	queryTimeout := fs.Duration("query.timeout", query.DefaultTimeout, "longest a query may run; a request may ask for less with timeout=<seconds>")
@@ -88,7 +89,7 @@ func serve(args []string) error {
 	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
 	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
-	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
+	maxOpen := fs.Int("tenantdb.max-open", tenantdb.DefaultMaxOpen, "tenant databases kept open at once; the least recently used idle one is closed")
 	singleThread := bytesFlag(fs, "tenantdb.single-thread-below", tenantdb.DefaultSingleThreadBelow, "a tenant database whose file is smaller than this when it opens runs on one DuckDB thread whatever its plan says (a second thread only costs CPU on small tables); -1 turns it off")
 	_ = fs.Parse(args)
 	if *adminKey == "" {
@@ -162,6 +163,7 @@ func serve(args []string) error {
 		FlushRows:            *flushRows,
 		FlushBytes:           *flushBytes,
 		FlushInterval:        *flushInterval,
+		MinFlushInterval:     *minFlush,
 		ColdFlushInterval:    *coldFlush,
 		MaxConcurrentFlushes: *maxFlushes,
 		MaxBufferedBytes:     *maxBuffered,
