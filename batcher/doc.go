@@ -8,7 +8,9 @@
 // all writes to that tenant's database: when a table's buffer reaches a row
 // count, a byte size or an age, the writer evolves the table's schema
 // (package schema) and appends the whole batch with the DuckDB Appender
-// inside one transaction, so a batch lands whole or not at all. At most
+// inside one transaction, so a batch lands whole or not at all. A small
+// buffer of a slowly written table is flushed sooner, after
+// Config.MinFlushInterval, while the flush slots are not busy (adaptive.go). At most
 // Config.MaxConcurrentFlushes flushes run at once, across tenants. Handlers
 // never touch DuckDB.
 //
