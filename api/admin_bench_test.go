@@ -10,8 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"duckgate/query"
 )
 
 // TestLoadTenantMonthlyRevenue is issue #6's multi-tenant read load: 100
@@ -20,9 +23,14 @@ import (
 // through the HTTP query API. It runs only with DUCKGATE_BENCH=1 and logs
 // its figures:
 //
-//	DUCKGATE_BENCH=1 go test ./ingest -run TestLoadTenantMonthlyRevenue -v -timeout 30m
+//	DUCKGATE_BENCH=1 go test ./api -run TestLoadTenantMonthlyRevenue -v -timeout 30m
 //
-// DUCKGATE_BENCH_TENANTS, DUCKGATE_BENCH_ROWS and DUCKGATE_BENCH_QUERIES
+// By default the result cache is off (cold: every query runs in DuckDB).
+// DUCKGATE_BENCH_CACHE=1 turns it on and asks every distinct query once,
+// untimed, before the timed run (warm: every timed query is a hit, which
+// the test checks with the X-Duckgate-Cache header). The tenants' databases
+// are small, so they run on one DuckDB thread (tenantdb.SingleThreadBelow);
+// DUCKGATE_BENCH_THREADS=plan gives them their plan's two. DUCKGATE_BENCH_TENANTS, DUCKGATE_BENCH_ROWS and DUCKGATE_BENCH_QUERIES
 // (default 3,000) change its size. The rows go in through the HTTP insert
 // API first (not timed). The clients share the process with the server
 // (in-memory listener), so their CPU is included. Peak memory is the
@@ -35,8 +43,30 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	}
 	tenants, rows := envInt("DUCKGATE_BENCH_TENANTS", 100), envInt("DUCKGATE_BENCH_ROWS", 50_000)
 	queries := envInt("DUCKGATE_BENCH_QUERIES", 3000)
-	e := newAdminEnv(t, adminEnvConfig{maxOpen: tenants + 8})
+	cache := os.Getenv("DUCKGATE_BENCH_CACHE") == "1"
+	ac := adminEnvConfig{maxOpen: tenants + 8}
+	if cache {
+		ac.cacheBytes = 256 << 20
+	}
+	plan := os.Getenv("DUCKGATE_BENCH_THREADS") == "plan"
+	if plan {
+		ac.singleThreadBelow = -1
+	}
+	e := newAdminEnv(t, ac)
 	keys := loadOrders(t, e, tenants, rows)
+	monthly := func(month int) string {
+		return fmt.Sprintf(`SELECT date_trunc('day', created_at) AS day, count(*) AS orders, sum(amount) AS revenue `+
+			`FROM orders WHERE created_at >= TIMESTAMPTZ '2025-%02d-01' AND created_at < TIMESTAMPTZ '2025-%02d-01' + INTERVAL 1 MONTH `+
+			`GROUP BY 1 ORDER BY 1`, month, month)
+	}
+	if cache {
+		for i := range min(queries, tenants*12) {
+			c := i % tenants
+			if r := e.do("GET", "/api/data/query?query="+url.QueryEscape(monthly(1+(c+i/tenants)%12)), nil, "X-API-KEY", keys[c]); r.status != 200 {
+				t.Fatalf("warm-up query of tenant %d: %d %.300s", c, r.status, r.body)
+			}
+		}
+	}
 	runtime.GC()
 	resetPeakRSS()
 	rssBefore := peakRSS()
@@ -59,6 +89,7 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 			}
 		}
 	}()
+	cpu0 := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range tenants {
@@ -70,14 +101,11 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 				if i >= int64(queries) {
 					return
 				}
-				month := 1 + int(i)%12
-				q := fmt.Sprintf(`SELECT date_trunc('day', created_at) AS day, count(*) AS orders, sum(amount) AS revenue `+
-					`FROM orders WHERE created_at >= TIMESTAMPTZ '2025-%02d-01' AND created_at < TIMESTAMPTZ '2025-%02d-01' + INTERVAL 1 MONTH `+
-					`GROUP BY 1 ORDER BY 1`, month, month)
+				q := monthly(1 + int(i)%12)
 				t0 := time.Now()
 				r := e.do("GET", "/api/data/query?query="+url.QueryEscape(q), nil, "X-API-KEY", keys[c])
 				lat[c] = append(lat[c], time.Since(t0))
-				if r.status != 200 || strings.Count(string(r.body), `"day"`) < 28 {
+				if r.status != 200 || strings.Count(string(r.body), `"day"`) < 28 || (cache && r.header[query.CacheHeader] != "hit") {
 					if failed.Add(1) == 1 {
 						t.Errorf("query of tenant %d: %d %.300s", c, r.status, r.body)
 					}
@@ -87,6 +115,7 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	close(stop)
 	var all []time.Duration
 	for _, l := range lat {
@@ -94,10 +123,12 @@ func TestLoadTenantMonthlyRevenue(t *testing.T) {
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	t.Logf("%d tenants x %d orders, %d clients, %d queries in %s: %.0f queries/s; latency p50 %s p95 %s p99 %s max %s; "+
+	t.Logf("cache %v, plan threads %v: %d tenants x %d orders, %d clients, %d queries in %s: %.0f queries/s; latency p50 %s p95 %s p99 %s max %s; "+
+		"process CPU %s per query (DuckDB, server and clients; on a shared machine steadier than the latency); "+
 		"peak RSS %d MiB (%d MiB before the queries), peak Go heap %d MiB, open databases %d, failed %d",
-		tenants, rows, tenants, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
+		cache, plan, tenants, rows, tenants, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), all[len(all)-1].Round(10*time.Microsecond),
+		(cpu / time.Duration(len(all))).Round(time.Microsecond),
 		peakRSS()>>20, rssBefore>>20, heapPeak.Load()>>20, e.pool.OpenCount(), failed.Load())
 }
 
@@ -151,6 +182,15 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // resetPeakRSS resets the kernel's peak RSS (VmHWM) of this process.

@@ -25,6 +25,10 @@ type adminEnvConfig struct {
 	maxOpen int
 	noQuery bool
 	ingest  func(*serverConfig)
+	// cacheBytes turns the query result cache on (query.CacheConfig.MaxBytes).
+	cacheBytes int64
+	// singleThreadBelow is tenantdb.Config.SingleThreadBelow.
+	singleThreadBelow int64
 }
 
 // newAdminEnv is newEnv wired as cmd/duckgate serve wires it: the pool and
@@ -46,7 +50,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 			t.Fatal(err)
 		}
 	}
-	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants"), MaxOpen: ac.maxOpen,
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants"), MaxOpen: ac.maxOpen, SingleThreadBelow: ac.singleThreadBelow,
 		LimitsOf: func(id string) tenantdb.Limits {
 			p := tenants.PlanOf(id)
 			return tenantdb.Limits{MemoryLimit: p.MemoryLimit, Threads: p.Threads}
@@ -60,7 +64,7 @@ func startAdminEnv(t *testing.T, dir string, ac adminEnvConfig) *env {
 	}
 	ic := serverConfig{Tenants: tenants, Batcher: b, Pool: pool, QuotaCheckInterval: time.Millisecond}
 	if !ac.noQuery {
-		ic.Query = query.New(query.Config{}, pool, b, log)
+		ic.Query = query.New(query.Config{Cache: query.CacheConfig{MaxBytes: ac.cacheBytes}, Versions: b}, pool, b, log)
 	}
 	var sh *share.Service
 	if !ac.noQuery {

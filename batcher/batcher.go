@@ -45,6 +45,12 @@ type Config struct {
 	// FlushInterval flushes a table's buffer once its oldest row is this
 	// old. Default 1 s: the visibility delay of an insert without wait.
 	FlushInterval time.Duration
+	// MinFlushInterval is how soon a small buffer (under a tenth of
+	// FlushRows and of FlushBytes) is flushed while the flushes are not
+	// busy: the visibility delay of a tenant sending a few events a second.
+	// It grows towards FlushInterval as the flush slots fill (adaptive.go).
+	// Default FlushInterval/10 (100 ms); negative turns early flushes off.
+	MinFlushInterval time.Duration
 	// ColdFlushInterval replaces FlushInterval for a tenant whose database
 	// is closed while the pool is full, so that a thousand tenants over a
 	// pool of 64 open databases flush in fewer, larger batches instead of
@@ -61,8 +67,10 @@ type Config struct {
 	RetryBackoff time.Duration
 	// MaxConcurrentFlushes bounds the flushes running at once across all
 	// tenants, so a thousand writers whose buffers come due together do not
-	// thrash a few cores with as many DuckDB instances. Default: the number
-	// of CPUs.
+	// thrash a few cores with as many DuckDB instances. Default: 4 × the
+	// number of CPUs: a small flush spends most of its time waiting (its
+	// commit, the Appender's locks), not computing, and with one slot per
+	// CPU 100 tenants' small flushes queued behind each other.
 	MaxConcurrentFlushes int
 	// QuarantineAfter is the number of failed flushes after which a batch
 	// is moved to the tenant's _duckgate_quarantine table instead of
@@ -122,6 +130,9 @@ func (c *Config) setDefaults() {
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
 	}
+	if c.MinFlushInterval == 0 {
+		c.MinFlushInterval = c.FlushInterval / 10
+	}
 	if c.ColdFlushInterval <= 0 {
 		c.ColdFlushInterval = 5 * c.FlushInterval
 	}
@@ -135,7 +146,7 @@ func (c *Config) setDefaults() {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
 	if c.MaxConcurrentFlushes <= 0 {
-		c.MaxConcurrentFlushes = runtime.NumCPU()
+		c.MaxConcurrentFlushes = 4 * runtime.NumCPU()
 	}
 	if c.QuarantineAfter <= 0 {
 		c.QuarantineAfter = 10
@@ -169,6 +180,8 @@ type Batcher struct {
 	seq          atomic.Uint64 // last sequence number given; see nextSeq
 	schemaLog    schemaLog     // recent schema changes per tenant, for the dashboard
 	sweeperDone  chan struct{} // closed when the retention sweeper returns
+	versions     versions      // tenants' data versions; see DataVersion
+	load         *flushLoad    // how busy the flush slots are; see adaptive.go
 
 	walMu    sync.Mutex
 	segCount map[uint64]int // uncommitted log records by floor segment; guarded by walMu
@@ -201,7 +214,8 @@ type Stats struct {
 func New(cfg Config, pool *tenantdb.Pool, log *zap.Logger) (*Batcher, error) {
 	cfg.setDefaults()
 	b := &Batcher{cfg: cfg, pool: pool, log: log, writers: make(map[string]*writer), segCount: make(map[uint64]int),
-		running: make(map[*writer]struct{}), flushSlots: make(chan struct{}, cfg.MaxConcurrentFlushes)}
+		running: make(map[*writer]struct{}), flushSlots: make(chan struct{}, cfg.MaxConcurrentFlushes),
+		load: newFlushLoad(cfg.MaxConcurrentFlushes)}
 	idemPath := ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {

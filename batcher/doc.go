@@ -8,7 +8,9 @@
 // all writes to that tenant's database: when a table's buffer reaches a row
 // count, a byte size or an age, the writer evolves the table's schema
 // (package schema) and appends the whole batch with the DuckDB Appender
-// inside one transaction, so a batch lands whole or not at all. At most
+// inside one transaction, so a batch lands whole or not at all. A small
+// buffer of a slowly written table is flushed sooner, after
+// Config.MinFlushInterval, while the flush slots are not busy (adaptive.go). At most
 // Config.MaxConcurrentFlushes flushes run at once, across tenants. Handlers
 // never touch DuckDB.
 //
@@ -58,6 +60,13 @@
 // sweeper goroutine asks every tenant's writer for a sweep every
 // Config.SweepInterval; Sweep runs one now and waits for it.
 //
+// Data versions: after every transaction on a tenant's database (a flush,
+// with its schema changes, or a quarantine; committed or not) the writer
+// gives the tenant a new DataVersion from one process-wide clock. The
+// query result cache (package query, through its Versioner interface)
+// serves an answer only while the version it was computed under holds.
+// Anything else that changes a tenant's data must bump it too.
+//
 // Goroutines and shutdown: the writers, the key store's file writer and
 // the retention sweeper are the batcher's goroutines. Close (and Forget, for one tenant) flushes and
 // stops them under the caller's context; when it ends, the writers' own
@@ -67,6 +76,6 @@
 //
 // Locks: Batcher.mu, writer.mu, Batcher.walMu and the idempotency store's
 // mutex are each held only for bookkeeping, never across I/O or DuckDB, and
-// never two at a time, except that walMu is held around wal.Log.Floor, which
+// never two at a time (versions.mu is a leaf too), except that walMu is held around wal.Log.Floor, which
 // takes the log's own mutex (and the log never calls back into the batcher).
 package batcher

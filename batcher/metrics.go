@@ -29,6 +29,7 @@ func (b *Batcher) registerMetrics(set *metrics.Set) {
 		metrics.WriteCounterUint64(w, "duckgate_rows_quarantined_total", uint64(st.Quarantined.Load()))
 		metrics.WriteCounterUint64(w, "duckgate_retention_rows_deleted_total", uint64(st.RetentionDeleted.Load()))
 		metrics.WriteCounterUint64(w, "duckgate_wal_append_errors_total", uint64(st.LogErrors.Load()))
+		metrics.WriteGaugeFloat64(w, "duckgate_flush_slot_utilization", b.load.utilization())
 		if l != nil {
 			metrics.WriteCounterUint64(w, "duckgate_wal_fsyncs_total", uint64(l.Stats().Fsyncs))
 		}

@@ -56,7 +56,12 @@ func (w *writer) runOps() {
 		}
 		ctx, cancel := context.WithCancel(w.ctx)
 		stop := context.AfterFunc(o.ctx, cancel)
-		o.done <- o.fn(ctx, w)
+		err := o.fn(ctx, w)
+		// An op may change the tenant's data or column types (a pin, a
+		// discard): a new data version, before the caller hears it is
+		// done, so that no cached answer from before it is served after.
+		w.b.versions.bump(w.tenant)
+		o.done <- err
 		stop()
 		cancel()
 	}

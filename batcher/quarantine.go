@@ -188,6 +188,7 @@ func idList(ids []int64) string {
 // quarantine stores items as JSON rows in QuarantineTable, marking them
 // applied, in one transaction.
 func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) (err error) {
+	defer w.b.versions.bump(w.tenant) // last, after COMMIT or ROLLBACK: see DataVersion
 	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return err

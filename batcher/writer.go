@@ -42,6 +42,7 @@ type tableBuf struct {
 	urgent  bool      // a client waits: flush now
 	fails   int       // consecutive failed flushes
 	retryAt time.Time // no flush before this after a failure
+	flow    flow      // how fast rows arrive; see adaptive.go
 }
 
 // writer owns all writes to one tenant's database.
@@ -216,6 +217,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 	cfg := &w.b.cfg
 	now := time.Now()
 	interval := w.interval()
+	util := w.b.load.utilization()
 	w.mu.Lock()
 	reqs := w.reqs
 	w.reqs = nil
@@ -228,8 +230,9 @@ func (w *writer) flushDue(force bool) time.Duration {
 		if !all && now.Before(buf.retryAt) {
 			continue
 		}
-		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= interval {
+		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= w.dueAfterLocked(buf, interval, util) {
 			if items := takeLocked(buf, now); len(items) > 0 {
+				buf.flow.note(items, now)
 				due = append(due, batch{table: name, items: items, buf: buf})
 			}
 		}
@@ -374,6 +377,7 @@ func (w *writer) commitInSlot(bt batch) (rows int, size int64, err error) {
 		return rows, size, fmt.Errorf("flush %s.%s: wait for a flush slot: %w", w.tenant, bt.table, w.ctx.Err())
 	}
 	defer func() { <-w.b.flushSlots }()
+	defer w.b.load.end(w.b.load.begin())
 	return w.commit(w.ctx, bt.table, bt.items)
 }
 
@@ -439,6 +443,7 @@ func (w *writer) interval() time.Duration {
 // nextDue is the time until the earliest buffer is due.
 func (w *writer) nextDue() time.Duration {
 	interval := w.interval()
+	util := w.b.load.utilization()
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -447,7 +452,7 @@ func (w *writer) nextDue() time.Duration {
 		if len(buf.items) == 0 {
 			continue
 		}
-		due := buf.since.Add(interval)
+		due := buf.since.Add(w.dueAfterLocked(buf, interval, util))
 		if buf.urgent {
 			due = now
 		}
@@ -465,6 +470,7 @@ func (w *writer) nextDue() time.Duration {
 // commit writes items into table in one transaction: schema changes, then
 // every row through the Appender. It returns the rows and bytes written.
 func (w *writer) commit(ctx context.Context, table string, items []*pending) (rows int, size int64, err error) {
+	defer w.b.versions.bump(w.tenant) // last, after COMMIT or ROLLBACK: see DataVersion
 	for _, p := range items {
 		rows += p.rows.Len()
 		size += p.rows.Size

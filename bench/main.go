@@ -35,6 +35,7 @@ type options struct {
 	tenants      int
 	baselineRows int
 	keep         bool
+	pairs        int
 }
 
 var scenarios = []string{"batched", "single", "visibility", "tenants", "query"}
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&o.plan, "plan", "enterprise", "plan of the tenants the scenarios create; the default built-in enterprise plan has no rate limit, so the gateway is measured, not its limiter")
 	flag.IntVar(&o.tenants, "tenants", 0, "tenants in the tenants scenario (default 1000; -quick: 100)")
 	flag.IntVar(&o.baselineRows, "baseline-rows", 0, "rows the raw Appender and read_ndjson baselines write (default 1,000,000; -quick: 300,000)")
+	flag.IntVar(&o.pairs, "pairs", 3, "times the batched and single scenarios alternate duckgate and its baseline (A, B, A, B, ...); their ratios are the median of the pairs' (at least 1)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs and data) for inspection")
 	flag.Parse()
 
@@ -66,6 +68,7 @@ func main() {
 			o.tenants = 100
 		}
 	}
+	o.pairs = max(o.pairs, 1)
 	if o.baselineRows <= 0 {
 		o.baselineRows = 1_000_000
 		if o.quick {

@@ -33,7 +33,12 @@ type figure struct {
 	base     float64 // NaN: no baseline number
 	baseName string  // what the baseline is
 	goal     string  // the goal, as printed
-	met      int     // 1 met, -1 missed, 0 not judged
+	// pairs > 0: value and base were measured alternately that many times
+	// (A, B, A, B, ...); value and base are the medians and ratio is the
+	// median of the pairs' ratios, not value/base.
+	pairs int
+	ratio float64
+	met   int // 1 met, -1 missed, 0 not judged
 }
 
 var nan = math.NaN()
@@ -113,7 +118,10 @@ func writeTable(w io.Writer, figs []figure) {
 			base = "—"
 		}
 		ratio := "—"
-		if !math.IsNaN(f.value) && !math.IsNaN(f.base) && f.base != 0 {
+		switch {
+		case f.pairs > 0 && !math.IsNaN(f.ratio):
+			ratio = strconv.FormatFloat(f.ratio, 'f', 2, 64) + fmt.Sprintf(" (median of %d pairs)", f.pairs)
+		case f.pairs == 0 && !math.IsNaN(f.value) && !math.IsNaN(f.base) && f.base != 0:
 			ratio = strconv.FormatFloat(f.value/f.base, 'f', 2, 64)
 		}
 		goal := f.goal

@@ -215,6 +215,34 @@ func (g *gateway) memory() (hwm, rss int64, err error) {
 	return hwm, rss, sc.Err()
 }
 
+// cpu is the CPU time (user and system) the child server has used, from
+// /proc/<pid>/stat.
+func (g *gateway) cpu() (time.Duration, error) {
+	if g.cmd == nil {
+		return 0, errors.New("not a child process")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("cannot read /proc/<pid>/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/<pid>/stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / hz, nil
+}
+
 // tenantDB is the path of a tenant's database file in the child's data
 // directory.
 func (g *gateway) tenantDB(id string) string {

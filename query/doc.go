@@ -62,6 +62,16 @@
 // Parquet is written by DuckDB (COPY ... TO the tenant's scratch directory)
 // and sent as a file.
 //
+// Cache. With Config.Versions (the batcher) and Config.Cache.MaxBytes,
+// HandleQuery keeps encoded JSON, NDJSON and CSV answers (cache.go), keyed
+// by tenant, format, params and SQL, under the tenant's data version read
+// before the query ran; an answer is served only while that version is
+// still the tenant's, so it is what DuckDB would answer now. SQL whose
+// answer may change without a commit (the clock, randomness, sampling,
+// catalog ids) is recognised from its text and never kept, nor is a result
+// that failed, was cut or exceeds Config.Cache.MaxEntryBytes. The header
+// X-Duckgate-Cache says hit or miss.
+//
 // Errors. A handler that fails before the first byte of its response has
 // written nothing and returns an error wrapping a sentinel of errors.go,
 // whose comment gives the HTTP status; the caller writes the answer (a 503

@@ -62,6 +62,12 @@ type Config struct {
 	MaxSQLBytes int
 	// Metrics is the set the engine registers its series on; nil skips them.
 	Metrics *metrics.Set
+	// Cache bounds the result cache of HandleQuery (cache.go); it is used
+	// only with Versions.
+	Cache CacheConfig
+	// Versions gives the tenants' data versions the result cache checks
+	// (the batcher); nil turns the cache off.
+	Versions Versioner
 }
 
 // Defaults of Config.
@@ -98,6 +104,8 @@ type Request struct {
 	// sandbox refuses otherwise: share snapshots. Server code sets it for
 	// SQL it writes itself; it is never taken from a request.
 	ScratchFile string
+
+	fill *cacheFill // set by HandleQuery when the result may be cached
 }
 
 // Engine runs tenants' read-only queries and streams the results.
@@ -105,6 +113,7 @@ type Engine struct {
 	cfg     Config
 	pool    *tenantdb.Pool
 	flusher Flusher
+	cache   *resultCache // nil when off
 	log     *zap.Logger
 	slots   slotTable
 	// executing holds a slot per query DuckDB is executing (MaxExecuting),
@@ -154,6 +163,9 @@ func New(cfg Config, pool *tenantdb.Pool, flusher Flusher, log *zap.Logger) *Eng
 	e.metrics.rows = set.NewCounter("duckgate_query_rows_streamed_total")
 	e.metrics.cut = set.NewCounter("duckgate_query_results_cut_total")
 	e.metrics.stream = set.NewPrometheusHistogram("duckgate_query_stream_seconds")
+	if cfg.Cache.MaxBytes > 0 && cfg.Versions != nil {
+		e.cache = newResultCache(cfg.Cache, set)
+	}
 	return e
 }
 

@@ -30,6 +30,9 @@ func (e *Engine) HandleQuery(ctx *fasthttp.RequestCtx, tenantID string) error {
 	if err != nil {
 		return err
 	}
+	if done, err := e.serveCached(ctx, tenantID, &req); done || err != nil {
+		return err
+	}
 	return e.Stream(ctx, tenantID, req, "")
 }
 

@@ -74,7 +74,11 @@ func (e *Engine) Stream(ctx *fasthttp.RequestCtx, tenantID string, req Request, 
 		return err
 	}
 	setResultHeaders(ctx, req.Format, filename)
-	ctx.Response.SetBodyStream(newResultStream(rows, req.Format, e.cfg.MaxBytes), -1)
+	var body io.Reader = newResultStream(rows, req.Format, e.cfg.MaxBytes)
+	if req.fill != nil {
+		body = req.fill.wrap(body)
+	}
+	ctx.Response.SetBodyStream(body, -1)
 	return nil
 }
 

@@ -3,7 +3,8 @@
 // Every part of duckgate that touches a tenant's database (the batcher's
 // writer, the query engine, the admin API) acquires a Handle from the Pool
 // and releases it when done. A database is opened on first use with the
-// tenant's plan limits (memory_limit, threads) and the sandbox settings (no
+// tenant's plan limits (memory_limit, threads; one thread while its file is
+// under Config.SingleThreadBelow) and the sandbox settings (no
 // file, network or extension access, configuration locked), so no statement
 // a tenant sends can reach beyond its own file. The pool keeps at most
 // Config.MaxOpen databases open and closes the least recently used idle one

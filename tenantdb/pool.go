@@ -20,6 +20,17 @@ import (
 	"duckgate/schema"
 )
 
+// DefaultSingleThreadBelow is the default Config.SingleThreadBelow: about
+// one of DuckDB's row groups (122,880 rows) of typical events, below which
+// a scan has a single task.
+const DefaultSingleThreadBelow = 8 << 20
+
+// DefaultMaxOpen is the default Config.MaxOpen: 100 tenants ingesting at
+// once keep their databases open (with 64, a third of them reopened a
+// database for every flush, and their rows became visible seconds late).
+// An idle open database costs a few MiB.
+const DefaultMaxOpen = 128
+
 // ErrClosed is returned by Acquire after Close.
 var ErrClosed = errors.New("tenant database pool is closed")
 
@@ -36,11 +47,21 @@ type Config struct {
 	// Dir holds the tenant databases, one <tenant_id>.duckdb file each.
 	Dir string
 	// MaxOpen is the number of databases kept open at once; when a new one
-	// is needed the least recently used idle one is closed. 0 means 64.
+	// is needed the least recently used idle one is closed. 0 means
+	// DefaultMaxOpen.
 	MaxOpen int
 	// LimitsOf returns the limits for a tenant's database when it is opened.
 	// Nil means DuckDB's defaults.
 	LimitsOf func(tenantID string) Limits
+	// SingleThreadBelow: a database whose file is smaller than this when it
+	// opens gets one DuckDB thread, whatever its limits say. Its tables fit
+	// in a few row groups, so a second thread cannot share a scan; it only
+	// costs wake-ups and task-queue locking: measured with the 100-tenant
+	// monthly-revenue query (50,000 rows, 3 MB file), 2.65 ms of process
+	// CPU per query with one thread against 3.5 ms with two. A database that grows
+	// past it gets its limits' threads when it is next opened. Default
+	// DefaultSingleThreadBelow; negative turns it off.
+	SingleThreadBelow int64
 	// Metrics is the set the pool registers its series on; nil skips them.
 	Metrics *metrics.Set
 }
@@ -91,7 +112,10 @@ func (h *Handle) Release() {
 // New returns a pool over cfg.Dir. It creates the directory if needed.
 func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	if cfg.MaxOpen <= 0 {
-		cfg.MaxOpen = 64
+		cfg.MaxOpen = DefaultMaxOpen
+	}
+	if cfg.SingleThreadBelow == 0 {
+		cfg.SingleThreadBelow = DefaultSingleThreadBelow
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create tenant database directory: %w", err)
@@ -334,6 +358,9 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 	if p.cfg.LimitsOf != nil {
 		lim = p.cfg.LimitsOf(tenantID)
 	}
+	if lim.Threads != 1 && p.small(tenantID) {
+		lim.Threads = 1
+	}
 	c, err := duckdb.NewConnector(p.Path(tenantID)+"?"+sandboxDSN(lim).Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open database of tenant %s: %w", tenantID, err)
@@ -358,6 +385,19 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open database of tenant %s: %w", tenantID, err)
 	}
 	return db, nil
+}
+
+// small reports whether the tenant's database file is under
+// Config.SingleThreadBelow (a file not made yet is).
+func (p *Pool) small(tenantID string) bool {
+	if p.cfg.SingleThreadBelow < 0 {
+		return false
+	}
+	st, err := os.Stat(p.Path(tenantID))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	return st.Size() < p.cfg.SingleThreadBelow
 }
 
 // sandboxDSN returns the DuckDB configuration a tenant database is opened

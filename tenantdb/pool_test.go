@@ -212,3 +212,48 @@ func TestTablesAndColumns(t *testing.T) {
 		t.Fatalf("Columns of an unknown table = %v, %v", cols, err)
 	}
 }
+
+// A database smaller than SingleThreadBelow opens with one DuckDB thread;
+// once its file is larger, the next open gives it its limits' threads.
+func TestSingleThreadBelow(t *testing.T) {
+	p, err := New(Config{Dir: t.TempDir(), SingleThreadBelow: 2 << 20, LimitsOf: func(string) Limits {
+		return Limits{MemoryLimit: "256MB", Threads: 2}
+	}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	threads := func() int {
+		t.Helper()
+		h, err := p.Acquire(context.Background(), "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Release()
+		var n int
+		if err := h.DB.QueryRow(`SELECT current_setting('threads')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := threads(); n != 1 {
+		t.Fatalf("new database: %d threads", n)
+	}
+	h, err := p.Acquire(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DB.Exec(`CREATE TABLE big AS SELECT i, md5(i::VARCHAR) AS s FROM range(300000) t(i); CHECKPOINT`); err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	if n := threads(); n != 1 {
+		t.Fatalf("grown while open: %d threads (the setting is fixed until it reopens)", n)
+	}
+	if err := p.Evict("t1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := threads(); n != 2 {
+		t.Fatalf("reopened at more than 2 MiB: %d threads", n)
+	}
+}

@@ -71,8 +71,9 @@ func serve(args []string) error {
 	flushRows := fs.Int("batcher.flush-rows", 100_000, "flush a table's buffer at this many rows")
 	flushBytes := bytesFlag(fs, "batcher.flush-bytes", 32<<20, "flush a table's buffer at this many bytes")
 	flushInterval := fs.Duration("batcher.flush-interval", time.Second, "flush a table's buffer when its oldest row is this old: the visibility delay")
+	minFlush := fs.Duration("batcher.min-flush-interval", 0, "flush a small buffer (under a tenth of -batcher.flush-rows and -batcher.flush-bytes) this soon while the flushes are not busy, growing towards -batcher.flush-interval as they get busy: the visibility delay at a modest rate; 0 means a tenth of -batcher.flush-interval, negative turns it off")
 	coldFlush := fs.Duration("batcher.cold-flush-interval", 5*time.Second, "flush interval of a tenant whose database is closed while -tenantdb.max-open are open: fewer, larger batches instead of reopening databases every second")
-	maxFlushes := fs.Int("batcher.max-flushes", runtime.NumCPU(), "flushes running at once across all tenants")
+	maxFlushes := fs.Int("batcher.max-flushes", 4*runtime.NumCPU(), "flushes running at once across all tenants")
 	sweepInterval := fs.Duration("batcher.retention-interval", 10*time.Minute, "how often each tenant's expired rows are deleted (plan and table retention); a row outlives its retention by at most this")
 	maxBuffered := bytesFlag(fs, "batcher.max-buffered", 1<<30, "bytes of rows buffered across all tenants before inserts get 503")
 	maxColumns := fs.Int("batcher.max-columns", 1000, "columns per table; further keys go to the _overflow JSON column")
@@ -84,6 +85,7 @@ func serve(args []string) error {
 	queryExecuting := fs.Int("query.max-executing", 2*runtime.NumCPU(), "queries DuckDB executes at once across all tenants; more wait, and a freed slot goes to the waiting tenant holding the fewest")
 	queryExecutingPerTenant := fs.Int("query.max-executing-per-tenant", 0, "most of -query.max-executing one tenant holds, even when no other waits, so that another tenant's query starts at once; 0 means half of -query.max-executing (at least 1)")
 	queryConcurrency := fs.Int("query.max-concurrent", query.DefaultMaxConcurrent, "queries running at once per tenant; more wait, then get 503")
+	queryCache := bytesFlag(fs, "query.cache-bytes", query.DefaultCacheBytes, "bytes of query results kept by the result cache, all tenants together (a tenant holds at most 1/8, a result at most 1 MiB); a cached result is served only while the tenant's data is unchanged; 0 turns the cache off")
 	durability := fs.String("durability", "durable", "durable: an insert is acknowledged once in the fsynced write-ahead log; none: once buffered in memory (faster, loses acknowledged rows on a crash)")
 	walSegment := bytesFlag(fs, "wal.segment-size", 64<<20, "bytes per write-ahead log segment; whole segments are deleted once committed")
 	walBacklog := bytesFlag(fs, "wal.max-backlog", 1<<30, "bytes of write-ahead log not yet committed before inserts get 503")
@@ -92,7 +94,8 @@ func serve(args []string) error {
 	webhookTolerance := fs.Duration("webhooks.tolerance", webhook.DefaultTolerance, "how far a Stripe or Standard Webhooks signed timestamp may be from now before the delivery gets 401")
 	shareBaseURL := fs.String("share.base-url", "", "public base URL of share links, e.g. https://duckgate.example.com; empty gives relative /share/<id> links")
 	shareMaxDuration := fs.Duration("share.max-duration", share.DefaultMaxDuration, "longest lifetime a share link may ask for; longer requests get 400")
-	maxOpen := fs.Int("tenantdb.max-open", 64, "tenant databases kept open at once; the least recently used idle one is closed")
+	maxOpen := fs.Int("tenantdb.max-open", tenantdb.DefaultMaxOpen, "tenant databases kept open at once; the least recently used idle one is closed")
+	singleThread := bytesFlag(fs, "tenantdb.single-thread-below", tenantdb.DefaultSingleThreadBelow, "a tenant database whose file is smaller than this when it opens runs on one DuckDB thread whatever its plan says (a second thread only costs CPU on small tables); -1 turns it off")
 	duckdbMemory := bytesFlag(fs, "duckdb.max-memory", tenantdb.DefaultMemoryCap(), "most memory DuckDB may hold in this process, over all tenant databases (each also has its plan's memory_limit); an allocation past it fails the statement that asked for it with an out-of-memory error. Default: half of the machine's (or cgroup's) memory; 0: no cap")
 	clusterOpts := addClusterFlags(fs)
 	_ = fs.Parse(args)
@@ -177,9 +180,10 @@ func serve(args []string) error {
 	}
 	set := metrics.NewSet() // every package's series, served on /metrics
 	pool, err := tenantdb.New(tenantdb.Config{
-		Metrics: set,
-		Dir:     filepath.Join(*dataDir, "tenants"),
-		MaxOpen: *maxOpen,
+		Metrics:           set,
+		Dir:               filepath.Join(*dataDir, "tenants"),
+		MaxOpen:           *maxOpen,
+		SingleThreadBelow: *singleThread,
 		LimitsOf: func(id string) tenantdb.Limits {
 			p := tenants.PlanOf(id)
 			return tenantdb.Limits{MemoryLimit: p.MemoryLimit, Threads: p.Threads}
@@ -223,6 +227,7 @@ func serve(args []string) error {
 		FlushRows:            *flushRows,
 		FlushBytes:           *flushBytes,
 		FlushInterval:        *flushInterval,
+		MinFlushInterval:     *minFlush,
 		ColdFlushInterval:    *coldFlush,
 		MaxConcurrentFlushes: *maxFlushes,
 		MaxBufferedBytes:     *maxBuffered,
@@ -251,6 +256,8 @@ func serve(args []string) error {
 		MaxExecuting:          *queryExecuting,
 		MaxExecutingPerTenant: *queryExecutingPerTenant,
 		Metrics:               set,
+		Cache:                 query.CacheConfig{MaxBytes: *queryCache},
+		Versions:              b,
 	}, pool, b, log)
 	shareCfg := share.Config{
 		Path:        filepath.Join(*dataDir, "shares.json"),

@@ -1,0 +1,105 @@
+package batcher
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"duckgate/tenantdb"
+)
+
+// A small buffer is flushed after MinFlushInterval, long before
+// FlushInterval, and the tenant's data version moves with the commit.
+func TestSmallBufferFlushesEarly(t *testing.T) {
+	pool, err := tenantdb.New(tenantdb.Config{Dir: t.TempDir()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	b, err := New(Config{FlushInterval: time.Hour, MinFlushInterval: 20 * time.Millisecond}, pool, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	v0 := b.DataVersion("t1")
+	if _, err := b.Submit(Request{Tenant: "t1", Table: "ev", Rows: numbers("n", "1", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for b.Stats().RowsCommitted.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a small buffer was not flushed before FlushInterval (1 h)")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v := b.DataVersion("t1"); v == v0 {
+		t.Fatalf("data version %d did not change with the commit", v)
+	}
+	if v := b.DataVersion("t2"); v != 0 {
+		t.Fatalf("an untouched tenant has version %d", v)
+	}
+}
+
+// dueAfterLocked: small buffers flush early while the flush slots are not
+// busy, later as they fill, and large buffers wait for the full interval.
+func TestDueAfter(t *testing.T) {
+	b := &Batcher{cfg: Config{FlushRows: 1000, FlushBytes: 1 << 20, MinFlushInterval: 100 * time.Millisecond}}
+	w := &writer{b: b}
+	small := &tableBuf{rows: 5, bytes: 500}
+	large := &tableBuf{rows: 100, bytes: 500}
+	const interval = time.Second
+	for _, c := range []struct {
+		buf  *tableBuf
+		util float64
+		want time.Duration
+	}{
+		{small, 0, 100 * time.Millisecond},
+		{small, loadLow, 100 * time.Millisecond},
+		{small, 0.6, 550 * time.Millisecond},
+		{small, loadHigh, interval},
+		{small, 1, interval},
+		{large, 0, interval},
+		{&tableBuf{rows: 5, bytes: 200 << 10}, 0, interval},
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 100}}, 0, interval}, // 100 rows/s ≥ FlushRows/10 per second
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 99}}, 0, 100 * time.Millisecond},
+	} {
+		if got := w.dueAfterLocked(c.buf, interval, c.util); got != c.want {
+			t.Errorf("rows %d bytes %d util %.2f: %s, want %s", c.buf.rows, c.buf.bytes, c.util, got, c.want)
+		}
+	}
+	b.cfg.MinFlushInterval = -1
+	if got := w.dueAfterLocked(small, interval, 0); got != interval {
+		t.Errorf("early flushes off: %s", got)
+	}
+}
+
+// flow follows the rows per second of a table's flushes.
+func TestFlow(t *testing.T) {
+	var f flow
+	t0 := time.Now()
+	f.note([]*pending{{rows: numbers("n", "1", "2")}}, t0)
+	if f.rate != 0 {
+		t.Fatalf("rate after the first flush: %f", f.rate)
+	}
+	f.note([]*pending{{rows: numbers("n", "1", "2", "3", "4")}}, t0.Add(time.Second))
+	if f.rate != 2 { // half of 4 rows in 1 s
+		t.Fatalf("rate %f, want 2", f.rate)
+	}
+}
+
+// flushLoad reports the share of slot time in use.
+func TestFlushLoad(t *testing.T) {
+	l := newFlushLoad(2)
+	l.windowAt = time.Now().Add(-loadWindow) // the window is over
+	l.busy = loadWindow                      // one slot busy all along
+	if u := l.utilization(); u < 0.2 || u > 0.3 {
+		t.Fatalf("one of two slots busy: smoothed %.2f, want 0.25 (half of 0.5)", u)
+	}
+	l.windowAt = time.Now().Add(-loadWindow)
+	l.running = 2 // both busy now
+	if u := l.utilization(); u < 0.6 || u > 0.65 {
+		t.Fatalf("both busy: smoothed %.2f, want 0.625", u)
+	}
+}
