@@ -559,6 +559,10 @@ func stopWriters(ctx context.Context, ws []*writer) error {
 // writer's flush is aborted: its rows stay in the log.
 func (b *Batcher) Forget(ctx context.Context, tenant string) error {
 	b.schemaLog.forget(tenant)
+	// Whoever writes the tenant next (another node in cluster mode) may
+	// change its data without this batcher: answers cached until now must
+	// not be served again.
+	defer b.versions.bump(tenant)
 	b.mu.Lock()
 	w := b.writers[tenant]
 	delete(b.writers, tenant)

@@ -40,3 +40,8 @@ func (b *Batcher) DataVersion(tenant string) uint64 {
 	defer b.versions.mu.RUnlock()
 	return b.versions.m[tenant]
 }
+
+// Changed gives the tenant a new data version for a change to its database
+// made outside the batcher (cluster mode puts a snapshot in place of its
+// file), so that no answer cached before the change is served after it.
+func (b *Batcher) Changed(tenant string) { b.versions.bump(tenant) }

@@ -93,6 +93,7 @@ func (n *Node) restoreTenant(ctx context.Context, tenant, obj string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("restore tenant %s: %w", tenant, err)
 	}
+	n.b.Changed(tenant) // the file holds what other writers committed
 	return nil
 }
 
