@@ -9,13 +9,15 @@ import (
 )
 
 // onWriter reports whether a tenant route reads or changes the tenant's
-// database: queries, table listings and rules, retention, quarantine,
+// database: queries, share link creation (checked against the tables) and
+// the tenant's link list, table listings and rules, retention, quarantine,
 // export. In cluster mode withTenant forwards them to the node that writes
-// the database; inserts, tracking calls and webhook deliveries are
+// the database, and routeShare forwards a link's page and downloads there
+// too; inserts, tracking calls and webhook deliveries are
 // published from the node that received them, and keys, share links and
 // webhook endpoints are shared state every node holds.
 func onWriter(path string) bool {
-	return path == "/api/data/query" || path == "/api/export" || path == "/api/tables" || strings.HasPrefix(path, "/api/tables/") ||
+	return path == "/api/data/query" || path == "/api/data/query/share" || strings.HasPrefix(path, "/api/data/query/share/") || path == "/api/export" || path == "/api/tables" || strings.HasPrefix(path, "/api/tables/") ||
 		path == "/api/quarantine" || path == "/api/quarantine/replay"
 }
 

@@ -25,6 +25,18 @@ func (s *Server) routeShare(ctx *fasthttp.RequestCtx, method, path string) {
 			return
 		}
 		id, file, isFile := strings.Cut(rest, "/")
+		if tenantID, ok := sh.TenantOf(id); ok {
+			// The link's query runs where the tenant's database is written.
+			if forwarded, err := s.forward(ctx, tenantID); forwarded || err != nil {
+				switch {
+				case err != nil && isFile:
+					writeError(ctx, err)
+				case err != nil:
+					sh.WritePageError(ctx, id, statusOf(err), err)
+				}
+				return
+			}
+		}
 		if !isFile {
 			if err := sh.HandlePage(ctx, id); err != nil {
 				sh.WritePageError(ctx, id, statusOf(err), err)

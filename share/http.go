@@ -142,6 +142,18 @@ func (s *Service) HandleDownload(ctx *fasthttp.RequestCtx, id, file string) erro
 	return s.download(ctx, l, f)
 }
 
+// TenantOf is the tenant whose data the live link id shows, for a router
+// that sends the request to the node holding that tenant's database
+// (cluster mode); ok is false when the link is unknown, gone or refused,
+// which HandlePage and HandleDownload then answer themselves.
+func (s *Service) TenantOf(id string) (tenantID string, ok bool) {
+	l, err := s.resolve(id)
+	if err != nil {
+		return "", false
+	}
+	return l.tenant, true
+}
+
 // setPublicHeaders keeps public answers out of caches, search engines and
 // Referer headers (the URL is the secret).
 func setPublicHeaders(ctx *fasthttp.RequestCtx) {

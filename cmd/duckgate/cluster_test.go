@@ -248,6 +248,34 @@ func TestClusterFailover(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no insert was acknowledged: the test tested nothing")
 	}
+
+	// A share link made through one node opens through every node: its
+	// check, page and downloads run where the tenant's database is written.
+	var live []*server
+	for i, n := range nodes {
+		if !down[i] {
+			live = append(live, n)
+		}
+	}
+	status, body := post(t, live[len(live)-1], seed.key, "/api/data/query/share", `{"query":"SELECT count(DISTINCT id) AS n FROM events"}`, "")
+	var link struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(body), &link); status != 201 || err != nil || link.ID == "" {
+		t.Fatalf("create a share link: %d %s %v", status, body, err)
+	}
+	want := fmt.Sprintf("n\r\n%d\r\n", len(stored))
+	for _, n := range live {
+		resp, err := http.Get("http://" + n.addr + "/share/" + link.ID + "/data.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Errorf("share download through %s: %d %q, want %q", n.addr, resp.StatusCode, got, want)
+		}
+	}
 }
 
 // writerOf asks a live node which node writes partition p; -1 for none.
