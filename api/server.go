@@ -353,6 +353,13 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, method, path string) {
 		writeError(ctx, fmt.Errorf("tenant %.64q: %w", id, tenant.ErrNotFound))
 		return
 	}
+	// In cluster mode one tenant's admin calls run on its writer, which
+	// holds its database (statistics, tables, deletion of its files); the
+	// registry they change is shared by every node.
+	if forwarded, err := s.forward(ctx, id); forwarded || err != nil {
+		writeResult(ctx, nil, err)
+		return
+	}
 	switch {
 	case len(parts) == 1:
 		switch method {

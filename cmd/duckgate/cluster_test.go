@@ -276,6 +276,33 @@ func TestClusterFailover(t *testing.T) {
 			t.Errorf("share download through %s: %d %q, want %q", n.addr, resp.StatusCode, got, want)
 		}
 	}
+
+	// So do a tenant's admin calls: its tables as its writer holds them.
+	for _, n := range live {
+		req, _ := http.NewRequest("GET", "http://"+n.addr+"/api/admin/tenants/"+seed.tenantID+"/tables", nil)
+		req.Header.Set("Authorization", "Bearer crash-admin")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables struct {
+			Tables []struct {
+				Name string `json:"name"`
+				Rows int64  `json:"rows"`
+			} `json:"tables"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&tables)
+		resp.Body.Close()
+		var rows int64
+		for _, tb := range tables.Tables {
+			if tb.Name == "events" {
+				rows = tb.Rows
+			}
+		}
+		if resp.StatusCode != 200 || err != nil || rows < int64(len(stored)) {
+			t.Errorf("admin tables through %s: %d %v, events has %d rows, want at least %d", n.addr, resp.StatusCode, err, rows, len(stored))
+		}
+	}
 }
 
 // writerOf asks a live node which node writes partition p; -1 for none.
