@@ -29,9 +29,12 @@ type Shared interface {
 	Modify(key string, f func(old []byte) ([]byte, error)) error
 }
 
-// adminRecord is the shared record of the admin key's hash; the others are
-// tenants, keyed by tenant id.
-const adminRecord = "admin"
+// adminRecord is the shared record of the admin key's hash, plansRecord
+// the plan table's; the others are tenants, keyed by tenant id.
+const (
+	adminRecord = "admin"
+	plansRecord = "plans"
+)
 
 // sharedTenant is a tenant as the shared store keeps it: the tenant and its
 // keys in one record, so that a change to either, or the deletion of the
@@ -52,6 +55,9 @@ type sharedAdmin struct {
 func (s *Store) openShared() error {
 	if err := s.cfg.Shared.Watch(s.apply); err != nil {
 		return fmt.Errorf("load the shared tenant registry: %w", err)
+	}
+	if err := s.agreePlans(); err != nil {
+		return err
 	}
 	if s.cfg.Path == "" || !s.Empty() || s.HasAdminKey() {
 		return nil
@@ -92,6 +98,43 @@ func (s *Store) openShared() error {
 	return nil
 }
 
+// agreePlans makes every node of a cluster use one plan table, so that a
+// tenant's plan means the same limits on every node: the first node to
+// start stores its own (Config.Plans: built in, or -plans), and the others
+// take the stored one instead of theirs (PlansDiffer says whether they
+// did). The table is read once, at Open: a changed -plans takes effect
+// in a cluster when the record is deleted and a node starts again.
+func (s *Store) agreePlans() error {
+	local := mustJSON(s.cfg.Plans)
+	var stored []byte
+	err := s.cfg.Shared.Modify(plansRecord, func(old []byte) ([]byte, error) {
+		stored = old
+		if old != nil {
+			return old, nil
+		}
+		return local, nil
+	})
+	if err != nil {
+		return fmt.Errorf("agree on the cluster's plans: %w", err)
+	}
+	if stored == nil {
+		return nil
+	}
+	var plans map[string]Plan
+	if err := json.Unmarshal(stored, &plans); err != nil || len(plans) == 0 {
+		return fmt.Errorf("the cluster's shared plans record is malformed (%v): delete it (key %q of the tenants bucket) and start a node with the right -plans", err, plansRecord)
+	}
+	if string(mustJSON(plans)) != string(local) {
+		s.plansDiffer = true
+	}
+	s.cfg.Plans = plans
+	return nil
+}
+
+// PlansDiffer reports whether this node's own plans (Config.Plans) differ
+// from the table the cluster shares, which it uses instead.
+func (s *Store) PlansDiffer() bool { return s.plansDiffer }
+
 // createOnly stores b unless the record exists already.
 func createOnly(b []byte) func([]byte) ([]byte, error) {
 	return func(old []byte) ([]byte, error) {
@@ -114,6 +157,9 @@ func mustJSON(v any) []byte {
 // apply applies one shared record to the maps: the watcher of every node
 // calls it, for its own changes and the others'.
 func (s *Store) apply(key string, value []byte) error {
+	if key == plansRecord {
+		return nil // read once, by agreePlans
+	}
 	if key == adminRecord {
 		hash := ""
 		if value != nil {

@@ -125,6 +125,8 @@ type Config struct {
 // Store is the registry. It is safe for concurrent use.
 type Store struct {
 	cfg Config
+	// plansDiffer is set by Open in shared mode: see PlansDiffer.
+	plansDiffer bool
 
 	// reg writes the registry file in the order of the changes, with mu
 	// released: requests authenticate while an admin change is fsynced.

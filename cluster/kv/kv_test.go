@@ -45,6 +45,7 @@ type nodeConfig struct {
 	log      *zap.Logger
 	hookKey  []byte
 	path     string // a single node's registry file, to seed an empty cluster
+	plans    map[string]tenant.Plan
 }
 
 func startNode(t *testing.T, url string, nc nodeConfig) *node {
@@ -71,7 +72,7 @@ func tryNode(t *testing.T, url string, nc nodeConfig) (*node, error) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	n := &node{js: js, stores: st}
-	if n.tenants, err = tenant.Open(tenant.Config{Path: nc.path, Shared: st.Tenants}); err != nil {
+	if n.tenants, err = tenant.Open(tenant.Config{Path: nc.path, Plans: nc.plans, Shared: st.Tenants}); err != nil {
 		return nil, err
 	}
 	if n.hooks, err = webhook.Open(webhook.StoreConfig{Dir: t.TempDir(), Key: nc.hookKey, Shared: st.Webhooks}); err != nil {
@@ -552,4 +553,33 @@ func benchNode(b *testing.B, url string) *tenant.Store {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// The first node's plan table is the cluster's: a node started with other
+// plans uses the stored table (and says so), so that a tenant's plan means
+// the same limits on every node.
+func TestPlansAreTheFirstNodes(t *testing.T) {
+	srv := kvtest.RunServer(t, t.TempDir())
+	first := startNode(t, srv.ClientURL(), nodeConfig{})
+	other := startNode(t, srv.ClientURL(), nodeConfig{plans: map[string]tenant.Plan{
+		"default": {MemoryLimit: "1GB", Threads: 1},
+		"gold":    {MemoryLimit: "8GB", Threads: 8},
+	}})
+	if first.tenants.PlansDiffer() || !other.tenants.PlansDiffer() {
+		t.Fatalf("PlansDiffer: first %v, other %v; want false, true", first.tenants.PlansDiffer(), other.tenants.PlansDiffer())
+	}
+	want := strings.Join(first.tenants.PlanNames(), ",")
+	if got := strings.Join(other.tenants.PlanNames(), ","); got != want {
+		t.Fatalf("the other node's plans are %s, want the first node's %s", got, want)
+	}
+	if _, _, _, err := other.tenants.CreateTenant("acme", "gold"); err == nil {
+		t.Fatal("the other node created a tenant on its own plan gold, which the cluster does not have")
+	}
+	tn, _, _, err := other.tenants.CreateTenant("acme", "free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := other.tenants.PlanOf(tn.ID).MemoryLimit, tenant.DefaultPlans()["free"].MemoryLimit; got != want {
+		t.Fatalf("free plan's memory limit on the other node = %q, want the first node's %q", got, want)
+	}
 }

@@ -167,6 +167,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if tenants.PlansDiffer() {
+		log.Warn("this node's plans differ from the cluster's; using the cluster's (the first node's), see README Cluster: shared state")
+	}
 	if err := firstStart(tenants, *adminKey); err != nil {
 		return err
 	}
