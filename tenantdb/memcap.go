@@ -86,6 +86,32 @@ static void dg_extent_destroy(extent_hooks_t *h, void *addr, size_t size, bool c
 	atomic_fetch_sub_explicit(&dg_mapped, (long long)size, memory_order_relaxed);
 }
 
+// The end of the program's data: the break (sbrk) region, where jemalloc's
+// DSS extents live, lies between it and sbrk(0); mmap'ed extents lie
+// elsewhere.
+extern char end;
+
+static bool dg_in_brk(void *p) {
+	uintptr_t a = (uintptr_t)p;
+	return a >= (uintptr_t)&end && a < (uintptr_t)sbrk(0);
+}
+
+// dg_extent_merge answers jemalloc's "may these two adjacent extents be
+// merged?" as its default hook does (yes, unless one comes from the break
+// and the other from mmap), but without jemalloc's wrapper for it, which
+// fetches the thread's jemalloc state: on a thread whose first use of
+// jemalloc is a free (a Go thread running a cgo call that frees what
+// another thread allocated), that fetch initialises the thread's cache,
+// which allocates from the very extent cache whose mutex the free holds,
+// and the thread deadlocks on itself, every other DuckDB thread behind it
+// (seen: 36 threads in duckdb_je_malloc_mutex_lock_slow, the owner in
+// extent_record → extent_try_coalesce → ehooks_default_merge →
+// tsd_fetch_slow → tcache init → extent_recycle). jemalloc calls the
+// default hooks without that wrapper; custom hooks get it.
+static bool dg_extent_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b, bool committed, unsigned ind) {
+	return dg_in_brk(addr_a) != dg_in_brk(addr_b);
+}
+
 // dg_install puts the counting hooks on every jemalloc arena, once. It
 // returns 0, or a negative step that failed.
 static int dg_install(void) {
@@ -107,6 +133,7 @@ static int dg_install(void) {
 	dg_hooks.alloc = dg_extent_alloc;
 	dg_hooks.dalloc = dg_extent_dalloc;
 	dg_hooks.destroy = dg_extent_destroy;
+	dg_hooks.merge = dg_extent_merge;
 	extent_hooks_t *hooks = &dg_hooks;
 	char name[64];
 	for (unsigned i = 0; i < narenas; i++) {
