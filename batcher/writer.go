@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type writer struct {
 	// Owned by the writer goroutine.
 	schemas      map[string]*schema.Table // known table schemas; nil entry = unknown
 	appliedReady bool                     // appliedTable exists
+	appliedRows  map[string]bool          // tables whose appliedTable row was written (see markApplied)
 	ret          retentionState           // settings calls and sweeps (retention.go)
 }
 
@@ -580,13 +582,19 @@ func rollback(ctx context.Context, conn *sql.Conn) error {
 }
 
 // appliedTable records, per table, the sequence number of the last insert
-// committed. It is written in the same transaction as the rows, so a replay
-// after a crash skips exactly what is already stored: no row lost, none
-// twice.
+// committed: one row (tbl, seq) per table, updated in place. It is written
+// in the same transaction as the rows, so a replay after a crash skips
+// exactly what is already stored: no row lost, none twice.
 const appliedTable = "_duckgate_applied"
 
 // markApplied records seq as committed for table, inside the caller's
 // transaction. Without a log there is nothing to replay, so nothing to mark.
+//
+// Once the table's row exists it is an UPDATE in place: measured on 2
+// shared cores, an INSERT OR REPLACE through the primary key cost about
+// 0.5 ms more CPU than the UPDATE, a third of a small flush
+// (BenchmarkSmallFlush). An UPDATE that finds no row (a first flush, a
+// rolled-back one) falls back to the INSERT OR REPLACE.
 func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, seq uint64) error {
 	if w.b.cfg.WAL == nil {
 		return nil
@@ -596,9 +604,24 @@ func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, 
 			return fmt.Errorf("create %s: %w", appliedTable, err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO "+appliedTable+" VALUES (?, ?)", table, seq); err != nil {
+	// Literal values: a statement without parameters skips the bind step.
+	name, num := schema.QuoteString(table), strconv.FormatUint(seq, 10)
+	if w.appliedRows[table] {
+		res, err := conn.ExecContext(ctx, "UPDATE "+appliedTable+" SET seq = "+num+" WHERE tbl = "+name)
+		if err != nil {
+			return fmt.Errorf("mark applied: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO "+appliedTable+" VALUES ("+name+", "+num+")"); err != nil {
 		return fmt.Errorf("mark applied: %w", err)
 	}
+	if w.appliedRows == nil {
+		w.appliedRows = make(map[string]bool)
+	}
+	w.appliedRows[table] = true
 	return nil
 }
 
