@@ -215,7 +215,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 	cfg := &w.b.cfg
 	now := time.Now()
 	interval := w.interval()
-	util := w.b.load.utilization()
+	load := w.b.load.pressure()
 	w.mu.Lock()
 	reqs := w.reqs
 	w.reqs = nil
@@ -228,7 +228,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 		if !all && now.Before(buf.retryAt) {
 			continue
 		}
-		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= w.dueAfterLocked(buf, interval, util) {
+		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= w.dueAfterLocked(buf, interval, load) {
 			if items := takeLocked(buf, now); len(items) > 0 {
 				buf.flow.note(items, now)
 				due = append(due, batch{table: name, items: items, buf: buf})
@@ -438,7 +438,7 @@ func (w *writer) interval() time.Duration {
 // nextDue is the time until the earliest buffer is due.
 func (w *writer) nextDue() time.Duration {
 	interval := w.interval()
-	util := w.b.load.utilization()
+	load := w.b.load.pressure()
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -447,7 +447,8 @@ func (w *writer) nextDue() time.Duration {
 		if len(buf.items) == 0 {
 			continue
 		}
-		due := buf.since.Add(w.dueAfterLocked(buf, interval, util))
+		after := w.dueAfterLocked(buf, interval, load)
+		due := buf.since.Add(after)
 		if buf.urgent {
 			due = now
 		}
@@ -455,6 +456,9 @@ func (w *writer) nextDue() time.Duration {
 			due = buf.retryAt // a failed batch is retried after its backoff, not FlushInterval
 		}
 		d := max(due.Sub(now), time.Millisecond)
+		if buf.fails == 0 && after > w.b.cfg.MinFlushInterval && w.smallLocked(buf, interval) {
+			d = min(d, loadRecheck) // held back by the load: look again soon
+		}
 		if next == 0 || d < next {
 			next = d
 		}
