@@ -50,6 +50,7 @@ func TestDueAfter(t *testing.T) {
 	small := &tableBuf{rows: 5, bytes: 500}
 	large := &tableBuf{rows: 100, bytes: 500}
 	const interval = time.Second
+	const quarter = loadLow + (loadHigh-loadLow)/4
 	for _, c := range []struct {
 		buf  *tableBuf
 		util float64
@@ -57,7 +58,7 @@ func TestDueAfter(t *testing.T) {
 	}{
 		{small, 0, 100 * time.Millisecond},
 		{small, loadLow, 100 * time.Millisecond},
-		{small, 0.6, 325 * time.Millisecond}, // a quarter of the way from loadLow to loadHigh
+		{small, quarter, 325 * time.Millisecond}, // a quarter of the way from loadLow to loadHigh
 		{small, loadHigh, interval},
 		{small, 1, interval},
 		{large, 0, interval},
@@ -79,7 +80,7 @@ func TestDueAfter(t *testing.T) {
 	}{
 		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: earlyRate}}, 0, 100 * time.Millisecond},
 		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 3 * earlyRate}}, 0, 300 * time.Millisecond},
-		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 3 * earlyRate}}, 0.6, 325 * time.Millisecond}, // the load's delay is longer
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 3 * earlyRate}}, quarter, 325 * time.Millisecond}, // the load's delay is longer
 		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 50 * earlyRate}}, 0, interval},
 	} {
 		if got := w.dueAfterLocked(c.buf, interval, c.util); got != c.want {
