@@ -62,21 +62,9 @@ type Config struct {
 	// past it gets its limits' threads when it is next opened. Default
 	// DefaultSingleThreadBelow; negative turns it off.
 	SingleThreadBelow int64
-	// CheckpointAbove: a database closed while its write-ahead log
-	// (<tenant>.duckdb.wal) is larger than this is checkpointed first; a
-	// smaller log is left for the next open to replay. DuckDB's own
-	// checkpoint at close is off: with 1,000 tenants over 128 open
-	// databases, closing took 45% of the server's CPU (11 ms a close, the
-	// checkpoint's writes and fsyncs, against 2 ms without). Default
-	// DefaultCheckpointAbove; negative checkpoints at every close.
-	CheckpointAbove int64
 	// Metrics is the set the pool registers its series on; nil skips them.
 	Metrics *metrics.Set
 }
-
-// DefaultCheckpointAbove is the default Config.CheckpointAbove: a log this
-// small replays in a few milliseconds when the database opens again.
-const DefaultCheckpointAbove = 1 << 20
 
 // Pool hands out the open database of a tenant, opening it on demand.
 type Pool struct {
@@ -128,9 +116,6 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	}
 	if cfg.SingleThreadBelow == 0 {
 		cfg.SingleThreadBelow = DefaultSingleThreadBelow
-	}
-	if cfg.CheckpointAbove == 0 {
-		cfg.CheckpointAbove = DefaultCheckpointAbove
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create tenant database directory: %w", err)
@@ -276,27 +261,9 @@ func (p *Pool) closeEntry(e *entry) {
 	if e.db == nil {
 		return
 	}
-	if err := p.closeDB(e.tenant, e.db); err != nil {
+	if err := e.db.Close(); err != nil {
 		p.log.Warn("close tenant database", zap.String("tenant", e.tenant), zap.Error(err))
 	}
-}
-
-// closeTimeout bounds the checkpoint before a close.
-const closeTimeout = time.Minute
-
-// closeDB closes a tenant's database, checkpointing it first when its
-// write-ahead log is over Config.CheckpointAbove (see there). A failed
-// checkpoint loses nothing: the log stays and is replayed at the next open.
-func (p *Pool) closeDB(tenantID string, db *sql.DB) error {
-	var ckErr error
-	if fi, err := os.Stat(p.Path(tenantID) + ".wal"); err == nil && fi.Size() > p.cfg.CheckpointAbove {
-		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-		if _, err := db.ExecContext(ctx, "CHECKPOINT"); err != nil {
-			ckErr = fmt.Errorf("checkpoint before close: %w", err)
-		}
-		cancel()
-	}
-	return errors.Join(ckErr, db.Close())
 }
 
 // OpenCount is the number of databases open now.
@@ -378,7 +345,7 @@ func (p *Pool) Close() error {
 	for _, e := range entries {
 		<-e.ready
 		if e.db != nil {
-			if err := p.closeDB(e.tenant, e.db); err != nil {
+			if err := e.db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close tenant %s: %w", e.tenant, err))
 			}
 		}
@@ -412,8 +379,6 @@ func (p *Pool) openDB(tenantID string) (*sql.DB, error) {
 	sandbox := "SET GLOBAL allowed_directories = [" + schema.QuoteString(scratch+string(filepath.Separator)) + "];" +
 		"SET GLOBAL enable_external_access = false;" +
 		"SET GLOBAL TimeZone = 'UTC';" +
-		"PRAGMA disable_checkpoint_on_shutdown;" + // closeDB checkpoints when the log is large
-
 		"SET GLOBAL lock_configuration = true"
 	if _, err := db.ExecContext(context.Background(), sandbox); err != nil {
 		_ = db.Close()

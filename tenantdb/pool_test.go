@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -256,52 +255,5 @@ func TestSingleThreadBelow(t *testing.T) {
 	}
 	if n := threads(); n != 2 {
 		t.Fatalf("reopened at more than 2 MiB: %d threads", n)
-	}
-}
-
-// A database closed with a small write-ahead log keeps it, for the next
-// open to replay (no checkpoint at every close); one whose log is over
-// CheckpointAbove is checkpointed first. Nothing is lost either way.
-func TestCloseCheckpointsOnlyLargeLogs(t *testing.T) {
-	for _, c := range []struct {
-		above   int64
-		walLeft bool
-	}{{0, true}, {-1, false}} {
-		dir := t.TempDir()
-		p, err := New(Config{Dir: dir, CheckpointAbove: c.above}, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := p.Acquire(context.Background(), "t1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.DB.Exec("CREATE TABLE ev (n INTEGER); INSERT INTO ev VALUES (1), (2)"); err != nil {
-			t.Fatal(err)
-		}
-		h.Release()
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(p.Path("t1") + ".wal")
-		if left := err == nil && fi.Size() > 0; left != c.walLeft {
-			t.Errorf("CheckpointAbove %d: log left after close %v, want %v", c.above, left, c.walLeft)
-		}
-		p, err = New(Config{Dir: dir}, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err = p.Acquire(context.Background(), "t1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int
-		if err := h.DB.QueryRow("SELECT sum(n) FROM ev").Scan(&n); err != nil || n != 3 {
-			t.Errorf("CheckpointAbove %d: sum after reopen %d, %v; want 3", c.above, n, err)
-		}
-		h.Release()
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
