@@ -42,14 +42,15 @@ func TestSmallBufferFlushesEarly(t *testing.T) {
 	}
 }
 
-// dueAfterLocked: small buffers flush early while the flush slots are not
-// busy, later as they fill, and large buffers wait for the full interval.
+// dueAfterLocked: small buffers flush early while the CPUs are not busy,
+// later as they fill, and large buffers wait for the full interval.
 func TestDueAfter(t *testing.T) {
 	b := &Batcher{cfg: Config{FlushRows: 1000, FlushBytes: 1 << 20, MinFlushInterval: 100 * time.Millisecond}}
 	w := &writer{b: b}
 	small := &tableBuf{rows: 5, bytes: 500}
 	large := &tableBuf{rows: 100, bytes: 500}
 	const interval = time.Second
+	const quarter = loadLow + (loadHigh-loadLow)/4
 	for _, c := range []struct {
 		buf  *tableBuf
 		util float64
@@ -57,13 +58,30 @@ func TestDueAfter(t *testing.T) {
 	}{
 		{small, 0, 100 * time.Millisecond},
 		{small, loadLow, 100 * time.Millisecond},
-		{small, 0.6, 550 * time.Millisecond},
+		{small, quarter, 325 * time.Millisecond}, // a quarter of the way from loadLow to loadHigh
 		{small, loadHigh, interval},
 		{small, 1, interval},
 		{large, 0, interval},
 		{&tableBuf{rows: 5, bytes: 200 << 10}, 0, interval},
 		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 100}}, 0, interval}, // 100 rows/s ≥ FlushRows/10 per second
 		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 99}}, 0, 100 * time.Millisecond},
+	} {
+		if got := w.dueAfterLocked(c.buf, interval, c.util); got != c.want {
+			t.Errorf("rows %d bytes %d util %.2f: %s, want %s", c.buf.rows, c.buf.bytes, c.util, got, c.want)
+		}
+	}
+	// With FlushRows large enough that the rate rule above does not apply,
+	// the delay grows with the rate beyond earlyRate.
+	b.cfg.FlushRows = 100_000
+	for _, c := range []struct {
+		buf  *tableBuf
+		util float64
+		want time.Duration
+	}{
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: earlyRate}}, 0, 100 * time.Millisecond},
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 3 * earlyRate}}, 0, 300 * time.Millisecond},
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 3 * earlyRate}}, quarter, 325 * time.Millisecond}, // the load's delay is longer
+		{&tableBuf{rows: 5, bytes: 500, flow: flow{rate: 50 * earlyRate}}, 0, interval},
 	} {
 		if got := w.dueAfterLocked(c.buf, interval, c.util); got != c.want {
 			t.Errorf("rows %d bytes %d util %.2f: %s, want %s", c.buf.rows, c.buf.bytes, c.util, got, c.want)
@@ -101,5 +119,19 @@ func TestFlushLoad(t *testing.T) {
 	l.running = 2 // both busy now
 	if u := l.utilization(); u < 0.6 || u > 0.65 {
 		t.Fatalf("both busy: smoothed %.2f, want 0.625", u)
+	}
+}
+
+// pressure is the process's share of the CPUs, smoothed.
+func TestFlushLoadPressure(t *testing.T) {
+	l := newFlushLoad(2)
+	l.windowAt = time.Now().Add(-loadWindow)
+	// As if the process had used every CPU for twice the window: capped at 1.
+	l.cpuAt = processCPU() - 2*loadWindow*time.Duration(l.cpus)
+	if p := l.pressure(); p != 0.5 {
+		t.Fatalf("all CPUs busy for one window: smoothed %.3f, want 0.5 (half of 1)", p)
+	}
+	if processCPU() <= 0 {
+		t.Fatal("the process's CPU time is unknown")
 	}
 }

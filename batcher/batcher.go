@@ -46,9 +46,9 @@ type Config struct {
 	// old. Default 1 s: the visibility delay of an insert without wait.
 	FlushInterval time.Duration
 	// MinFlushInterval is how soon a small buffer (under a tenth of
-	// FlushRows and of FlushBytes) is flushed while the flushes are not
-	// busy: the visibility delay of a tenant sending a few events a second.
-	// It grows towards FlushInterval as the flush slots fill (adaptive.go).
+	// FlushRows and of FlushBytes) is flushed while the process's CPUs are
+	// not busy: the visibility delay of a tenant sending a few events a
+	// second. It grows towards FlushInterval as they get busy (adaptive.go).
 	// Default FlushInterval/10 (100 ms); negative turns early flushes off.
 	MinFlushInterval time.Duration
 	// ColdFlushInterval replaces FlushInterval for a tenant whose database

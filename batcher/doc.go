@@ -10,7 +10,8 @@
 // (package schema) and appends the whole batch with the DuckDB Appender
 // inside one transaction, so a batch lands whole or not at all. A small
 // buffer of a slowly written table is flushed sooner, after
-// Config.MinFlushInterval, while the flush slots are not busy (adaptive.go). At most
+// Config.MinFlushInterval, while the process's CPUs are not busy
+// (adaptive.go). At most
 // Config.MaxConcurrentFlushes flushes run at once, across tenants. Handlers
 // never touch DuckDB.
 //

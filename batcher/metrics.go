@@ -30,6 +30,7 @@ func (b *Batcher) registerMetrics(set *metrics.Set) {
 		metrics.WriteCounterUint64(w, "duckgate_retention_rows_deleted_total", uint64(st.RetentionDeleted.Load()))
 		metrics.WriteCounterUint64(w, "duckgate_wal_append_errors_total", uint64(st.LogErrors.Load()))
 		metrics.WriteGaugeFloat64(w, "duckgate_flush_slot_utilization", b.load.utilization())
+		metrics.WriteGaugeFloat64(w, "duckgate_flush_cpu_pressure", b.load.pressure())
 		if l != nil {
 			metrics.WriteCounterUint64(w, "duckgate_wal_fsyncs_total", uint64(l.Stats().Fsyncs))
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,6 +70,7 @@ type writer struct {
 	appliedReady bool                     // appliedTable exists
 	keysReady    bool                     // keysTable exists
 	keysPruned   time.Time                // last deletion of old keys from keysTable
+	appliedRows  map[string]bool          // tables whose appliedTable row was written (see markApplied)
 	ret          retentionState           // settings calls and sweeps (retention.go)
 }
 
@@ -217,7 +219,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 	cfg := &w.b.cfg
 	now := time.Now()
 	interval := w.interval()
-	util := w.b.load.utilization()
+	load := w.b.load.pressure()
 	w.mu.Lock()
 	reqs := w.reqs
 	w.reqs = nil
@@ -230,7 +232,7 @@ func (w *writer) flushDue(force bool) time.Duration {
 		if !all && now.Before(buf.retryAt) {
 			continue
 		}
-		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= w.dueAfterLocked(buf, interval, util) {
+		if all || buf.urgent || buf.fails > 0 || buf.rows >= cfg.FlushRows || buf.bytes >= cfg.FlushBytes || now.Sub(buf.since) >= w.dueAfterLocked(buf, interval, load) {
 			if items := takeLocked(buf, now); len(items) > 0 {
 				buf.flow.note(items, now)
 				due = append(due, batch{table: name, items: items, buf: buf})
@@ -443,7 +445,7 @@ func (w *writer) interval() time.Duration {
 // nextDue is the time until the earliest buffer is due.
 func (w *writer) nextDue() time.Duration {
 	interval := w.interval()
-	util := w.b.load.utilization()
+	load := w.b.load.pressure()
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -452,7 +454,8 @@ func (w *writer) nextDue() time.Duration {
 		if len(buf.items) == 0 {
 			continue
 		}
-		due := buf.since.Add(w.dueAfterLocked(buf, interval, util))
+		after := w.dueAfterLocked(buf, interval, load)
+		due := buf.since.Add(after)
 		if buf.urgent {
 			due = now
 		}
@@ -460,6 +463,9 @@ func (w *writer) nextDue() time.Duration {
 			due = buf.retryAt // a failed batch is retried after its backoff, not FlushInterval
 		}
 		d := max(due.Sub(now), time.Millisecond)
+		if buf.fails == 0 && after > w.b.cfg.MinFlushInterval && w.smallLocked(buf, interval) {
+			d = min(d, loadRecheck) // held back by the load: look again soon
+		}
 		if next == 0 || d < next {
 			next = d
 		}
@@ -608,13 +614,19 @@ func rollback(ctx context.Context, conn *sql.Conn) error {
 }
 
 // appliedTable records, per table, the sequence number of the last insert
-// committed. It is written in the same transaction as the rows, so a replay
-// after a crash skips exactly what is already stored: no row lost, none
-// twice.
+// committed: one row (tbl, seq) per table, updated in place. It is written
+// in the same transaction as the rows, so a replay after a crash skips
+// exactly what is already stored: no row lost, none twice.
 const appliedTable = "_duckgate_applied"
 
 // markApplied records seq as committed for table, inside the caller's
 // transaction. Without a log there is nothing to replay, so nothing to mark.
+//
+// Once the table's row exists it is an UPDATE in place: measured on 2
+// shared cores, an INSERT OR REPLACE through the primary key cost about
+// 0.5 ms more CPU than the UPDATE, a third of a small flush
+// (BenchmarkSmallFlush). An UPDATE that finds no row (a first flush, a
+// rolled-back one) falls back to the INSERT OR REPLACE.
 func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, seq uint64) error {
 	if !w.b.logged() {
 		return nil
@@ -624,9 +636,24 @@ func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, 
 			return fmt.Errorf("create %s: %w", appliedTable, err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO "+appliedTable+" VALUES (?, ?)", table, seq); err != nil {
+	// Literal values: a statement without parameters skips the bind step.
+	name, num := schema.QuoteString(table), strconv.FormatUint(seq, 10)
+	if w.appliedRows[table] {
+		res, err := conn.ExecContext(ctx, "UPDATE "+appliedTable+" SET seq = "+num+" WHERE tbl = "+name)
+		if err != nil {
+			return fmt.Errorf("mark applied: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO "+appliedTable+" VALUES ("+name+", "+num+")"); err != nil {
 		return fmt.Errorf("mark applied: %w", err)
 	}
+	if w.appliedRows == nil {
+		w.appliedRows = make(map[string]bool)
+	}
+	w.appliedRows[table] = true
 	return nil
 }
 

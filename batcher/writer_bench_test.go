@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"duckgate/tenantdb"
+	"duckgate/wal"
 )
 
 // clickRows builds n 10-key click events the way the ingest decoder does.
@@ -114,4 +116,48 @@ func BenchmarkWriterCommit(b *testing.B) {
 		}
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// BenchmarkSmallFlush measures the fixed cost of one flush: a commit of 10
+// click events with a write-ahead log (so the applied position is recorded
+// too), the shape of a tenant sending a few events a second.
+//
+//	go test -run '^$' -bench SmallFlush ./batcher/
+func BenchmarkSmallFlush(b *testing.B) {
+	dir := b.TempDir()
+	pool, err := tenantdb.New(tenantdb.Config{Dir: filepath.Join(dir, "tenants")}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	l, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal"), NoSync: true}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	bt, err := New(Config{FlushInterval: time.Hour, WAL: l, StateDir: filepath.Join(dir, "state")}, pool, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bt.Close(context.Background())
+	w, _ := bt.writer("t")
+	rows := clickRows(10)
+	seq := uint64(0)
+	commit := func() {
+		seq++
+		if _, _, err := w.commit(w.ctx, "events", []*pending{{rows: rows, durable: true, seq: seq}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	commit() // create the tables outside the timing
+	var r0, r1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	b.ResetTimer()
+	for range b.N {
+		commit()
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano()
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 }

@@ -36,6 +36,8 @@ type options struct {
 	baselineRows int
 	keep         bool
 	pairs        int
+	visTenants   int
+	visEvery     time.Duration
 }
 
 var scenarios = []string{"batched", "single", "visibility", "tenants", "query"}
@@ -54,6 +56,8 @@ func main() {
 	flag.IntVar(&o.tenants, "tenants", 0, "tenants in the tenants scenario (default 1000; -quick: 100)")
 	flag.IntVar(&o.baselineRows, "baseline-rows", 0, "rows the raw Appender and read_ndjson baselines write (default 1,000,000; -quick: 300,000)")
 	flag.IntVar(&o.pairs, "pairs", 3, "times the batched and single scenarios alternate duckgate and its baseline (A, B, A, B, ...); their ratios are the median of the pairs' (at least 1)")
+	flag.IntVar(&o.visTenants, "vis-tenants", 100, "tenants sending in the visibility scenario (issue 15: 100; 1,000 at -vis-every 1s for the many-tenant case)")
+	flag.DurationVar(&o.visEvery, "vis-every", 100*time.Millisecond, "each visibility tenant sends one event this often (issue 15: 100ms, 10 events/s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs and data) for inspection")
 	flag.Parse()
 

@@ -261,3 +261,12 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// openFiles is the number of file descriptors the child server holds.
+func (g *gateway) openFiles() (int, error) {
+	if g.cmd == nil {
+		return 0, errors.New("not a child process")
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.cmd.Process.Pid))
+	return len(ents), err
+}

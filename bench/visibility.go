@@ -13,15 +13,13 @@ import (
 	"time"
 )
 
-// The visibility scenario's load: visTenants tenants each send one event
-// every visEvery (issue 15: 100 tenants × 10 events/s), without wait; the
+// The visibility scenario's load: -vis-tenants tenants each send one event
+// every -vis-every (issue 15: 100 tenants × 10 events/s), without wait; the
 // first visProbes tenants are polled every visPoll with a query without
 // flush, and each of their rows' ack → visible time is recorded.
 const (
-	visTenants = 100
-	visProbes  = 10
-	visEvery   = 100 * time.Millisecond
-	visPoll    = 20 * time.Millisecond
+	visProbes = 10
+	visPoll   = 20 * time.Millisecond
 )
 
 // visibility: from an insert's ack (no wait) to the row showing in a query
@@ -39,6 +37,7 @@ func (b *bench) visibility() {
 		return
 	}
 	defer g.stop()
+	visTenants, visEvery := max(b.opt.visTenants, visProbes), max(b.opt.visEvery, time.Millisecond)
 	keys := make([]string, visTenants)
 	prog.begin("visibility/create")
 	hc := newHostClient(g.addr, visTenants+visProbes+8)
@@ -156,7 +155,7 @@ func (b *bench) visibility() {
 	for ti := range visTenants {
 		sends.Go(func() {
 			// Spread the tenants' sends over the interval.
-			time.Sleep(visEvery * time.Duration(ti) / visTenants)
+			time.Sleep(visEvery * time.Duration(ti) / time.Duration(visTenants))
 			t := time.NewTicker(visEvery)
 			defer t.Stop()
 			var p *probe
@@ -181,8 +180,28 @@ func (b *bench) visibility() {
 			}
 		})
 	}
+	// Open files, sampled every second during the load: the peak.
+	peakFDs := 0
+	fdStop := make(chan struct{})
+	var fdDone sync.WaitGroup
+	fdDone.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if n, err := g.openFiles(); err == nil {
+				peakFDs = max(peakFDs, n)
+			}
+			select {
+			case <-fdStop:
+				return
+			case <-t.C:
+			}
+		}
+	})
 	sends.Wait()
 	elapsed := time.Since(start)
+	close(fdStop)
+	fdDone.Wait()
 	cpu1, cpuErr := g.cpu()
 	close(stopPoll)
 	polls.Wait()
@@ -208,7 +227,7 @@ func (b *bench) visibility() {
 	pick := func(q float64) float64 {
 		return ms(samples[min(len(samples)-1, int(q*float64(len(samples))))])
 	}
-	base := fmt.Sprintf("%d tenants × %d/s, poll every %d ms", visTenants, int(time.Second/visEvery), visPoll.Milliseconds())
+	base := fmt.Sprintf("%d tenants × %g/s, poll every %d ms", visTenants, float64(time.Second)/float64(visEvery), visPoll.Milliseconds())
 	for _, m := range []struct {
 		name string
 		v    float64
@@ -222,6 +241,12 @@ func (b *bench) visibility() {
 	b.add(figure{scenario: sc, metric: "rows seen of sent (probed tenants)", unit: unitCount, value: float64(len(samples)), base: float64(want), baseName: "sent",
 		goal: "= sent", met: judge(1, len(samples) == want)})
 	b.add(figure{scenario: sc, metric: "acked events/s", suffix: "events/s", value: rate(acked.Load(), elapsed), base: nan})
+	if hwm, _, err := g.memory(); err == nil {
+		b.add(figure{scenario: sc, metric: "server peak RSS (VmHWM)", unit: unitMiB, value: float64(hwm), base: nan})
+	}
+	if peakFDs > 0 {
+		b.add(figure{scenario: sc, metric: "server open files, peak during the load", unit: unitCount, value: float64(peakFDs), base: nan})
+	}
 	if cpuErr == nil && cpu1 > cpu0 {
 		b.add(figure{scenario: sc, metric: "server CPU during the load, cores", unit: unitFloat, value: (cpu1 - cpu0).Seconds() / elapsed.Seconds(), base: nan})
 	} else if cpuErr != nil {
