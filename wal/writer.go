@@ -237,10 +237,11 @@ func (l *Log) trim() error {
 	return nil
 }
 
-// fsync fsyncs f, segment seq, and counts it in Stats and OnFsync.
+// fsync makes f, segment seq, durable (syncData: fdatasync on Linux) and
+// counts it in Stats and OnFsync.
 func (l *Log) fsync(f File, seq uint64) error {
 	start := time.Now()
-	err := f.Sync()
+	err := syncData(f)
 	d := int64(time.Since(start))
 	l.nFsyncs.Add(1)
 	l.lastFsync.Store(d)
