@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,12 @@ func BenchmarkIngestVsAppender(b *testing.B) {
 // benchStack is duckgate as `serve` runs it by default (durable acks),
 // in a temporary directory, with one tenant.
 func benchStack(b *testing.B) (*Server, *batcher.Batcher, string, string) {
+	return benchStackWAL(b, true)
+}
+
+// benchStackWAL is benchStack, with durable false as `serve -durability
+// none` runs it (no write-ahead log: acks once buffered).
+func benchStackWAL(b *testing.B, durable bool) (*Server, *batcher.Batcher, string, string) {
 	dir := b.TempDir()
 	log := zap.NewNop()
 	tenants, err := tenant.Open(tenant.Config{Path: filepath.Join(dir, "meta.json")})
@@ -123,9 +130,11 @@ func benchStack(b *testing.B) (*Server, *batcher.Batcher, string, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wl, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")}, log)
-	if err != nil {
-		b.Fatal(err)
+	var wl *wal.Log
+	if durable {
+		if wl, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")}, log); err != nil {
+			b.Fatal(err)
+		}
 	}
 	bt, err := batcher.New(batcher.Config{WAL: wl, StateDir: filepath.Join(dir, "state")}, pool, log)
 	if err != nil {
@@ -134,7 +143,9 @@ func benchStack(b *testing.B) (*Server, *batcher.Batcher, string, string) {
 	b.Cleanup(func() {
 		_ = bt.Close(context.Background())
 		_ = pool.Close()
-		_ = wl.Close()
+		if wl != nil {
+			_ = wl.Close()
+		}
 	})
 	srv := serverConfig{Tenants: tenants, Batcher: bt}.build(b, log)
 	srv.SetReady()
@@ -202,4 +213,49 @@ func appenderRate(b *testing.B, bodies [][]byte, n int) float64 {
 		b.Fatal(err)
 	}
 	return float64(total) / time.Since(start).Seconds()
+}
+
+// BenchmarkInsertOne measures the single-event path: one click event per
+// request, 64 concurrent callers of the server's handler (no sockets, so
+// CPU and allocations are the server's own), acknowledged after the
+// fsynced write-ahead log as `serve` does by default. allocs/op and B/op
+// are per request, the writer goroutines' flushes included.
+//
+//	go test -run '^$' -bench InsertOne -benchmem -benchtime 20000x ./api/
+func BenchmarkInsertOne(b *testing.B) {
+	b.Run("durable", func(b *testing.B) { benchInsertOne(b, true) })
+	b.Run("none", func(b *testing.B) { benchInsertOne(b, false) })
+}
+
+func benchInsertOne(b *testing.B, durable bool) {
+	bodies := make([][]byte, 256)
+	for i := range bodies {
+		bodies[i] = clickEvents(i, 1)
+	}
+	srv, bt, tenantID, key := benchStackWAL(b, durable)
+	h := srv.HTTPServer().Handler
+	var next atomic.Int64
+	b.SetParallelism(32) // 64 callers on 2 cores
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		for pb.Next() {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.SetRequestURI("/api/data/insert/events")
+			ctx.Request.Header.Set("X-API-KEY", key)
+			ctx.Request.SetBodyRaw(bodies[next.Add(1)%int64(len(bodies))])
+			h(&ctx)
+			if ctx.Response.StatusCode() != 200 {
+				b.Errorf("insert: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if err := bt.Flush(context.Background(), tenantID); err != nil {
+		b.Fatal(err)
+	}
 }

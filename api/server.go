@@ -125,7 +125,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 //	                                              ingest scope, key in Basic auth, Bearer or body → ingest (tracking API)
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
-	method := string(ctx.Method())
+	method := methodOf(ctx)
 	switch {
 	case path == "/healthz":
 		if !s.ready.Load() {
@@ -479,6 +479,29 @@ func (s *Server) withAdmin(ctx *fasthttp.RequestCtx, f func()) {
 		return
 	}
 	writeError(ctx, errAdminKey)
+}
+
+// methodOf returns the request's method, without allocating for the
+// common ones.
+func methodOf(ctx *fasthttp.RequestCtx) string {
+	switch m := ctx.Method(); string(m) {
+	case fasthttp.MethodGet:
+		return fasthttp.MethodGet
+	case fasthttp.MethodPost:
+		return fasthttp.MethodPost
+	case fasthttp.MethodPut:
+		return fasthttp.MethodPut
+	case fasthttp.MethodDelete:
+		return fasthttp.MethodDelete
+	case fasthttp.MethodOptions:
+		return fasthttp.MethodOptions
+	case fasthttp.MethodHead:
+		return fasthttp.MethodHead
+	case fasthttp.MethodPatch:
+		return fasthttp.MethodPatch
+	default:
+		return string(m)
+	}
 }
 
 // zapPrintf adapts zap to fasthttp's logger: connection-level errors (a

@@ -1,11 +1,13 @@
 package batcher
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"duckgate/schema"
 )
@@ -368,5 +370,57 @@ func TestBuilderSizeCharge(t *testing.T) {
 		if r.Size < used {
 			t.Errorf("%d rows: charged %d bytes, less than the %d used", rows, r.Size, used)
 		}
+	}
+}
+
+// The first row of a Builder, its keys all new to it, allocates a bounded
+// number of times, however many keys it has up to linearKeys: the key
+// strings come from keyIntern once seen, and the per-key slices are sized
+// up front (a one-event insert allocated 24 times in key() before).
+func TestBuilderFirstRowAllocs(t *testing.T) {
+	keys, vals, size := tenKeys()
+	tenKeyRow(NewBuilderFor(size), keys, vals) // interns the keys
+	// NewBuilderFor's own: the Builder, cells, row ends, arena, and three
+	// backing arrays of the per-key slices; and a second arena chunk (this
+	// row's strings are more than the half of size that NewBuilderFor
+	// expects).
+	const want = 8
+	if n := testing.AllocsPerRun(200, func() { tenKeyRow(NewBuilderFor(size), keys, vals) }); n > want {
+		t.Fatalf("a fresh Builder's first 10-key row allocates %v times; want at most %d", n, want)
+	}
+	b := NewBuilderFor(size)
+	tenKeyRow(b, keys, vals)
+	rows := b.Rows()
+	for i, k := range rows.Keys {
+		if k != string(keys[i]) {
+			t.Fatalf("key %d = %q, want %q", i, k, keys[i])
+		}
+	}
+}
+
+// keyIntern stops growing at internMax keys; keys past it, and keys longer
+// than internMaxLen, are still returned right.
+func TestInternKeyBounded(t *testing.T) {
+	for i := range internMax + 100 {
+		k := []byte("intern-test-" + strconv.Itoa(i))
+		if s := internKey(k); s != string(k) {
+			t.Fatalf("internKey(%q) = %q", k, s)
+		}
+	}
+	long := bytes.Repeat([]byte("k"), internMaxLen+1)
+	if s := internKey(long); s != string(long) {
+		t.Fatalf("internKey of a long key = %q", s)
+	}
+	keyIntern.RLock()
+	_, longIn := keyIntern.m[string(long)]
+	n := len(keyIntern.m)
+	keyIntern.RUnlock()
+	if n > internMax || longIn {
+		t.Fatalf("keyIntern holds %d keys (bound %d), long key interned: %v", n, internMax, longIn)
+	}
+	// A key seen once is shared: the same string data.
+	a, b := internKey([]byte("intern-test-1")), internKey([]byte("intern-test-1"))
+	if unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatal("an interned key was allocated again")
 	}
 }

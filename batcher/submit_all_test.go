@@ -69,6 +69,14 @@ func (f failingFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+// WriteAt is what the log writes with when it preallocates.
+func (f failingFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fail.Load() && bytes.Contains(p, f.marker) {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.WriteAt(p, off)
+}
+
 // When the log fails part of a SubmitAll, the records that became durable
 // keep their keys and the others do not: a retry of the whole set (skipping
 // the keys found, as the tracking API does) stores every row exactly once.

@@ -60,7 +60,9 @@ func Decode(body []byte) (*Decoded, error) {
 	b := batcher.NewBuilderFor(len(trimmed))
 	p := parserPool.Get()
 	defer parserPool.Put(p)
-	dec := decoder{b: b, noEscapes: bytes.IndexByte(trimmed, '\\') < 0}
+	dec := decoderPool.Get().(*decoder)
+	defer dec.release()
+	dec.b, dec.noEscapes = b, bytes.IndexByte(trimmed, '\\') < 0
 
 	v, err := p.ParseBytes(trimmed)
 	switch {
@@ -151,6 +153,28 @@ type decoder struct {
 	text      []byte // the JSON text of the current row, when the caller has none
 	keyBuf    []byte // the current row's keys, unescaped, back to back
 	keyEnds   []int  // the end of each key in keyBuf, in the row's order
+}
+
+// decoderPool keeps decoders for Decode, so that their buffers are not
+// grown again for every insert.
+var decoderPool = sync.Pool{New: func() any { return new(decoder) }}
+
+// maxPooledBuf is the largest buffer a pooled decoder keeps.
+const maxPooledBuf = 64 << 10
+
+// release returns d to decoderPool, dropping its Builder and any buffer a
+// large value grew past maxPooledBuf.
+func (d *decoder) release() {
+	d.b, d.noEscapes = nil, false
+	for _, buf := range []*[]byte{&d.scratch, &d.str, &d.text, &d.keyBuf} {
+		if cap(*buf) > maxPooledBuf {
+			*buf = nil
+		}
+	}
+	if cap(d.keyEnds) > maxPooledBuf/8 {
+		d.keyEnds = nil
+	}
+	decoderPool.Put(d)
 }
 
 // row adds one object as a row, or returns why it cannot be stored.

@@ -466,3 +466,42 @@ func BenchmarkDecodeNDJSON(b *testing.B) {
 		}
 	}
 }
+
+// Decoding a one-event body allocates a bounded number of times: the
+// decoder's buffers are pooled, the keys interned (see batcher's
+// TestBuilderFirstRowAllocs). It was 30 before.
+func TestDecodeOneEventAllocs(t *testing.T) {
+	body := []byte(`{"id":1,"user":"user-1","event":"click","ts":"2026-11-01T00:00:00.001Z","url":"https://example.com/p/1","referrer":"https://search.example/?q=1","session_id":"s-00000000","country":"DE","duration_ms":1,"props":{"button":"buy","ab":"b","n":0}}`)
+	if _, err := Decode(body); err != nil {
+		t.Fatal(err)
+	}
+	// The Builder's 7 (batcher.NewBuilderFor), the Rows and the Decoded.
+	const want = 9
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := Decode(body); err != nil {
+			t.Fatal(err)
+		}
+	}); n > want {
+		t.Fatalf("Decode of one event allocates %v times; want at most %d", n, want)
+	}
+}
+
+// A pooled decoder's buffers from one body do not leak into the next: a
+// body whose keys have escapes, then one without, then a large value.
+func TestDecodePooledBuffers(t *testing.T) {
+	big := strings.Repeat("x", 100<<10)
+	for _, c := range []struct{ body, key, val string }{
+		{`{"k\u0061y":"v\u0061l"}`, "kay", "val"},
+		{`{"b":"w"}`, "b", "w"},
+		{`{"\"q":"` + big + `"}`, `"q`, big},
+		{`{"c":"\u0041"}`, "c", "A"},
+	} {
+		d, err := Decode([]byte(c.body))
+		if err != nil {
+			t.Fatalf("%.40s: %v", c.body, err)
+		}
+		if len(d.Rows.Keys) != 1 || d.Rows.Keys[0] != c.key || len(d.Rows.Cells) != 1 || d.Rows.Cells[0].Str != c.val {
+			t.Fatalf("%.40s: keys %q cells %d", c.body, d.Rows.Keys, len(d.Rows.Cells))
+		}
+	}
+}

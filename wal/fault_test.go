@@ -59,6 +59,14 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.fs.get(&f.fs.write); err != nil {
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: err}
+	}
+	return f.File.WriteAt(p, off)
+}
+
 func (f *faultFile) Sync() error {
 	f.fs.syncs.Add(1)
 	f.fs.mu.Lock()

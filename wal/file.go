@@ -18,7 +18,10 @@ import (
 
 // File is the part of *os.File the writer uses for a segment. Config.OpenFile
 // may return another implementation, for example one that fails Write or Sync
-// with syscall.ENOSPC to test the failure path.
+// with syscall.ENOSPC to test the failure path. A File that is also an
+// io.WriterAt (as *os.File is) is preallocated and written with WriteAt
+// only, never Write: a wrapper that embeds *os.File to fail writes must
+// override WriteAt too.
 type File interface {
 	io.Writer
 	// Sync makes everything written so far durable (fsync).

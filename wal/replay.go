@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -264,9 +265,22 @@ func (l *Log) oldSegments() []segment {
 // it is corruption.
 func (l *Log) repairTail(seq uint64, bad int64, reason string, st *ReplayStats) error {
 	path := l.segPath(seq)
-	torn, size, err := isTornTail(path, bad)
+	torn, zeros, size, err := isTornTail(path, bad)
 	if err != nil {
 		return err
+	}
+	if zeros {
+		// The writer's preallocated space past the last record (a crash
+		// left it, Close would have cut it): nothing was written there.
+		if err := truncateFile(path, bad, !l.noSync); err != nil {
+			return fmt.Errorf("wal: truncate preallocated tail of %s: %w", path, err)
+		}
+		l.mu.Lock()
+		l.setSegSizeLocked(seq, bad)
+		l.tailChecked = true
+		l.mu.Unlock()
+		l.log.Info("wal unused preallocated tail truncated", zap.Uint64("segment", seq), zap.Int64("offset", bad), zap.Int64("bytes", size-bad))
+		return nil
 	}
 	if !torn {
 		old := l.oldSegments()
@@ -381,24 +395,29 @@ func deleteSegs(segs []segment, seqs []uint64) []segment {
 }
 
 // isTornTail reports whether the bytes of path from off on (where a bad
-// record starts) are a write cut short by a crash: all zeros, or no valid
-// record anywhere after off. It also returns the file size.
-func isTornTail(path string, off int64) (bool, int64, error) {
+// record starts) are a write cut short by a crash: no valid record anywhere
+// after off. zeros reports that they are all zero bytes: the writer's
+// preallocated space (see writer.go), not a torn write. It also returns the
+// file size.
+func isTornTail(path string, off int64) (torn, zeros bool, size int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, 0, err
+		return false, false, 0, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return false, 0, err
+		return false, false, 0, err
 	}
-	size := info.Size()
+	size = info.Size()
 	tail := make([]byte, size-off)
 	if _, err := f.ReadAt(tail, off); err != nil {
-		return false, size, fmt.Errorf("wal: read tail of %s: %w", path, err)
+		return false, false, size, fmt.Errorf("wal: read tail of %s: %w", path, err)
 	}
-	return !validRecordAfter(tail), size, nil
+	if !slices.ContainsFunc(tail, func(b byte) bool { return b != 0 }) {
+		return false, true, size, nil
+	}
+	return !validRecordAfter(tail), false, size, nil
 }
 
 // validRecordAfter reports whether a record with a good checksum starts

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -18,13 +19,30 @@ const (
 	// directSize: a payload at least this large is written from the caller's
 	// slice instead of being copied into the buffer.
 	directSize = 256 << 10
+	// preallocSize: the writer extends a segment by this many zero bytes at
+	// a time and writes groups over them, so that a group's fsync finds no
+	// file size or block allocation to journal, only data: on ext4 such an
+	// fsync took 80–100 µs against 170–210 µs for an append that grows the
+	// file (1,000 fsyncs of 6.6 KB each, the machine of bench/README.md).
+	// A group at least this large is appended as before: its own data
+	// outweighs the metadata. The zeros past the last record are cut at
+	// roll and Close; after a crash Replay cuts them (an all-zero tail).
+	preallocSize = 1 << 20
 )
+
+// zeros is preallocSize zero bytes, written to extend a segment.
+var zeros = make([]byte, preallocSize)
 
 // writer is the state of the writer goroutine; only it touches these fields.
 type writer struct {
-	f        File   // open segment, nil between segments
-	seq      uint64 // segment f writes
-	off      int64  // end of the last acknowledged record in f
+	f   File   // open segment, nil between segments
+	seq uint64 // segment f writes
+	off int64  // end of the last acknowledged record in f
+	// wa is f as an io.WriterAt, nil if it is not one; only then is f
+	// preallocated. Writes go at pos, and alloc is f's length.
+	wa       io.WriterAt
+	pos      int64
+	alloc    int64
 	nextSeq  uint64 // number of the next segment to create
 	buf      []byte // encoding buffer, reused across groups
 	spare    []*request
@@ -112,7 +130,10 @@ func (l *Log) writeGroup(batch []*request, size int64) error {
 			return err
 		}
 	}
-	err := l.encode(batch)
+	err := l.prealloc(size)
+	if err == nil {
+		err = l.encode(batch)
+	}
 	if err == nil && !l.noSync {
 		err = l.fsync(w.f, w.seq)
 	}
@@ -121,10 +142,26 @@ func (l *Log) writeGroup(batch []*request, size int64) error {
 		return err
 	}
 	w.off += size
+	w.alloc = max(w.alloc, w.off)
 	if w.failing {
 		w.failing = false
 		l.log.Info("wal writes recovered", zap.Uint64("segment", w.seq))
 	}
+	return nil
+}
+
+// prealloc extends the open segment with zeros when a group of size bytes
+// would not fit in what it has: see preallocSize.
+func (l *Log) prealloc(size int64) error {
+	w := &l.w
+	w.pos = w.off
+	if w.wa == nil || w.off+size <= w.alloc || size >= preallocSize {
+		return nil
+	}
+	if _, err := w.wa.WriteAt(zeros, w.alloc); err != nil {
+		return fmt.Errorf("wal: extend %s: %w", segName(w.seq), err)
+	}
+	w.alloc += preallocSize
 	return nil
 }
 
@@ -164,17 +201,47 @@ func (l *Log) encode(batch []*request) error {
 	return nil
 }
 
+// writeAll writes p at w.pos.
 func (l *Log) writeAll(p []byte) error {
-	if err := writeFull(l.w.f, p); err != nil {
-		return fmt.Errorf("wal: write %s: %w", segName(l.w.seq), err)
+	w := &l.w
+	var err error
+	if w.wa != nil {
+		var n int
+		n, err = w.wa.WriteAt(p, w.pos)
+		w.pos += int64(n)
+	} else {
+		err = writeFull(w.f, p)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: write %s: %w", segName(w.seq), err)
 	}
 	return nil
 }
 
-// fsync fsyncs f, segment seq, and counts it in Stats and OnFsync.
+// trim cuts the open segment's preallocated zeros, so that its length is
+// what it holds, and fsyncs that: the next segment's header records this
+// length, and Replay checks it.
+func (l *Log) trim() error {
+	w := &l.w
+	if w.alloc <= w.off {
+		return nil
+	}
+	err := w.f.Truncate(w.off)
+	if err == nil && !l.noSync {
+		err = l.fsync(w.f, w.seq)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: cut preallocated space of %s: %w", segName(w.seq), err)
+	}
+	w.alloc = w.off
+	return nil
+}
+
+// fsync makes f, segment seq, durable (syncData: fdatasync on Linux) and
+// counts it in Stats and OnFsync.
 func (l *Log) fsync(f File, seq uint64) error {
 	start := time.Now()
-	err := f.Sync()
+	err := syncData(f)
 	d := int64(time.Since(start))
 	l.nFsyncs.Add(1)
 	l.lastFsync.Store(d)
@@ -220,7 +287,7 @@ func (l *Log) cut() error {
 	if err := w.f.Close(); err != nil {
 		l.log.Warn("wal close after truncate", zap.Uint64("segment", w.seq), zap.Error(err))
 	}
-	w.f, w.broken = nil, false
+	w.f, w.wa, w.broken = nil, nil, false
 	l.mu.Lock()
 	l.active = 0
 	l.mu.Unlock()
@@ -233,11 +300,14 @@ func (l *Log) cut() error {
 func (l *Log) roll() error {
 	w := &l.w
 	if w.f != nil {
+		if err := l.trim(); err != nil {
+			return err
+		}
 		// Every group was fsynced, so a close error loses nothing.
 		if err := w.f.Close(); err != nil {
 			l.log.Warn("wal close segment", zap.Uint64("segment", w.seq), zap.Error(err))
 		}
-		w.f = nil
+		w.f, w.wa = nil, nil
 		l.mu.Lock()
 		l.active = 0
 		l.mu.Unlock()
@@ -290,6 +360,8 @@ func (l *Log) roll() error {
 		return err
 	}
 	w.f, w.seq, w.off, w.nextSeq = f, seq, segHdrSize, seq+1
+	w.wa, _ = f.(io.WriterAt)
+	w.alloc = segHdrSize
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{seq: seq, size: segHdrSize})
 	l.size += segHdrSize
@@ -312,13 +384,15 @@ func (l *Log) shutdown() error {
 		return nil
 	}
 	var err error
-	if !l.noSync {
+	if w.alloc > w.off {
+		err = l.trim()
+	} else if !l.noSync {
 		err = w.f.Sync() // every group was fsynced already; this is belt and braces
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	w.f = nil
+	w.f, w.wa = nil, nil
 	l.mu.Lock()
 	l.active = 0
 	l.mu.Unlock()
