@@ -187,70 +187,51 @@ func idList(ids []int64) string {
 
 // quarantine stores items as JSON rows in QuarantineTable, marking them
 // applied, in one transaction.
-func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) (err error) {
+func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) error {
 	defer w.b.versions.bump(w.tenant) // last, after COMMIT or ROLLBACK: see DataVersion
-	h, err := w.b.pool.Acquire(ctx, w.tenant)
-	if err != nil {
-		return err
-	}
-	defer h.Release()
-	conn, err := h.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if rbErr := rollback(ctx, conn); rbErr != nil {
-				err = errors.Join(err, rbErr)
+	return w.withConn(ctx, func(conn *sql.Conn) (err error) {
+		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+			return err
+		}
+		defer endTx(ctx, conn, &err)
+		// Entries replayed by these items are replaced by the new ones.
+		if err := w.settleQuarantine(ctx, conn, table, nil, items, nil); err != nil {
+			return err
+		}
+		if err := ensureQuarantine(ctx, conn); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		msg := cause.Error()
+		err = conn.Raw(func(dc any) error {
+			a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", QuarantineTable)
+			if err != nil {
+				return err
 			}
-			return
-		}
-		if _, cerr := conn.ExecContext(ctx, "COMMIT"); cerr != nil {
-			err = fmt.Errorf("commit: %w", cerr)
-			_ = rollback(ctx, conn) // in case the transaction is still open
-		}
-	}()
-	// Entries replayed by these items are replaced by the new ones.
-	if err := w.settleQuarantine(ctx, conn, table, nil, items, nil); err != nil {
-		return err
-	}
-	if err := ensureQuarantine(ctx, conn); err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	msg := cause.Error()
-	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppender(dc.(driver.Conn), "", "", QuarantineTable)
+			var obj []byte
+			for _, p := range items {
+				r := p.rows
+				var from any
+				if id, ok := replayedFrom(p); ok {
+					from = id
+				}
+				start := uint32(0)
+				for _, end := range r.Ends {
+					obj = rowObject(obj[:0], r, start, end)
+					if err := a.AppendRow(table, msg, now, json.RawMessage(obj), int64(w.b.nextSeq()), nil, nil, nil, from); err != nil {
+						_ = a.Close()
+						return err
+					}
+					start = end
+				}
+			}
+			return a.Close()
+		})
 		if err != nil {
 			return err
 		}
-		var obj []byte
-		for _, p := range items {
-			r := p.rows
-			var from any
-			if id, ok := replayedFrom(p); ok {
-				from = id
-			}
-			start := uint32(0)
-			for _, end := range r.Ends {
-				obj = rowObject(obj[:0], r, start, end)
-				if err := a.AppendRow(table, msg, now, json.RawMessage(obj), int64(w.b.nextSeq()), nil, nil, nil, from); err != nil {
-					_ = a.Close()
-					return err
-				}
-				start = end
-			}
-		}
-		return a.Close()
+		return w.markApplied(ctx, conn, table, items[len(items)-1].seq)
 	})
-	if err != nil {
-		return err
-	}
-	return w.markApplied(ctx, conn, table, items[len(items)-1].seq)
 }
 
 // QuarantineEntry is one quarantined row or value.
@@ -347,17 +328,7 @@ func (b *Batcher) quarantineDB(ctx context.Context, tenant string) (*sql.Conn, f
 
 // upgradeQuarantine gives the entries of an old quarantine table their ids.
 func (w *writer) upgradeQuarantine(ctx context.Context) error {
-	h, err := w.b.pool.Acquire(ctx, w.tenant)
-	if err != nil {
-		return err
-	}
-	defer h.Release()
-	conn, err := h.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return ensureQuarantine(ctx, conn)
+	return w.withConn(ctx, func(conn *sql.Conn) error { return ensureQuarantine(ctx, conn) })
 }
 
 // Quarantined lists up to limit entries of sel with an id above after, in
@@ -466,29 +437,21 @@ func (b *Batcher) DiscardQuarantined(ctx context.Context, tenant string, sel Qua
 	}
 	var n int64
 	err := b.do(ctx, tenant, func(ctx context.Context, w *writer) error {
-		h, err := w.b.pool.Acquire(ctx, w.tenant)
-		if err != nil {
-			return err
-		}
-		defer h.Release()
-		conn, err := h.DB.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if ok, err := hasTable(ctx, conn, QuarantineTable); err != nil || !ok {
-			return err
-		}
-		if err := ensureQuarantine(ctx, conn); err != nil {
-			return err
-		}
-		cond, args := sel.where()
-		res, err := conn.ExecContext(ctx, "DELETE FROM "+QuarantineTable+" WHERE "+cond, args...)
-		if err != nil {
-			return fmt.Errorf("discard quarantined rows: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		return nil
+		return w.withConn(ctx, func(conn *sql.Conn) error {
+			if ok, err := hasTable(ctx, conn, QuarantineTable); err != nil || !ok {
+				return err
+			}
+			if err := ensureQuarantine(ctx, conn); err != nil {
+				return err
+			}
+			cond, args := sel.where()
+			res, err := conn.ExecContext(ctx, "DELETE FROM "+QuarantineTable+" WHERE "+cond, args...)
+			if err != nil {
+				return fmt.Errorf("discard quarantined rows: %w", err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
 	})
 	return n, err
 }

@@ -282,21 +282,6 @@ func (w *writer) retentionStep() {
 	}
 }
 
-// withConn runs fn on a connection of the tenant's database.
-func (w *writer) withConn(fn func(*sql.Conn) error) error {
-	h, err := w.b.pool.Acquire(w.ctx, w.tenant)
-	if err != nil {
-		return err
-	}
-	defer h.Release()
-	conn, err := h.DB.Conn(w.ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return fn(conn)
-}
-
 // loadRetention reads the tables' settings once.
 func (w *writer) loadRetention(conn *sql.Conn) error {
 	if w.ret.loaded {
@@ -410,7 +395,7 @@ func (w *writer) resolve(cols []colType) TableRetention {
 // tableRetention answers Retention on the writer goroutine.
 func (w *writer) tableRetention(table string) (TableRetention, error) {
 	var tr TableRetention
-	err := w.withConn(func(conn *sql.Conn) error {
+	err := w.withConn(w.ctx, func(conn *sql.Conn) error {
 		if err := w.loadRetention(conn); err != nil {
 			return err
 		}
@@ -430,7 +415,7 @@ func (w *writer) tableRetention(table string) (TableRetention, error) {
 
 // storeRetention stores table's setting on the writer goroutine.
 func (w *writer) storeRetention(table string, s RetentionSetting) error {
-	return w.withConn(func(conn *sql.Conn) error {
+	return w.withConn(w.ctx, func(conn *sql.Conn) error {
 		if err := w.loadRetention(conn); err != nil {
 			return err
 		}
@@ -478,18 +463,7 @@ func (w *writer) writeSetting(conn *sql.Conn, table string, s RetentionSetting) 
 	if _, err := conn.ExecContext(w.ctx, "BEGIN TRANSACTION"); err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			if rbErr := rollback(w.ctx, conn); rbErr != nil {
-				err = errors.Join(err, rbErr)
-			}
-			return
-		}
-		if _, cErr := conn.ExecContext(w.ctx, "COMMIT"); cErr != nil {
-			err = fmt.Errorf("commit: %w", cErr)
-			_ = rollback(w.ctx, conn)
-		}
-	}()
+	defer endTx(w.ctx, conn, &err)
 	if _, err := conn.ExecContext(w.ctx, "CREATE TABLE IF NOT EXISTS "+retentionTable+
 		" (tbl VARCHAR NOT NULL, retention_ms BIGINT, time_column VARCHAR)"); err != nil {
 		return err
@@ -528,7 +502,7 @@ func (w *writer) startSweep(run *sweepRun) error {
 		return nil
 	}
 	now := w.b.cfg.Now()
-	return w.withConn(func(conn *sql.Conn) error {
+	return w.withConn(w.ctx, func(conn *sql.Conn) error {
 		if err := w.loadRetention(conn); err != nil {
 			return err
 		}
@@ -563,7 +537,7 @@ func (w *writer) sweepStep(run *sweepRun) error {
 		return w.ctx.Err()
 	}
 	defer func() { <-w.b.flushSlots }()
-	return w.withConn(func(conn *sql.Conn) error {
+	return w.withConn(w.ctx, func(conn *sql.Conn) error {
 		switch run.phase {
 		case sweepDelete:
 			t := &run.targets[run.next]

@@ -185,41 +185,22 @@ func (b *Batcher) TableRules(ctx context.Context, tenant, table string) (schema.
 // inTx runs fn in one transaction on the tenant's database, with the rules
 // tables created, and forgets the cached schema of table, whose rules
 // change. It runs on the writer goroutine.
-func (w *writer) inTx(ctx context.Context, table string, fn func(*sql.Conn) error) (err error) {
-	h, err := w.b.pool.Acquire(ctx, w.tenant)
-	if err != nil {
-		return err
-	}
-	defer h.Release()
-	conn, err := h.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			if rbErr := rollback(ctx, conn); rbErr != nil {
-				err = errors.Join(err, rbErr)
+func (w *writer) inTx(ctx context.Context, table string, fn func(*sql.Conn) error) error {
+	return w.withConn(ctx, func(conn *sql.Conn) (err error) {
+		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer endTx(ctx, conn, &err)
+		for name := range w.schemas {
+			if schema.FoldName(name) == schema.FoldName(table) {
+				delete(w.schemas, name)
 			}
-			return
 		}
-		if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
-			err = fmt.Errorf("commit: %w", cErr)
-			_ = rollback(ctx, conn)
+		if _, err := conn.ExecContext(ctx, createRulesSQL); err != nil {
+			return fmt.Errorf("create rules tables: %w", err)
 		}
-	}()
-	for name := range w.schemas {
-		if schema.FoldName(name) == schema.FoldName(table) {
-			delete(w.schemas, name)
-		}
-	}
-	if _, err := conn.ExecContext(ctx, createRulesSQL); err != nil {
-		return fmt.Errorf("create rules tables: %w", err)
-	}
-	return fn(conn)
+		return fn(conn)
+	})
 }
 
 // pin converts the column if it exists and records the pin, inside the

@@ -657,6 +657,37 @@ func (w *writer) markApplied(ctx context.Context, conn *sql.Conn, table string, 
 	return nil
 }
 
+// endTx ends the transaction a function began on conn, deferred with the
+// function's named error: COMMIT if it is nil, ROLLBACK otherwise (and
+// after a failed COMMIT, in case the transaction is still open).
+func endTx(ctx context.Context, conn *sql.Conn, err *error) {
+	if *err != nil {
+		if rbErr := rollback(ctx, conn); rbErr != nil {
+			*err = errors.Join(*err, rbErr)
+		}
+		return
+	}
+	if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
+		*err = fmt.Errorf("commit: %w", cErr)
+		_ = rollback(ctx, conn)
+	}
+}
+
+// withConn runs fn on a connection of the tenant's database.
+func (w *writer) withConn(ctx context.Context, fn func(*sql.Conn) error) error {
+	h, err := w.b.pool.Acquire(ctx, w.tenant)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(conn)
+}
+
 // unapplied returns the items of table above the position its last commit
 // recorded in appliedTable.
 func (w *writer) unapplied(ctx context.Context, conn *sql.Conn, table string, items []*pending) ([]*pending, error) {
