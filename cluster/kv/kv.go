@@ -149,7 +149,16 @@ func (b *Bucket) Watch(apply func(key string, value []byte) error) error {
 	}
 	b.done = make(chan struct{})
 	b.mu.Unlock()
-	w, err := b.watch(apply)
+	// A bucket just made on a cluster that is still electing its leaders
+	// takes no consumer for a while: try again until watchStart.
+	var w *watching
+	var err error
+	for deadline := time.Now().Add(watchStart); ; time.Sleep(200 * time.Millisecond) {
+		if w, err = b.watch(apply); err == nil || time.Now().After(deadline) {
+			break
+		}
+		b.log.Info("the shared state's watcher could not start yet; trying again", zap.String("bucket", b.name), zap.Error(err))
+	}
 	if err != nil {
 		close(b.done)
 		return fmt.Errorf("kv: watch bucket %s: %w", b.name, err)
@@ -169,6 +178,10 @@ func (b *Bucket) Watch(apply func(key string, value []byte) error) error {
 		return fmt.Errorf("kv: bucket %s: the records did not load within %s", b.name, b.timeout)
 	}
 }
+
+// watchStart bounds the attempts to start a watcher: a cluster's leader
+// elections take seconds, more on a loaded machine.
+const watchStart = 30 * time.Second
 
 // watchHeartbeat is how often the server tells the watcher it is there;
 // two missed heartbeats make the watcher start again elsewhere.
