@@ -266,14 +266,22 @@ func TestClusterFailover(t *testing.T) {
 	}
 	want := fmt.Sprintf("n\r\n%d\r\n", len(stored))
 	for _, n := range live {
-		resp, err := http.Get("http://" + n.addr + "/share/" + link.ID + "/data.csv")
-		if err != nil {
-			t.Fatal(err)
+		// The link reaches the other nodes' shared state within a second.
+		var status int
+		var got []byte
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Get("http://" + n.addr + "/share/" + link.ID + "/data.csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if status = resp.StatusCode; status != 404 || time.Now().After(deadline) {
+				break
+			}
 		}
-		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(got) != want {
-			t.Errorf("share download through %s: %d %q, want %q", n.addr, resp.StatusCode, got, want)
+		if status != 200 || string(got) != want {
+			t.Errorf("share download through %s: %d %q, want %q", n.addr, status, got, want)
 		}
 	}
 
