@@ -284,20 +284,13 @@ func TestExportAPI(t *testing.T) {
 		}
 	}
 	// The copies go once sent (the zip's writer may still be finishing).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, "the scratch directory to be empty after the exports", func() bool {
 		left, err := os.ReadDir(e.pool.ScratchDir(id))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scratch directory holds %d entries after the exports", len(left))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(left) == 0
+	})
 }
 
 // An export taken while a client inserts holds a prefix of the inserts,
@@ -307,6 +300,9 @@ func TestExportDuringIngest(t *testing.T) {
 	_, key := e.tenant("acme")
 	const per = 50
 	var sent atomic.Int64
+	// arrived gets the count of batches sent after each one; its room for
+	// every batch keeps the sender from ever blocking on it.
+	arrived := make(chan int64, 5000)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -327,7 +323,7 @@ func TestExportDuringIngest(t *testing.T) {
 				t.Errorf("insert: %d %s", r.status, r.body)
 				return
 			}
-			sent.Add(1)
+			arrived <- sent.Add(1)
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
@@ -339,11 +335,13 @@ func TestExportDuringIngest(t *testing.T) {
 	duck.SetMaxOpenConns(1)
 	dir := t.TempDir()
 	for round := 0; round < 4; round++ {
-		for sent.Load() < int64(10*(round+1)) { // let some batches arrive between exports
-			if t.Failed() {
-				return
+		// Let some batches arrive between exports.
+		for n := sent.Load(); n < int64(10*(round+1)); {
+			select {
+			case n = <-arrived:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("round %d: only %d batches inserted after 30 s", round, n)
 			}
-			time.Sleep(time.Millisecond)
 		}
 		// Even rounds take the DuckDB file, odd ones the Parquet zip.
 		var rows, batches, maxBatch, short int64

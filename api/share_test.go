@@ -80,15 +80,20 @@ func withShareJanitor(c *fakeClock) func(*envConfig) {
 	}
 }
 
-// waitFor waits until cond holds, failing the test after 10 seconds.
+// waitFor polls cond until it holds, failing the test after 10 seconds:
+// for effects of the server's own timers (janitor, clean-up after a
+// response), which no channel reports.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-timeout:
 			t.Fatalf("still waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

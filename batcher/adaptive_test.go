@@ -27,13 +27,9 @@ func TestSmallBufferFlushesEarly(t *testing.T) {
 	if _, err := b.Submit(Request{Tenant: "t1", Table: "ev", Rows: numbers("n", "1", "2")}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for b.Stats().RowsCommitted.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("a small buffer was not flushed before FlushInterval (1 h)")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 20*time.Second, "a small buffer flushed long before FlushInterval (1 h)", func() bool {
+		return b.Stats().RowsCommitted.Load() >= 2
+	})
 	if v := b.DataVersion("t1"); v == v0 {
 		t.Fatalf("data version %d did not change with the commit", v)
 	}

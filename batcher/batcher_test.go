@@ -263,3 +263,20 @@ func TestCloseWithEndedContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// eventually polls cond until it holds, failing the test with what after
+// d: for effects of the writers' own timers (early flushes, periodic
+// sweeps), which no channel reports.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(d)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("still waiting after %s for %s", d, what)
+		}
+	}
+}

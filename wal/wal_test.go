@@ -142,12 +142,15 @@ func appendBatch(l *Log, recs [][]byte) ([]Position, error) {
 // within a generous deadline (a hang, not a slow machine).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(time.Minute)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-timeout:
 			t.Fatalf("gave up waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
