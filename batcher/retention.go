@@ -392,20 +392,30 @@ func (w *writer) resolve(cols []colType) TableRetention {
 	return tr
 }
 
+// retentionColumns loads the tenant's retention settings and returns
+// table's columns, or ErrNoTable.
+func (w *writer) retentionColumns(conn *sql.Conn, table string) ([]colType, error) {
+	if err := w.loadRetention(conn); err != nil {
+		return nil, err
+	}
+	cols, err := w.tableColumns(conn)
+	if err != nil {
+		return nil, err
+	}
+	c := cols[schema.FoldName(table)]
+	if len(c) == 0 {
+		return nil, fmt.Errorf("table %q: %w", table, ErrNoTable)
+	}
+	return c, nil
+}
+
 // tableRetention answers Retention on the writer goroutine.
 func (w *writer) tableRetention(table string) (TableRetention, error) {
 	var tr TableRetention
 	err := w.withConn(w.ctx, func(conn *sql.Conn) error {
-		if err := w.loadRetention(conn); err != nil {
-			return err
-		}
-		cols, err := w.tableColumns(conn)
+		c, err := w.retentionColumns(conn, table)
 		if err != nil {
 			return err
-		}
-		c := cols[schema.FoldName(table)]
-		if len(c) == 0 {
-			return fmt.Errorf("table %q: %w", table, ErrNoTable)
 		}
 		tr = w.resolve(c)
 		return nil
@@ -416,16 +426,9 @@ func (w *writer) tableRetention(table string) (TableRetention, error) {
 // storeRetention stores table's setting on the writer goroutine.
 func (w *writer) storeRetention(table string, s RetentionSetting) error {
 	return w.withConn(w.ctx, func(conn *sql.Conn) error {
-		if err := w.loadRetention(conn); err != nil {
-			return err
-		}
-		cols, err := w.tableColumns(conn)
+		c, err := w.retentionColumns(conn, table)
 		if err != nil {
 			return err
-		}
-		c := cols[schema.FoldName(table)]
-		if len(c) == 0 {
-			return fmt.Errorf("table %q: %w", table, ErrNoTable)
 		}
 		name := c[0].table
 		if s.TimeColumn != "" {
