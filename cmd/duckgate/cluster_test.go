@@ -222,23 +222,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	stored := queryIDs(t, via, seed.key, true)
-	lost, dup := 0, 0
-	for id := range acked {
-		if stored[id] == 0 {
-			lost++
-			if lost <= 5 {
-				t.Errorf("acknowledged id %s is missing", id)
-			}
-		}
-	}
-	for id, n := range stored {
-		if n > 1 {
-			dup++
-			if dup <= 5 {
-				t.Errorf("id %s stored %d times", id, n)
-			}
-		}
-	}
+	lost, dup := exactlyOnce(t, acked, stored)
 	for status, n := range refused {
 		if status != 503 {
 			t.Errorf("%d inserts refused with %d; only 503 is allowed (during an election): %v", n, status, bodies)

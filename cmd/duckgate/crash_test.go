@@ -115,23 +115,7 @@ func TestCrashRecovery(t *testing.T) {
 		stored[id] = n
 	}
 	rows.Close()
-	lost, dup := 0, 0
-	for id := range acked {
-		if stored[id] == 0 {
-			lost++
-			if lost <= 5 {
-				t.Errorf("acknowledged id %s is missing", id)
-			}
-		}
-	}
-	for id, n := range stored {
-		if n > 1 {
-			dup++
-			if dup <= 5 {
-				t.Errorf("id %s stored %d times", id, n)
-			}
-		}
-	}
+	lost, dup := exactlyOnce(t, acked, stored)
 	t.Logf("%d crashes, %d acknowledged ids, %d stored ids, %d lost, %d duplicated", crashes, len(acked), len(stored), lost, dup)
 	if len(acked) == 0 {
 		t.Fatal("no insert was acknowledged: the test tested nothing")
@@ -221,4 +205,27 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// exactlyOnce reports (the first five of each as errors) the acknowledged
+// ids not stored and the ids stored more than once, and counts them.
+func exactlyOnce(t *testing.T, acked map[string]bool, stored map[string]int) (lost, dup int) {
+	t.Helper()
+	for id := range acked {
+		if stored[id] == 0 {
+			lost++
+			if lost <= 5 {
+				t.Errorf("acknowledged id %s is missing", id)
+			}
+		}
+	}
+	for id, n := range stored {
+		if n > 1 {
+			dup++
+			if dup <= 5 {
+				t.Errorf("id %s stored %d times", id, n)
+			}
+		}
+	}
+	return lost, dup
 }
