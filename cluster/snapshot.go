@@ -14,8 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
-
-	"duckgate/schema"
 )
 
 // manifest is a partition's value in ManifestBucket: every insert of the
@@ -204,16 +202,16 @@ func (n *Node) snapshotRound(ctx context.Context, pt *part, m *manifestState) er
 }
 
 // snapshotTenant copies the tenant's database, consistent as of one
-// transaction, into a file of its scratch directory (the one place its
-// sandbox may write) and stores it as object obj.
+// transaction, into a file of its scratch directory (tenantdb's Snapshot:
+// the one place its sandbox may write; a crash's leftover is removed at
+// start) and stores it as object obj.
 func (n *Node) snapshotTenant(ctx context.Context, tenant, obj string, pos uint64) error {
-	file := filepath.Join(n.pool.ScratchDir(tenant), "snapshot-"+strconv.FormatUint(pos, 10)+".duckdb")
-	_ = os.Remove(file)
-	defer os.Remove(file)
-	defer os.Remove(file + ".wal")
-	if err := copyDatabase(ctx, n, tenant, file); err != nil {
+	file, err := n.pool.Snapshot(ctx, tenant, "cluster-"+strconv.FormatUint(pos, 10)+".duckdb")
+	if err != nil {
 		return fmt.Errorf("snapshot tenant %s: %w", tenant, err)
 	}
+	defer os.Remove(file)
+	defer os.Remove(file + ".wal")
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("snapshot tenant %s: %w", tenant, err)
@@ -223,32 +221,4 @@ func (n *Node) snapshotTenant(ctx context.Context, tenant, obj string, pos uint6
 		return fmt.Errorf("store snapshot of tenant %s: %w", tenant, err)
 	}
 	return nil
-}
-
-// copyDatabase writes a copy of the tenant's database into file with
-// DuckDB's COPY FROM DATABASE, which reads one snapshot of it while the
-// writer goes on.
-func copyDatabase(ctx context.Context, n *Node, tenant, file string) error {
-	h, err := n.pool.Acquire(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	defer h.Release()
-	conn, err := h.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var db string
-	if err := conn.QueryRowContext(ctx, "SELECT current_database()").Scan(&db); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "ATTACH "+schema.QuoteString(file)+" AS duckgate_snapshot"); err != nil {
-		return err
-	}
-	_, err = conn.ExecContext(ctx, "COPY FROM DATABASE "+schema.QuoteIdent(db)+" TO duckgate_snapshot")
-	if _, derr := conn.ExecContext(context.WithoutCancel(ctx), "DETACH duckgate_snapshot"); err == nil {
-		err = derr
-	}
-	return err
 }
