@@ -56,12 +56,7 @@ func (w *writer) runOps() {
 		}
 		ctx, cancel := context.WithCancel(w.ctx)
 		stop := context.AfterFunc(o.ctx, cancel)
-		err := o.fn(ctx, w)
-		// An op may change the tenant's data or column types (a pin, a
-		// discard): a new data version, before the caller hears it is
-		// done, so that no cached answer from before it is served after.
-		w.b.versions.bump(w.tenant)
-		o.done <- err
+		o.done <- o.fn(ctx, w) // its changes bumped the data version: see withConn
 		stop()
 		cancel()
 	}

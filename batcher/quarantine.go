@@ -188,7 +188,6 @@ func idList(ids []int64) string {
 // quarantine stores items as JSON rows in QuarantineTable, marking them
 // applied, in one transaction.
 func (w *writer) quarantine(ctx context.Context, table string, items []*pending, cause error) error {
-	defer w.b.versions.bump(w.tenant) // last, after COMMIT or ROLLBACK: see DataVersion
 	return w.withConn(ctx, func(conn *sql.Conn) (err error) {
 		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 			return err

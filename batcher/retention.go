@@ -531,9 +531,6 @@ func (w *writer) startSweep(run *sweepRun) error {
 // sweepStep runs one bounded step of run, in a flush slot (see
 // MaxConcurrentFlushes).
 func (w *writer) sweepStep(run *sweepRun) error {
-	// Last, after the step's COMMIT or ROLLBACK: its DELETE or rewrite
-	// changes what queries answer (see DataVersion).
-	defer w.b.versions.bump(w.tenant)
 	select {
 	case w.b.flushSlots <- struct{}{}:
 	case <-w.ctx.Done():

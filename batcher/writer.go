@@ -673,8 +673,14 @@ func endTx(ctx context.Context, conn *sql.Conn, err *error) {
 	}
 }
 
-// withConn runs fn on a connection of the tenant's database.
+// withConn runs fn on a connection of the tenant's database: everything
+// the writer does to the database outside a flush (quarantine, pins and
+// freezes, discards, retention sweeps and settings). Once fn has returned
+// (its transaction committed or rolled back), the tenant gets a new data
+// version, since fn may have changed what queries answer (see
+// DataVersion; commit bumps it for flushes).
 func (w *writer) withConn(ctx context.Context, fn func(*sql.Conn) error) error {
+	defer w.b.versions.bump(w.tenant)
 	h, err := w.b.pool.Acquire(ctx, w.tenant)
 	if err != nil {
 		return err
