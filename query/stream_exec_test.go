@@ -279,7 +279,13 @@ func TestStreamErrorMidway(t *testing.T) {
 // that has too many rows: DuckDB is interrupted, the slots are freed.
 func TestStreamTimeoutMidway(t *testing.T) {
 	env := newEnv(t, Config{}, nil)
-	got := env.query(t, "t1", "select * from range(1e13::BIGINT)", "format", "csv", "timeout", "0.5")
+	// Rows that come slowly (one in 16 passes the filter: a few hundred
+	// thousand in 2 s), so that the 2 s deadline falls mid-stream whatever
+	// the load: well after the check, the slot and the database's opening,
+	// well before the row cap. (0.5 s over a plain range, which meets the
+	// row cap after about 1 s, failed once in a full go test ./... under
+	// load and never alone: its window was too narrow.)
+	got := env.query(t, "t1", "select i from range(1e13::BIGINT) t(i) where md5(i::VARCHAR) < '1'", "format", "csv", "timeout", "2")
 	lines := strings.Split(strings.TrimRight(string(got.body), "\r\n"), "\r\n")
 	if last := lines[len(lines)-1]; got.status != 200 || len(lines) < 3 || !strings.HasPrefix(last, "#error: ") || !strings.Contains(last, "timed out") {
 		t.Fatalf("%d, %d lines, last %q", got.status, len(lines), last)
